@@ -1,0 +1,121 @@
+/**
+ * The contract's shapes as zod schemas, one source of truth for types and validation:
+ * what a script prints, and the send API's request and answer bodies.
+ */
+import { z } from 'zod';
+
+/** Default cooldown between two sent notifications of one script. */
+export const DEFAULT_COOLDOWN = '1h';
+const COOLDOWN_RE = /^(\d+)\s*([smhd])$/;
+const COOLDOWN_UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses a cooldown (`30m`, `1h`, `6h`, `1d`, any `<n>s|m|h|d`) into seconds; null if invalid. */
+export function parseCooldownSeconds(text: string): number | null {
+  const m = COOLDOWN_RE.exec(text.trim());
+  if (!m) return null;
+  return Number(m[1]) * COOLDOWN_UNIT_SECONDS[m[2]!]!;
+}
+
+/** What a notification script prints on stdout (one JSON object). Extra keys are kept. */
+export const ScriptOutputSchema = z
+  .looseObject({
+    notify: z.boolean({ error: 'must be true or false (a JSON boolean, not a string)' }),
+    title: z.string({ error: 'must be a string' }).nullish(),
+    message: z.string({ error: 'must be a string' }).nullish(),
+    image_path: z
+      .string({ error: 'must be a string' })
+      .refine((p) => p.startsWith('/'), 'must be an absolute path')
+      .nullish(),
+    cooldown: z.string({ error: 'must be a string such as "30m", "1h" or "1d"' }).nullish(),
+    data: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).nullish(),
+  })
+  .superRefine((out, ctx) => {
+    if (out.notify && (typeof out.message !== 'string' || out.message.trim() === '')) {
+      ctx.addIssue({ code: 'custom', path: ['message'], message: 'is required when notify is true' });
+    }
+  });
+export type ScriptOutput = z.infer<typeof ScriptOutputSchema>;
+
+/** Describes a zod error in one line for a person: `field: problem; field: problem`. */
+export function describeZodError(err: z.ZodError): string {
+  return err.issues
+    .map((i) => {
+      const where = i.path.length > 0 ? i.path.join('.') : '';
+      if (i.code === 'unrecognized_keys') return `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}`;
+      if (i.code === 'invalid_type' && i.input === undefined) return `${where || 'value'}: is required`;
+      return where ? `${where}: ${i.message}` : i.message;
+    })
+    .join('; ');
+}
+
+export const PARSE_MODES = ['Markdown', 'MarkdownV2', 'HTML', 'plain'] as const;
+export type ParseMode = (typeof PARSE_MODES)[number];
+
+const username = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(64, 'is too long')
+  .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'is not a valid user name');
+const scriptName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[^/\0]+$/, 'must be a file name, not a path');
+const parseMode = z.enum(PARSE_MODES, { error: `must be one of ${PARSE_MODES.join(', ')}` });
+
+/** Content and routing fields shared by /send and /send_photo. */
+const common = {
+  user: username.optional(),
+  title: z.string().max(1024, 'is too long (1024 characters at most)').optional(),
+  message: z.string().max(65536, 'is too long (65536 characters at most)').optional(),
+  parse_mode: parseMode.optional(),
+  script: scriptName.optional(),
+  data: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).optional(),
+};
+
+/** Body of POST /send. */
+export const SendRequestSchema = z
+  .strictObject({ ...common, text: z.string().max(65536, 'is too long (65536 characters at most)').optional() })
+  .superRefine((b, ctx) => {
+    const structured = b.title !== undefined || b.message !== undefined;
+    if (structured && b.text !== undefined) {
+      ctx.addIssue({ code: 'custom', message: "send either 'title'/'message' or 'text', not both" });
+    } else if (!structured && b.text === undefined) {
+      ctx.addIssue({ code: 'custom', message: "nothing to send: give 'message' (and optionally 'title'), or 'text'" });
+    } else if ((b.text ?? `${b.title ?? ''}${b.message ?? ''}`).trim() === '') {
+      ctx.addIssue({ code: 'custom', message: 'the notification is empty' });
+    }
+  });
+export type SendRequest = z.infer<typeof SendRequestSchema>;
+
+/** Fields of POST /send_photo (JSON; or multipart with the file in field `photo`). */
+export const SendPhotoRequestSchema = z
+  .strictObject({
+    ...common,
+    photo_path: z.string().min(1).optional(),
+    caption: z.string().max(65536, 'is too long (65536 characters at most)').optional(),
+  })
+  .superRefine((b, ctx) => {
+    if ((b.title !== undefined || b.message !== undefined) && b.caption !== undefined) {
+      ctx.addIssue({ code: 'custom', message: "send either 'title'/'message' or 'caption', not both" });
+    }
+  });
+export type SendPhotoRequest = z.infer<typeof SendPhotoRequestSchema>;
+
+/** What the Telegram channel did with a notification, as the send API reports it. */
+export type TelegramChannelStatus = 'delivered' | 'queued' | 'not_linked' | 'refused' | 'failed';
+
+/** A successful send API answer. */
+export interface SendResponse {
+  ok: true;
+  id: string;
+  queued?: true;
+  telegram: TelegramChannelStatus;
+  /** Desktop connections reached, or 'pending' when not awaited. */
+  desktop: number | 'pending' | 'unavailable';
+}
+
+/** Every error body of every API. */
+export interface ErrorBody {
+  error: string;
+}

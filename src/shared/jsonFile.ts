@@ -1,0 +1,104 @@
+/**
+ * Shared JSON files (the bot and the dashboard are separate processes): every
+ * read-modify-write holds an inter-process lock, every write replaces the file atomically
+ * (temp file, fsync, rename, fsync of the directory), and a file that cannot be parsed is
+ * an error, never an empty file to overwrite.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { z } from 'zod';
+import { withLock } from './lock.js';
+
+/** A shared file exists but does not hold what it should; nothing was changed. */
+export class CorruptFileError extends Error {
+  constructor(readonly path: string, detail: string) {
+    super(`${path} is unreadable (${detail}); it was left untouched. Repair or restore it, then retry.`);
+    this.name = 'CorruptFileError';
+  }
+}
+
+/** Writes data to path atomically: readers see the old or the new file, never a part. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o660): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await fsp.open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await fsp.rename(tmp, path);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
+/** fsync of a directory, so a rename in it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const dh = await fsp.open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+/** A JSON document in one file, validated by a schema, shared between processes. */
+export class JsonFile<T> {
+  constructor(
+    readonly path: string,
+    private readonly schema: z.ZodType<T>,
+    private readonly empty: () => T,
+  ) {}
+
+  /** The lock file guarding this document. */
+  get lockPath(): string {
+    return join(dirname(this.path), `.${basename(this.path)}.lock`);
+  }
+
+  /** Current contents; the empty value when the file does not exist yet. */
+  async read(): Promise<T> {
+    let text: string;
+    try {
+      text = await fsp.readFile(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.empty();
+      throw err;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new CorruptFileError(this.path, `not valid JSON: ${(err as Error).message}`);
+    }
+    const result = this.schema.safeParse(parsed);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+      throw new CorruptFileError(this.path, `unexpected content${where}: ${issue?.message ?? 'invalid'}`);
+    }
+    return result.data;
+  }
+
+  /**
+   * Read-modify-write under the lock. `change` gets the current value and returns the
+   * next one plus a result; returning `undefined` as next leaves the file alone.
+   */
+  async update<R>(change: (current: T) => { next?: T; result: R } | Promise<{ next?: T; result: R }>): Promise<R> {
+    return withLock(this.lockPath, async () => {
+      const current = await this.read();
+      const { next, result } = await change(current);
+      if (next !== undefined) await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`);
+      return result;
+    });
+  }
+}

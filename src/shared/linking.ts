@@ -1,0 +1,162 @@
+/**
+ * Linking a server account to a Telegram chat: the two shared files of the contract
+ * (`telegram_users.json`, `pending_codes.json`) and the operations on them. The bot issues
+ * codes; the dashboard verifies them. Lock order is always codes, then users.
+ */
+import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { type Clock, systemClock, unixSeconds } from './clock.js';
+import { JsonFile } from './jsonFile.js';
+
+/** How long a code is valid, in seconds (the contract's 10 minutes). */
+export const CODE_TTL_SECONDS = 600;
+
+const LinkSchema = z.looseObject({
+  chat_id: z.number().int(),
+  linked_at: z.string(),
+  /** Set when Telegram refused delivery for good (blocked the bot, chat gone). */
+  delivery_refused: z.optional(z.looseObject({ at: z.string(), reason: z.string() })),
+});
+const UsersSchema = z.record(z.string(), LinkSchema);
+const PendingSchema = z.looseObject({ chat_id: z.number().int(), created_at: z.number() });
+const CodesSchema = z.record(z.string(), PendingSchema);
+
+export type Link = z.infer<typeof LinkSchema>;
+export type Users = z.infer<typeof UsersSchema>;
+export type PendingCodes = z.infer<typeof CodesSchema>;
+
+/** Why a code was not accepted. */
+export type VerifyFailure = 'missing' | 'invalid' | 'expired';
+
+/** A code was refused; `message` is for the analyst. */
+export class VerifyError extends Error {
+  constructor(readonly reason: VerifyFailure) {
+    super(
+      reason === 'missing'
+        ? 'Enter the 6-digit code the bot sent you.'
+        : reason === 'expired'
+          ? 'This code has expired. Send /start to the bot for a new one.'
+          : 'This code is not valid. Check it, or send /start to the bot for a new one.',
+    );
+    this.name = 'VerifyError';
+  }
+}
+
+/** The shared link state of one data directory. */
+export class LinkStore {
+  readonly users: JsonFile<Users>;
+  readonly codes: JsonFile<PendingCodes>;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.users = new JsonFile(join(dataDir, 'telegram_users.json'), UsersSchema, () => ({}));
+    this.codes = new JsonFile(join(dataDir, 'pending_codes.json'), CodesSchema, () => ({}));
+  }
+
+  private isExpired(entry: { created_at: number }, nowSec: number): boolean {
+    return nowSec - entry.created_at >= CODE_TTL_SECONDS;
+  }
+
+  /** Issues a fresh code for a chat, replacing its earlier one and pruning expired ones. */
+  async issueCode(chatId: number): Promise<string> {
+    return this.codes.update((codes) => {
+      const now = unixSeconds(this.clock);
+      const next: PendingCodes = {};
+      for (const [code, entry] of Object.entries(codes)) {
+        if (entry.chat_id !== chatId && !this.isExpired(entry, now)) next[code] = entry;
+      }
+      let code: string;
+      do code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+      while (code in next);
+      next[code] = { chat_id: chatId, created_at: now };
+      return { next, result: code };
+    });
+  }
+
+  /** Consumes a code and links `username` to its chat; throws VerifyError when refused. */
+  async verifyCode(username: string, rawCode: unknown): Promise<Link> {
+    const code = typeof rawCode === 'string' ? rawCode.replace(/\s+/g, '') : rawCode === undefined || rawCode === null ? '' : String(rawCode);
+    if (code === '') throw new VerifyError('missing');
+    if (!/^\d{6}$/.test(code)) throw new VerifyError('invalid');
+    const outcome = await this.codes.update<Link | VerifyFailure>(async (codes) => {
+      const now = unixSeconds(this.clock);
+      const entry = codes[code];
+      if (!entry) return { result: 'invalid' };
+      const next = { ...codes };
+      delete next[code];
+      if (this.isExpired(entry, now)) return { next, result: 'expired' };
+      return { next, result: await this.linkChat(username, entry.chat_id) };
+    });
+    if (typeof outcome === 'string') throw new VerifyError(outcome);
+    return outcome;
+  }
+
+  /** Links username to chatId (replacing the user's earlier chat); returns the link. */
+  async linkChat(username: string, chatId: number): Promise<Link> {
+    const linkedAt = new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return this.users.update((users) => {
+      const next: Users = {};
+      for (const [name, link] of Object.entries(users)) {
+        // One chat speaks for one account: a chat relinked elsewhere leaves its old account.
+        if (link.chat_id !== chatId || name === username) next[name] = link;
+      }
+      const link: Link = { chat_id: chatId, linked_at: linkedAt };
+      next[username] = link;
+      return { next, result: link };
+    });
+  }
+
+  /** Removes username's link; false when it was not linked. */
+  async unlink(username: string): Promise<boolean> {
+    return this.users.update((users) => {
+      if (!(username in users)) return { result: false };
+      const next = { ...users };
+      delete next[username];
+      return { next, result: true };
+    });
+  }
+
+  /** Removes whichever account is linked to chatId; returns its name or null. */
+  async unlinkChat(chatId: number): Promise<string | null> {
+    return this.users.update((users) => {
+      const name = Object.keys(users).find((n) => users[n]!.chat_id === chatId);
+      if (name === undefined) return { result: null };
+      const next = { ...users };
+      delete next[name];
+      return { next, result: name };
+    });
+  }
+
+  /** The link of username, or null. */
+  async linkOf(username: string): Promise<Link | null> {
+    const users = await this.users.read();
+    return users[username] ?? null;
+  }
+
+  /** The account linked to chatId, or null. */
+  async userOfChat(chatId: number): Promise<string | null> {
+    const users = await this.users.read();
+    return Object.keys(users).find((n) => users[n]!.chat_id === chatId) ?? null;
+  }
+
+  /** Records that Telegram refused delivery to username's chat for good (or clears it). */
+  async markDeliveryRefused(username: string, chatId: number, reason: string | null): Promise<void> {
+    await this.users.update((users) => {
+      const link = users[username];
+      if (!link || link.chat_id !== chatId) return { result: undefined };
+      const next = { ...users };
+      const updated: Link = { ...link };
+      if (reason === null) {
+        if (!link.delivery_refused) return { result: undefined };
+        delete updated.delivery_refused;
+      } else {
+        updated.delivery_refused = { at: new Date(this.clock.now()).toISOString(), reason };
+      }
+      next[username] = updated;
+      return { next, result: undefined };
+    });
+  }
+}

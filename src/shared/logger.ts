@@ -1,0 +1,59 @@
+/**
+ * Logging for every program: pino, JSON lines, to stdout and optionally to a file.
+ * Secrets are redacted in one place, on the serialized line, so a token inside an error
+ * message or a request URL (grammY's HttpError carries one) never reaches a log.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import pino, { type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Anything shaped like a Telegram bot token (`<digits>:<35 url-safe chars>`). */
+const TOKEN_SHAPE = /\b\d{5,}:[A-Za-z0-9_-]{30,}\b/g;
+
+/** Replaces each known secret and anything shaped like a bot token. */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s.length >= 6) out = out.split(s).join('[REDACTED]');
+  }
+  return out.replace(TOKEN_SHAPE, '[REDACTED]');
+}
+
+/** Where and how a program logs. */
+export interface LoggerOptions {
+  name: string;
+  /** Also append to this file (created with mode 0660 if missing). */
+  file?: string;
+  /** Values that must never appear in a log line. */
+  secrets?: readonly string[];
+  level?: string;
+  /** Write to stdout as well (default true). */
+  stdout?: boolean;
+}
+
+/** Builds a pino logger with central redaction. */
+export function createLogger(opts: LoggerOptions): Logger {
+  const secrets = (opts.secrets ?? []).filter((s) => s.length > 0);
+  const streams: pino.StreamEntry[] = [];
+  if (opts.stdout !== false) streams.push({ stream: pino.destination({ dest: 1, sync: false }) });
+  if (opts.file) {
+    mkdirSync(dirname(opts.file), { recursive: true });
+    streams.push({ stream: pino.destination({ dest: opts.file, sync: false, mode: 0o660 }) });
+  }
+  return pino(
+    {
+      name: opts.name,
+      level: opts.level ?? process.env.NOTIFY_LOG_LEVEL ?? 'info',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      hooks: { streamWrite: (line: string) => redact(line, secrets) },
+    },
+    streams.length === 1 ? streams[0]!.stream : pino.multistream(streams),
+  );
+}
+
+/** A logger that writes nothing (tests and library use). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,160 @@
+/**
+ * The few POSIX calls Node does not expose, through the koffi FFI (no native build step):
+ * peer credentials of a unix socket connection, user and group look-ups that go through
+ * NSS (so LDAP/SSSD accounts work like local ones), and flock(2) for inter-process locks.
+ */
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+const Passwd = koffi.struct('notify_passwd', {
+  pw_name: 'char *',
+  pw_passwd: 'char *',
+  pw_uid: 'uint32',
+  pw_gid: 'uint32',
+  pw_gecos: 'char *',
+  pw_dir: 'char *',
+  pw_shell: 'char *',
+});
+const Group = koffi.struct('notify_group', {
+  gr_name: 'char *',
+  gr_passwd: 'char *',
+  gr_gid: 'uint32',
+  gr_mem: 'void *',
+});
+const Ucred = koffi.struct('notify_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
+
+const getpwuid_r = libc.func('int getpwuid_r(uint32 uid, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)');
+const getpwnam_r = libc.func('int getpwnam_r(const char *name, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)');
+const getgrnam_r = libc.func('int getgrnam_r(const char *name, _Out_ notify_group *grp, uint8_t *buf, size_t buflen, _Out_ void **result)');
+const getgrouplist = libc.func('int getgrouplist(const char *user, uint32 group, _Out_ uint32 *groups, _Inout_ int *ngroups)');
+const getsockopt = libc.func('int getsockopt(int fd, int level, int optname, _Out_ notify_ucred *optval, _Inout_ uint32 *optlen)');
+const flockFn = libc.func('int flock(int fd, int operation)');
+const errnoLocation = libc.func('int *__errno_location()');
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+const ERANGE = 34;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+const EWOULDBLOCK = 11;
+
+/** An account as the system's user database knows it. */
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+interface RawPasswd {
+  pw_name: string;
+  pw_uid: number;
+  pw_gid: number;
+  pw_dir: string;
+  pw_shell: string;
+}
+
+function errno(): number {
+  return koffi.decode(errnoLocation(), 'int') as number;
+}
+
+function withGrowingBuffer<T>(call: (buf: Buffer) => { rc: number; value: T | null }): T | null {
+  for (let size = 1024; size <= 1 << 20; size *= 4) {
+    const { rc, value } = call(Buffer.alloc(size));
+    if (rc === ERANGE) continue;
+    if (rc !== 0) throw new Error(`user database look-up failed (error ${rc})`);
+    return value;
+  }
+  throw new Error('user database entry too large');
+}
+
+function toEntry(p: RawPasswd): PasswdEntry {
+  return { name: p.pw_name, uid: p.pw_uid, gid: p.pw_gid, home: p.pw_dir, shell: p.pw_shell };
+}
+
+/** The account with this uid, or null when the uid has no passwd entry. */
+export function userByUid(uid: number): PasswdEntry | null {
+  return withGrowingBuffer((buf) => {
+    const pwd = {} as RawPasswd;
+    const result: [unknown] = [null];
+    const rc = getpwuid_r(uid, pwd, buf, buf.length, result) as number;
+    return { rc, value: result[0] ? toEntry(pwd) : null };
+  });
+}
+
+/** The account with this name, or null when there is none. */
+export function userByName(name: string): PasswdEntry | null {
+  return withGrowingBuffer((buf) => {
+    const pwd = {} as RawPasswd;
+    const result: [unknown] = [null];
+    const rc = getpwnam_r(name, pwd, buf, buf.length, result) as number;
+    return { rc, value: result[0] ? toEntry(pwd) : null };
+  });
+}
+
+/** The gid of a group, or null when there is no such group. */
+export function groupIdByName(name: string): number | null {
+  return withGrowingBuffer((buf) => {
+    const grp = {} as { gr_gid: number };
+    const result: [unknown] = [null];
+    const rc = getgrnam_r(name, grp, buf, buf.length, result) as number;
+    return { rc, value: result[0] ? grp.gr_gid : null };
+  });
+}
+
+/** Every gid the user belongs to (primary and supplementary). */
+export function groupIdsOfUser(user: PasswdEntry): number[] {
+  let n = 64;
+  for (;;) {
+    const groups = new Array<number>(n).fill(0);
+    const count: [number] = [n];
+    const rc = getgrouplist(user.name, user.gid, groups, count) as number;
+    if (rc >= 0) return groups.slice(0, count[0]);
+    if (count[0] <= n) n *= 2;
+    else n = count[0];
+  }
+}
+
+/** True when the named user is a member of the named group (primary or supplementary). */
+export function isUserInGroup(userName: string, groupName: string): boolean {
+  const user = userByName(userName);
+  const gid = groupIdByName(groupName);
+  if (!user || gid === null) return false;
+  return groupIdsOfUser(user).includes(gid);
+}
+
+/** Kernel-reported credentials of the process at the other end of a unix socket. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** SO_PEERCRED of a connected unix socket file descriptor. */
+export function peerCredentials(fd: number): PeerCredentials {
+  const cred = {} as PeerCredentials;
+  const len: [number] = [12];
+  const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) as number;
+  if (rc !== 0) throw new Error(`getsockopt(SO_PEERCRED) failed (errno ${errno()})`);
+  return { pid: cred.pid, uid: cred.uid, gid: cred.gid };
+}
+
+/**
+ * flock(2) without blocking the event loop: returns false when another holder has the
+ * lock (LOCK_NB), true when taken; throws on other errors.
+ */
+export function tryFlock(fd: number, exclusive = true): boolean {
+  const rc = flockFn(fd, (exclusive ? LOCK_EX : 1) | LOCK_NB) as number;
+  if (rc === 0) return true;
+  const e = errno();
+  if (e === EWOULDBLOCK) return false;
+  throw new Error(`flock failed (errno ${e})`);
+}
+
+/** Releases a flock taken with tryFlock. */
+export function unflock(fd: number): void {
+  flockFn(fd, LOCK_UN);
+}
