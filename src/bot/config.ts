@@ -1,0 +1,107 @@
+/** The bot service's configuration, from the environment (see the README's table). */
+import { userByUid } from '../shared/posix.js';
+import { EnvReader, readCommonConfig, type CommonConfig } from '../shared/config.js';
+
+export interface BotConfig extends CommonConfig {
+  token: string;
+  apiRoot: string;
+  trustedUsers: string[];
+  socketGroup: string | undefined;
+  analystGroup: string | undefined;
+  /** Default wait for delivery before answering 202. */
+  sendWaitMs: number;
+  /** Upper bound of `Prefer: wait=`. */
+  sendWaitMaxMs: number;
+  /** How long to wait for the gateway when Telegram is not linked. */
+  gatewayTimeoutMs: number;
+  /** At most botPerWindow messages in any window of botWindowMs, for the whole bot. */
+  botPerWindow: number;
+  botWindowMs: number;
+  chatBurst: number;
+  chatIntervalMs: number;
+  concurrency: number;
+  queueMax: number;
+  retryMaxAgeMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  rescanMs: number;
+  maxBodyBytes: number;
+  maxPhotoBytes: number;
+  pollTimeoutSeconds: number;
+  requestTimeoutSeconds: number;
+  scriptsCommand: string;
+  publicUrl: string;
+  botUsername: string | undefined;
+}
+
+/** Every variable the bot reads, with its default, for --help and the README. */
+export const BOT_ENV_HELP: Array<[string, string, string]> = [
+  ['TELEGRAM_BOT_TOKEN', '(required)', 'bot token from @BotFather; never logged'],
+  ['TELEGRAM_API_ROOT', 'https://api.telegram.org', 'Bot API root (tests point it at a local fake)'],
+  ['NOTIFY_DATA_DIR', '/data/notifications', 'shared data directory'],
+  ['NOTIFY_SOCKET', '/run/notify-bot/bot.sock', 'send API socket'],
+  ['NOTIFY_SOCKET_GROUP', "the bot's group", 'group owning the send socket (mode 0660): the analysts\' group'],
+  ['NOTIFY_GATEWAY_SOCKET', '/run/ws-gateway/ws.sock', 'desktop gateway dispatch socket'],
+  ['NOTIFY_TRUSTED_USERS', '(empty)', 'comma list of accounts that may send for anyone (root and the bot itself always may)'],
+  ['NOTIFY_ANALYST_GROUP', '(empty = no check)', 'only members of this group can be sent to'],
+  ['NOTIFY_SEND_WAIT', '2s', 'how long /send waits for delivery before answering 202'],
+  ['NOTIFY_SEND_WAIT_MAX', '30s', 'largest wait a request may ask for with Prefer: wait='],
+  ['NOTIFY_GATEWAY_TIMEOUT', '1s', 'wait for the desktop gateway when Telegram is not linked'],
+  ['NOTIFY_TELEGRAM_RATE', '30', 'messages the whole bot sends in any NOTIFY_TELEGRAM_WINDOW (Telegram allows about 30 per second)'],
+  ['NOTIFY_TELEGRAM_WINDOW', '1100ms', 'the window of NOTIFY_TELEGRAM_RATE (a little over 1 s keeps a margin for network jitter)'],
+  ['NOTIFY_CHAT_BURST', '3', 'messages a chat may get at once before pacing'],
+  ['NOTIFY_CHAT_INTERVAL', '1050ms', 'then one message per chat per this interval'],
+  ['NOTIFY_TELEGRAM_CONCURRENCY', '100', 'requests to Telegram in flight at once'],
+  ['NOTIFY_QUEUE_MAX', '20000', 'notifications queued at most; beyond, 503 with Retry-After'],
+  ['NOTIFY_RETRY_MAX_AGE', '24h', 'give up retrying (dead-letter) after this long'],
+  ['NOTIFY_RETRY_BASE', '1s', 'first retry delay (doubles per attempt, with jitter)'],
+  ['NOTIFY_RETRY_MAX_DELAY', '5m', 'longest delay between retries'],
+  ['NOTIFY_OUTBOX_RESCAN', '5s', 'how often the queue directory is scanned for re-queued messages'],
+  ['NOTIFY_MAX_BODY', '256KiB', 'largest JSON body of /send (bytes)'],
+  ['NOTIFY_MAX_PHOTO', '10MiB', 'largest photo (bytes)'],
+  ['NOTIFY_POLL_TIMEOUT', '30', 'long-polling timeout in seconds'],
+  ['NOTIFY_TELEGRAM_TIMEOUT', '30', 'timeout of one send request to Telegram, seconds'],
+  ['NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts', 'how services run an analyst\'s scripts'],
+  ['NOTIFY_PUBLIC_URL', 'http://localhost:8080', "the dashboard's URL (links in messages, desktop image URLs)"],
+  ['TELEGRAM_BOT_USERNAME', '(from getMe)', "the bot's @name, for messages"],
+];
+
+/** Reads and validates the bot's configuration. */
+export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
+  const r = new EnvReader(env);
+  const common = readCommonConfig(r);
+  const token = r.required('TELEGRAM_BOT_TOKEN', 'set it to the token @BotFather gave you (or use the local first-run mode, see the README)');
+  if (token && !/^\d+:[A-Za-z0-9_-]{20,}$/.test(token)) r.problem('TELEGRAM_BOT_TOKEN does not look like a bot token (<digits>:<letters>)');
+  const self = userByUid(process.getuid?.() ?? 0);
+  const config: BotConfig = {
+    ...common,
+    token,
+    apiRoot: r.url('TELEGRAM_API_ROOT', 'https://api.telegram.org'),
+    trustedUsers: r.list('NOTIFY_TRUSTED_USERS'),
+    socketGroup: r.optional('NOTIFY_SOCKET_GROUP'),
+    analystGroup: r.optional('NOTIFY_ANALYST_GROUP'),
+    sendWaitMs: r.durationMs('NOTIFY_SEND_WAIT', 2000),
+    sendWaitMaxMs: r.durationMs('NOTIFY_SEND_WAIT_MAX', 30_000),
+    gatewayTimeoutMs: r.durationMs('NOTIFY_GATEWAY_TIMEOUT', 1000),
+    botPerWindow: r.int('NOTIFY_TELEGRAM_RATE', 30, 1, 100_000),
+    botWindowMs: r.durationMs('NOTIFY_TELEGRAM_WINDOW', 1100),
+    chatBurst: r.int('NOTIFY_CHAT_BURST', 3, 1, 1000),
+    chatIntervalMs: r.durationMs('NOTIFY_CHAT_INTERVAL', 1050),
+    concurrency: r.int('NOTIFY_TELEGRAM_CONCURRENCY', 100, 1, 10_000),
+    queueMax: r.int('NOTIFY_QUEUE_MAX', 20_000, 1, 10_000_000),
+    retryMaxAgeMs: r.durationMs('NOTIFY_RETRY_MAX_AGE', 24 * 3600_000),
+    retryBaseMs: r.durationMs('NOTIFY_RETRY_BASE', 1000),
+    retryMaxMs: r.durationMs('NOTIFY_RETRY_MAX_DELAY', 300_000),
+    rescanMs: r.durationMs('NOTIFY_OUTBOX_RESCAN', 5000),
+    maxBodyBytes: r.int('NOTIFY_MAX_BODY', 256 * 1024, 1024, 64 * 1024 * 1024),
+    maxPhotoBytes: r.int('NOTIFY_MAX_PHOTO', 10 * 1024 * 1024, 1024, 50 * 1024 * 1024),
+    pollTimeoutSeconds: r.int('NOTIFY_POLL_TIMEOUT', 30, 0, 50),
+    requestTimeoutSeconds: r.int('NOTIFY_TELEGRAM_TIMEOUT', 30, 1, 600),
+    scriptsCommand: r.string('NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts'),
+    publicUrl: r.url('NOTIFY_PUBLIC_URL', 'http://localhost:8080'),
+    botUsername: r.optional('TELEGRAM_BOT_USERNAME')?.replace(/^@/, ''),
+  };
+  if (self === null) r.problem('the bot runs under a uid with no passwd entry');
+  r.done();
+  return config;
+}

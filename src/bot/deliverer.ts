@@ -1,0 +1,421 @@
+/**
+ * Delivers the outbox to Telegram: one FIFO per chat (order kept, one request in flight
+ * per chat), paced under Telegram's limits, with every failure sorted into what to do:
+ * wait as told (429), retry with backoff and jitter (network, 5xx) for a bounded time and
+ * then dead-letter, fall back to plain text (markup refused), or stop for good (the user
+ * blocked the bot, the chat is gone).
+ */
+import type { Logger } from '../shared/logger.js';
+import type { Clock } from '../shared/clock.js';
+import { type DeliveryOutcome, type DeliveryStatus, type OutboxRecord, OutboxStore, readOutcomes } from './outbox.js';
+import type { Pacer } from './pacer.js';
+import { type Part, plainFallback } from './render.js';
+
+/** Why Telegram (or the way to it) did not take a message. */
+export type SendFailureKind = 'rate_limited' | 'markup' | 'refused' | 'image' | 'bad_request' | 'transient';
+
+/** A classified send failure. */
+export class SendFailure extends Error {
+  constructor(
+    readonly kind: SendFailureKind,
+    message: string,
+    readonly retryAfterMs = 0,
+  ) {
+    super(message);
+    this.name = 'SendFailure';
+  }
+}
+
+/** What the deliverer needs from Telegram. Implementations throw SendFailure. */
+export interface TelegramTransport {
+  /** Sends one part; returns Telegram's message_id. */
+  send(chatId: number, part: Part, photo: Buffer | null, replyMarkup: unknown): Promise<number>;
+}
+
+/** Tunables of delivery. */
+export interface DelivererOptions {
+  /** Give up retrying after this long (from acceptance or re-queue). */
+  maxAgeMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Requests to Telegram in flight at once (across chats). */
+  concurrency: number;
+  /** Notifications queued at most; more are refused (503). */
+  queueMax: number;
+  /** How often to look for records put in the queue directory by others (re-queues). */
+  rescanMs: number;
+}
+
+/** Called when a chat refused delivery for good. */
+export type RefusalHook = (user: string, chatId: number, reason: string) => void;
+/** Called when a chat accepted a message (clears an earlier refusal mark). */
+export type DeliveredHook = (record: OutboxRecord) => void;
+
+/** The queue is full; retry later. */
+export class QueueFullError extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super('The notification queue is full; try again shortly.');
+    this.name = 'QueueFullError';
+  }
+}
+
+interface ChatQueue {
+  queue: OutboxRecord[];
+  busy: boolean;
+  readyAt: number;
+}
+
+/** Final state reported to a waiting send request. */
+export type WaitResult = DeliveryStatus | 'pending';
+
+/** Serializes appends: items arriving during a flush go together in the next one. */
+class OutcomeWriter {
+  private batch: DeliveryOutcome[] = [];
+  private flushing: Promise<void> | null = null;
+
+  constructor(private readonly store: OutboxStore, private readonly log: Logger) {}
+
+  write(o: DeliveryOutcome): Promise<void> {
+    this.batch.push(o);
+    if (!this.flushing) this.flushing = this.flushLoop();
+    return this.flushing;
+  }
+
+  private async flushLoop(): Promise<void> {
+    await Promise.resolve();
+    while (this.batch.length > 0) {
+      const items = this.batch;
+      this.batch = [];
+      try {
+        await this.store.recordOutcomes(items);
+      } catch (err) {
+        this.log.error({ err }, 'could not append to the delivery outcome log');
+      }
+    }
+    this.flushing = null;
+  }
+}
+
+/** Schedules and performs deliveries of the outbox. */
+export class Deliverer {
+  private readonly chats = new Map<number, ChatQueue>();
+  private readonly known = new Set<string>();
+  private readonly waiters = new Map<string, Set<(r: WaitResult) => void>>();
+  private readonly outcomes: OutcomeWriter;
+  private inFlight = 0;
+  private queued = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private rescanTimer: NodeJS.Timeout | null = null;
+  private stopped = true;
+  private idle: Array<() => void> = [];
+  /** Counters for /health and benchmarks. */
+  readonly stats = { delivered: 0, refused: 0, givenUp: 0, rateLimited: 0, retries: 0, plainFallbacks: 0 };
+
+  constructor(
+    private readonly store: OutboxStore,
+    private readonly transport: TelegramTransport,
+    private readonly pacer: Pacer,
+    private readonly opts: DelivererOptions,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly hooks: { onRefused?: RefusalHook; onDelivered?: DeliveredHook } = {},
+  ) {
+    this.outcomes = new OutcomeWriter(store, log);
+  }
+
+  /** Notifications accepted and not yet finished. */
+  get size(): number {
+    return this.queued;
+  }
+
+  /** Loads what a previous run left in the queue and starts delivering. */
+  async start(): Promise<void> {
+    await this.store.init();
+    this.stopped = false;
+    const loaded = await this.loadNew();
+    if (loaded > 0) this.log.info({ count: loaded }, 'resuming delivery of notifications queued before the restart');
+    this.rescanTimer = setInterval(() => {
+      this.loadNew().catch((err: unknown) => this.log.error({ err }, 'could not scan the outbox queue'));
+    }, this.opts.rescanMs);
+    this.rescanTimer.unref();
+    this.pump();
+  }
+
+  /** Stops scheduling and waits (bounded) for requests in flight. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    this.timer = null;
+    if (this.inFlight === 0) return;
+    await Promise.race([
+      new Promise<void>((resolve) => this.idle.push(resolve)),
+      new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
+    ]);
+  }
+
+  private async loadNew(): Promise<number> {
+    const ids = (await this.store.queuedIds()).filter((id) => !this.known.has(id));
+    if (ids.length === 0) return 0;
+    const records: OutboxRecord[] = [];
+    for (const id of ids) {
+      if (this.known.has(id)) continue;
+      try {
+        records.push(await this.store.readQueued(id));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        this.log.error({ err, id }, 'unreadable outbox record left in place');
+      }
+    }
+    // A crash between recording the final outcome and removing the file must not resend.
+    const done = await readOutcomes(this.store.dataDir, new Set(records.map((r) => r.id)));
+    records.sort((a, b) => a.seq - b.seq);
+    let count = 0;
+    for (const r of records) {
+      if (this.known.has(r.id)) continue;
+      if (done.has(r.id)) {
+        await this.store.remove(r);
+        continue;
+      }
+      this.enqueue(r);
+      count += 1;
+    }
+    if (count > 0) this.pump();
+    return count;
+  }
+
+  private enqueue(record: OutboxRecord): void {
+    this.known.add(record.id);
+    this.queued += 1;
+    let c = this.chats.get(record.chat_id);
+    if (!c) {
+      c = { queue: [], busy: false, readyAt: 0 };
+      this.chats.set(record.chat_id, c);
+    }
+    c.queue.push(record);
+  }
+
+  /** Refuses new work when the queue is at its bound. */
+  checkCapacity(): void {
+    if (this.queued >= this.opts.queueMax) throw new QueueFullError(Math.max(1, Math.ceil(this.queued / 30)));
+  }
+
+  /** Persists a new record (fsync) and schedules it. Resolves once it is on disk. */
+  async accept(record: OutboxRecord): Promise<void> {
+    this.checkCapacity();
+    this.known.add(record.id);
+    try {
+      await this.store.put(record);
+    } catch (err) {
+      this.known.delete(record.id);
+      throw err;
+    }
+    this.known.delete(record.id);
+    this.enqueue(record);
+    this.pump();
+  }
+
+  /** Waits up to ms for a record's final outcome. */
+  waitFor(id: string, ms: number): Promise<WaitResult> {
+    if (ms <= 0 || !this.known.has(id)) return Promise.resolve('pending');
+    return new Promise((resolve) => {
+      let set = this.waiters.get(id);
+      if (!set) {
+        set = new Set();
+        this.waiters.set(id, set);
+      }
+      const done = (r: WaitResult): void => {
+        clearTimeout(t);
+        set.delete(done);
+        if (set.size === 0) this.waiters.delete(id);
+        resolve(r);
+      };
+      const t = setTimeout(() => done('pending'), ms);
+      set.add(done);
+    });
+  }
+
+  private wake(at: number): void {
+    if (this.stopped || at === Infinity) return;
+    if (this.timer && this.timerAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.pump();
+    }, Math.max(0, at - this.clock.now()));
+  }
+
+  /** Starts every send that may go now; arranges to be called again when more may. */
+  private pump(): void {
+    if (this.stopped) return;
+    let wake = Infinity;
+    const started: number[] = [];
+    for (const [chatId, c] of this.chats) {
+      if (c.busy) continue;
+      if (c.queue.length === 0) {
+        this.chats.delete(chatId);
+        continue;
+      }
+      if (this.inFlight >= this.opts.concurrency) break;
+      const now = this.clock.now();
+      if (c.readyAt > now) {
+        wake = Math.min(wake, c.readyAt);
+        continue;
+      }
+      const chatWait = this.pacer.chatDelay(chatId);
+      if (chatWait > 0) {
+        wake = Math.min(wake, now + chatWait);
+        continue;
+      }
+      const botWait = this.pacer.botDelay();
+      if (botWait > 0) {
+        wake = Math.min(wake, now + botWait);
+        break;
+      }
+      this.pacer.take(chatId);
+      c.busy = true;
+      this.inFlight += 1;
+      started.push(chatId);
+      void this.sendHead(chatId, c);
+    }
+    // Round robin: chats just served go to the back.
+    for (const chatId of started) {
+      const c = this.chats.get(chatId);
+      if (c) {
+        this.chats.delete(chatId);
+        this.chats.set(chatId, c);
+      }
+    }
+    this.wake(wake);
+  }
+
+  private backoff(attempts: number): number {
+    const exp = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.min(attempts - 1, 30));
+    return Math.round(exp / 2 + Math.random() * (exp / 2));
+  }
+
+  private async sendHead(chatId: number, c: ChatQueue): Promise<void> {
+    const record = c.queue[0]!;
+    try {
+      await this.sendPart(record);
+    } catch (err) {
+      await this.handleFailure(chatId, c, record, err);
+    } finally {
+      c.busy = false;
+      this.inFlight -= 1;
+      if (this.inFlight === 0 && this.idle.length > 0) for (const f of this.idle.splice(0)) f();
+      this.pump();
+    }
+  }
+
+  private async sendPart(record: OutboxRecord): Promise<void> {
+    const index = record.sent_parts;
+    let part = record.parts[index]!;
+    const last = index === record.parts.length - 1;
+    const markup = last ? record.reply_markup : undefined;
+    let photo: Buffer | null = null;
+    if (part.kind === 'photo') {
+      try {
+        photo = record.photo ? await this.store.getPhoto(record.photo) : null;
+      } catch {
+        photo = null;
+      }
+      if (!photo) part = this.photoUnavailable(record, index, 'the image file is missing from the outbox');
+    }
+    let messageId: number;
+    try {
+      messageId = await this.transport.send(record.chat_id, part, photo, markup);
+    } catch (err) {
+      if (!(err instanceof SendFailure)) throw err;
+      if (err.kind === 'markup') {
+        this.stats.plainFallbacks += 1;
+        this.log.warn({ id: record.id, reason: err.message }, 'Telegram refused the formatting; sending as plain text');
+        messageId = await this.transport.send(record.chat_id, plainFallback(part), photo, markup);
+      } else if (err.kind === 'image' && part.kind === 'photo') {
+        this.log.warn({ id: record.id, reason: err.message }, 'Telegram refused the image; sending the text alone');
+        messageId = await this.transport.send(record.chat_id, this.photoUnavailable(record, index, err.message), null, markup);
+      } else throw err;
+    }
+    record.sent_parts += 1;
+    record.message_ids = [...(record.message_ids ?? []), messageId];
+    if (record.sent_parts < record.parts.length) {
+      await this.store.put(record);
+      return;
+    }
+    await this.finish(record, 'delivered');
+    this.hooks.onDelivered?.(record);
+  }
+
+  private photoUnavailable(record: OutboxRecord, index: number, why: string): Part {
+    const part = record.parts[index]!;
+    const note = `[image not delivered: ${why}]`;
+    const text = part.text ? `${part.text}\n${note}` : note;
+    const replaced: Part = { kind: 'text', text, ...(part.entities ? { entities: part.entities } : {}), ...(part.parseMode ? { parseMode: part.parseMode } : {}) };
+    record.parts[index] = replaced;
+    return replaced;
+  }
+
+  private async finish(record: OutboxRecord, status: DeliveryStatus, detail?: string): Promise<void> {
+    const c = this.chats.get(record.chat_id);
+    if (c && c.queue[0] === record) c.queue.shift();
+    else if (c) c.queue = c.queue.filter((r) => r !== record);
+    await this.outcomes.write({ id: record.id, user: record.user, script: record.script, status, at: new Date(this.clock.now()).toISOString(), detail });
+    if (status === 'given_up') await this.store.bury({ ...record, last_error: detail ?? record.last_error });
+    else await this.store.remove(record);
+    this.known.delete(record.id);
+    this.queued -= 1;
+    if (status === 'delivered') this.stats.delivered += 1;
+    else if (status === 'refused') this.stats.refused += 1;
+    else this.stats.givenUp += 1;
+    const set = this.waiters.get(record.id);
+    if (set) for (const f of [...set]) f(status);
+  }
+
+  private async handleFailure(chatId: number, c: ChatQueue, record: OutboxRecord, err: unknown): Promise<void> {
+    const failure = err instanceof SendFailure ? err : new SendFailure('transient', err instanceof Error ? err.message : String(err));
+    const now = this.clock.now();
+    switch (failure.kind) {
+      case 'rate_limited': {
+        this.stats.rateLimited += 1;
+        this.pacer.pause(failure.retryAfterMs);
+        c.readyAt = now + failure.retryAfterMs;
+        this.log.warn({ id: record.id, chat: chatId, retryAfterMs: failure.retryAfterMs }, 'Telegram asked to slow down (429); waiting as told');
+        return;
+      }
+      case 'refused': {
+        this.log.warn({ user: record.user, chat: chatId, reason: failure.message }, 'Telegram refused delivery for good; not retrying');
+        this.hooks.onRefused?.(record.user, chatId, failure.message);
+        // Everything queued for this chat would meet the same answer.
+        for (const r of [...c.queue]) await this.finish(r, 'refused', failure.message);
+        return;
+      }
+      case 'bad_request': {
+        this.log.error({ id: record.id, user: record.user, reason: failure.message }, 'Telegram rejected the message; moved to the dead-letter queue');
+        await this.finish(record, 'given_up', `rejected by Telegram: ${failure.message}`);
+        return;
+      }
+      default: {
+        record.attempts += 1;
+        record.last_error = failure.message;
+        const age = now - (record.retry_from ?? record.accepted_at);
+        if (age >= this.opts.maxAgeMs) {
+          this.log.error({ id: record.id, user: record.user, attempts: record.attempts, reason: failure.message }, 'delivery retries exhausted; moved to the dead-letter queue');
+          await this.finish(record, 'given_up', `gave up after ${record.attempts} attempts: ${failure.message}`);
+          return;
+        }
+        const delay = this.backoff(record.attempts);
+        c.readyAt = now + delay;
+        this.stats.retries += 1;
+        this.log.warn({ id: record.id, chat: chatId, attempt: record.attempts, retryInMs: delay, reason: failure.message }, 'delivery failed; will retry');
+        try {
+          await this.store.put(record);
+        } catch (e) {
+          this.log.error({ err: e, id: record.id }, 'could not record the failed attempt');
+        }
+      }
+    }
+  }
+}

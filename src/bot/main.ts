@@ -1,0 +1,108 @@
+/** `notify-bot`: the Telegram bot service, and its operator commands for the outbox. */
+import { EnvReader, ConfigError } from '../shared/config.js';
+import { createLogger } from '../shared/logger.js';
+import { BOT_ENV_HELP, readBotConfig } from './config.js';
+import { OutboxStore } from './outbox.js';
+import { startBotService } from './service.js';
+
+const USAGE = `Usage:
+  notify-bot                    run the bot service (Telegram polling + send API)
+  notify-bot queue list         list undeliverable notifications (the dead-letter queue)
+  notify-bot queue show <id>    show one of them in full
+  notify-bot queue requeue <id>|--all
+                                put them back in the delivery queue (the running bot picks them up)
+  notify-bot --help             this help
+
+Environment (default in brackets):
+${BOT_ENV_HELP.map(([n, d, m]) => `  ${n} [${d}]\n      ${m}`).join('\n')}
+`;
+
+async function queueCommand(args: string[]): Promise<number> {
+  const r = new EnvReader();
+  const dataDir = r.string('NOTIFY_DATA_DIR', '/data/notifications');
+  r.done();
+  const store = new OutboxStore(dataDir);
+  const [sub, arg] = args;
+  if (sub === 'list') {
+    const dead = await store.deadLetters();
+    if (dead.length === 0) {
+      console.log('The dead-letter queue is empty.');
+      return 0;
+    }
+    for (const d of dead) {
+      const first = d.parts[0]?.text.split('\n')[0]?.slice(0, 60) ?? '';
+      console.log(`${d.id}  ${new Date(d.accepted_at).toISOString()}  user=${d.user}  script=${d.script ?? '-'}  attempts=${d.attempts}  "${first}"\n    reason: ${d.last_error ?? 'unknown'}`);
+    }
+    console.log(`${dead.length} undeliverable notification(s). Re-queue with: notify-bot queue requeue <id> (or --all)`);
+    return 0;
+  }
+  if (sub === 'show' && arg) {
+    const d = (await store.deadLetters()).find((x) => x.id === arg);
+    if (!d) {
+      console.error(`No dead letter with id ${arg}.`);
+      return 1;
+    }
+    console.log(JSON.stringify(d, null, 2));
+    return 0;
+  }
+  if (sub === 'requeue' && arg) {
+    const ids = arg === '--all' ? (await store.deadLetters()).map((d) => d.id) : [arg];
+    let n = 0;
+    for (const id of ids) {
+      if (await store.requeue(id, Date.now())) n += 1;
+      else console.error(`No dead letter with id ${id}.`);
+    }
+    console.log(`Re-queued ${n} notification(s); the running bot delivers them within a few seconds.`);
+    return n === ids.length ? 0 : 1;
+  }
+  console.error(USAGE);
+  return 2;
+}
+
+/** Entry point. */
+export async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (argv[0] === 'queue') {
+    process.exitCode = await queueCommand(argv.slice(1));
+    return;
+  }
+  if (argv.length > 0) {
+    process.stderr.write(`Unknown arguments: ${argv.join(' ')}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  let cfg;
+  try {
+    cfg = readBotConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`notify-bot: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+  const log = createLogger({ name: 'notify-bot', file: `${cfg.dataDir}/bot.log`, secrets: [cfg.token] });
+  let running;
+  try {
+    running = await startBotService(cfg, log);
+  } catch (err) {
+    log.fatal({ err }, 'notify-bot could not start');
+    process.stderr.write(`notify-bot: ${err instanceof Error ? err.message : String(err)}\n`);
+    log.flush();
+    process.exitCode = 1;
+    return;
+  }
+  const stop = async (why: string, code: number): Promise<void> => {
+    log.info(`stopping (${why})`);
+    await running.stop();
+    log.flush();
+    process.exit(code);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM', 0));
+  process.once('SIGINT', () => void stop('SIGINT', 0));
+  void running.fatal.then((err) => stop(err.message, 1));
+}

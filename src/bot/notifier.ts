@@ -1,0 +1,180 @@
+/**
+ * The one door every notification passes: it resolves the channels of the user, puts a
+ * Telegram-bound notification in the durable outbox, hands a copy to the desktop gateway
+ * without ever letting the gateway hold the Telegram path up, and says what each channel did.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../shared/clock.js';
+import type { SendResponse, TelegramChannelStatus } from '../shared/contract.js';
+import type { LinkStore } from '../shared/linking.js';
+import type { Logger } from '../shared/logger.js';
+import type { Deliverer } from './deliverer.js';
+import { newOutboxId, type OutboxRecord, type OutboxStore } from './outbox.js';
+import { imageType } from './photos.js';
+import { type Content, photoParts, textParts } from './render.js';
+
+/** A notification as the desktop gateway carries it (the contract's fields). */
+export interface DesktopNotification {
+  id: string;
+  title: string;
+  message: string;
+  script: string;
+  timestamp: string;
+  image_url?: string;
+}
+
+/** The desktop channel, as the bot sees it. Never throws; bounded in time. */
+export interface DesktopChannel {
+  dispatch(user: string, notification: DesktopNotification): Promise<{ sent: number } | { error: string }>;
+}
+
+/** A notification to deliver. */
+export interface Submission {
+  user: string;
+  content: Content;
+  photo?: Buffer | undefined;
+  script?: string | undefined;
+  data?: Record<string, unknown> | undefined;
+  /** Inline keyboard under the (last) message. */
+  replyMarkup?: unknown;
+}
+
+/** How long to wait before answering. */
+export interface SubmitOptions {
+  /** Answer as soon as the notification is on disk. */
+  respondAsync: boolean;
+  waitMs: number;
+}
+
+/** An answer for the send API. */
+export type SubmitResult = { status: 200 | 202; body: SendResponse } | { status: 404; body: { error: string } };
+
+/** Settings of the notifier. */
+export interface NotifierOptions {
+  dataDir: string;
+  publicUrl: string;
+  gatewayTimeoutMs: number;
+  /** How long images for desktop clients are kept. */
+  imageRetentionMs: number;
+}
+
+function plainOf(content: Content): { title: string; message: string } {
+  if (content.text !== undefined) return { title: '', message: content.text };
+  return { title: content.title ?? '', message: content.message ?? '' };
+}
+
+/** Accepts notifications and routes them to the channels. */
+export class Notifier {
+  readonly imageDir: string;
+
+  constructor(
+    private readonly links: LinkStore,
+    private readonly outbox: OutboxStore,
+    private readonly deliverer: Deliverer,
+    private readonly desktop: DesktopChannel | null,
+    private readonly opts: NotifierOptions,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {
+    this.imageDir = join(opts.dataDir, 'images');
+  }
+
+  /** Keeps a copy of the image for desktop clients (served by the dashboard to its owner). */
+  private async storeImage(id: string, user: string, bytes: Buffer): Promise<string | undefined> {
+    try {
+      await fsp.mkdir(this.imageDir, { recursive: true, mode: 0o770 });
+      const type = imageType(bytes) ?? 'image/png';
+      await fsp.writeFile(join(this.imageDir, `${id}.img`), bytes, { mode: 0o660 });
+      await fsp.writeFile(join(this.imageDir, `${id}.json`), JSON.stringify({ user, content_type: type, created_at: new Date(this.clock.now()).toISOString() }), { mode: 0o660 });
+      return `${this.opts.publicUrl}/api/images/${id}`;
+    } catch (err) {
+      this.log.error({ err, id }, 'could not keep the image for desktop clients');
+      return undefined;
+    }
+  }
+
+  /** Removes desktop images older than the retention. */
+  async pruneImages(): Promise<void> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.imageDir);
+    } catch {
+      return;
+    }
+    const cutoff = this.clock.now() - this.opts.imageRetentionMs;
+    for (const n of names) {
+      const p = join(this.imageDir, n);
+      try {
+        const st = await fsp.stat(p);
+        if (st.mtimeMs < cutoff) await fsp.rm(p, { force: true });
+      } catch {
+        // Raced with another prune.
+      }
+    }
+  }
+
+  private dispatchDesktop(user: string, n: DesktopNotification): Promise<{ sent: number } | { error: string }> {
+    if (!this.desktop) return Promise.resolve({ error: 'no desktop gateway configured' });
+    return this.desktop.dispatch(user, n).catch((err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }));
+  }
+
+  /** Accepts a notification; see the contract's "Channels" and "Durability". */
+  async submit(sub: Submission, opts: SubmitOptions): Promise<SubmitResult> {
+    const now = this.clock.now();
+    const { id, seq } = newOutboxId(now);
+    const link = await this.links.linkOf(sub.user);
+    const imageUrl = sub.photo ? await this.storeImage(id, sub.user, sub.photo) : undefined;
+    const plain = plainOf(sub.content);
+    const desktopNote: DesktopNotification = {
+      id,
+      title: plain.title,
+      message: plain.message,
+      script: sub.script ?? '',
+      timestamp: new Date(now).toISOString(),
+      ...(imageUrl ? { image_url: imageUrl } : {}),
+    };
+
+    if (!link) {
+      // Only the desktop can take it: wait for the gateway (bounded).
+      const d = await this.dispatchDesktop(sub.user, desktopNote);
+      if ('sent' in d && d.sent > 0) {
+        return { status: 200, body: { ok: true, id, telegram: 'not_linked', desktop: d.sent } };
+      }
+      return {
+        status: 404,
+        body: { error: `'${sub.user}' has not linked Telegram (link it on the dashboard) and no desktop app of theirs is connected` },
+      };
+    }
+
+    const record: OutboxRecord = {
+      id,
+      seq,
+      user: sub.user,
+      chat_id: link.chat_id,
+      accepted_at: now,
+      ...(sub.script ? { script: sub.script } : {}),
+      parts: sub.photo ? photoParts(sub.content) : textParts(sub.content),
+      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : {}),
+      sent_parts: 0,
+      attempts: 0,
+    };
+    if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
+    await this.deliverer.accept(record);
+
+    // The desktop copy goes its own way; its answer is reported only if already in.
+    let desktop: SendResponse['desktop'] = 'pending';
+    void this.dispatchDesktop(sub.user, desktopNote).then((d) => {
+      desktop = 'sent' in d ? d.sent : 'unavailable';
+      if ('error' in d) this.log.debug({ id, reason: d.error }, 'desktop dispatch failed');
+    });
+
+    if (opts.respondAsync) {
+      return { status: 202, body: { ok: true, id, queued: true, telegram: 'queued', desktop } };
+    }
+    const result = await this.deliverer.waitFor(id, opts.waitMs);
+    if (result === 'pending') return { status: 202, body: { ok: true, id, queued: true, telegram: 'queued', desktop } };
+    const telegram: TelegramChannelStatus = result === 'delivered' ? 'delivered' : result === 'refused' ? 'refused' : 'failed';
+    return { status: 200, body: { ok: true, id, telegram, desktop } };
+  }
+}

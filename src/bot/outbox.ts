@@ -1,0 +1,264 @@
+/**
+ * The durable outbox: every accepted notification is a file in a spool directory, on disk
+ * (fsync of the file and of the directory) before anyone is told "accepted". Progress
+ * (parts already sent) is written back after each Telegram acceptance, so a restart resumes
+ * where it stopped; finished messages leave the queue and their outcome goes to an
+ * append-only log the services read; messages that could not be delivered in time go to
+ * a dead-letter directory an operator can inspect and re-queue.
+ *
+ *   outbox/queue/<id>.json   accepted, not yet delivered
+ *   outbox/photos/<id>.bin   the photo of a queued or dead message
+ *   outbox/dead/<id>.json    given up (operator: `notify-bot queue list|requeue`)
+ *   deliveries.jsonl         final outcome of each notification, by id
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { fsyncDir } from '../shared/jsonFile.js';
+import type { Part } from './render.js';
+
+const EntitySchema = z.object({
+  type: z.enum(['bold', 'italic', 'code', 'pre', 'text_link']),
+  offset: z.number(),
+  length: z.number(),
+  url: z.string().optional(),
+  language: z.string().optional(),
+});
+const PartSchema = z.object({
+  kind: z.enum(['text', 'photo']),
+  text: z.string(),
+  entities: z.array(EntitySchema).optional(),
+  parseMode: z.enum(['HTML', 'MarkdownV2']).optional(),
+});
+
+/** A queued notification as stored in the spool. */
+export const OutboxRecordSchema = z.looseObject({
+  id: z.string(),
+  seq: z.number(),
+  user: z.string(),
+  chat_id: z.number().int(),
+  accepted_at: z.number(),
+  script: z.string().optional(),
+  parts: z.array(PartSchema).min(1),
+  /** Extra keyboard for the last part (inline buttons), as Telegram's reply_markup. */
+  reply_markup: z.unknown().optional(),
+  photo: z.string().optional(),
+  sent_parts: z.number().int().min(0),
+  attempts: z.number().int().min(0),
+  /** Retry budget starts here (accepted_at, or when an operator re-queued it). */
+  retry_from: z.number().optional(),
+  last_error: z.string().optional(),
+  dead_at: z.number().optional(),
+  message_ids: z.array(z.number()).optional(),
+});
+export type OutboxRecord = z.infer<typeof OutboxRecordSchema> & { parts: Part[] };
+
+/** Final delivery outcome of a notification. */
+export type DeliveryStatus = 'delivered' | 'refused' | 'given_up';
+
+/** One line of deliveries.jsonl. */
+export interface DeliveryOutcome {
+  id: string;
+  user: string;
+  script?: string | undefined;
+  status: DeliveryStatus;
+  at: string;
+  detail?: string | undefined;
+}
+
+const MAX_OUTCOME_LOG = 8 * 1024 * 1024;
+
+/** Coalesces directory fsyncs: callers arriving while one runs share the next one. */
+class DirSyncer {
+  private running: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+
+  constructor(private readonly dir: string) {}
+
+  sync(): Promise<void> {
+    if (this.queued) return this.queued;
+    if (!this.running) {
+      this.running = fsyncDir(this.dir).finally(() => {
+        this.running = null;
+      });
+      return this.running;
+    }
+    const after = this.running;
+    this.queued = after
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = null;
+        return this.sync();
+      });
+    return this.queued;
+  }
+}
+
+let lastSeq = 0;
+/** A new id, ordered by acceptance within and across runs. */
+export function newOutboxId(now: number): { id: string; seq: number } {
+  const seq = Math.max(now * 1000, lastSeq + 1);
+  lastSeq = seq;
+  return { id: `${seq.toString(36)}-${randomBytes(3).toString('hex')}`, seq };
+}
+
+/** File-system operations of the outbox. */
+export class OutboxStore {
+  readonly queueDir: string;
+  readonly deadDir: string;
+  readonly photoDir: string;
+  readonly outcomesPath: string;
+  private readonly queueSync: DirSyncer;
+  private readonly photoSync: DirSyncer;
+
+  constructor(readonly dataDir: string) {
+    this.queueDir = join(dataDir, 'outbox', 'queue');
+    this.deadDir = join(dataDir, 'outbox', 'dead');
+    this.photoDir = join(dataDir, 'outbox', 'photos');
+    this.outcomesPath = join(dataDir, 'deliveries.jsonl');
+    this.queueSync = new DirSyncer(this.queueDir);
+    this.photoSync = new DirSyncer(this.photoDir);
+  }
+
+  /** Creates the spool directories (mode 0770). */
+  async init(): Promise<void> {
+    for (const d of [this.queueDir, this.deadDir, this.photoDir]) {
+      await fsp.mkdir(d, { recursive: true, mode: 0o770 });
+    }
+    // Leftovers of writes interrupted by a crash.
+    for (const d of [this.queueDir, this.deadDir, this.photoDir]) {
+      for (const name of await fsp.readdir(d)) {
+        if (name.startsWith('.') && name.endsWith('.tmp')) await fsp.rm(join(d, name), { force: true });
+      }
+    }
+  }
+
+  private async writeDurably(dir: string, name: string, data: string | Uint8Array, syncer: DirSyncer): Promise<void> {
+    const tmp = join(dir, `.${name}.${randomBytes(3).toString('hex')}.tmp`);
+    const fh = await fsp.open(tmp, 'wx', 0o660);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, join(dir, name));
+    await syncer.sync();
+  }
+
+  /** Stores photo bytes for a message; returns the stored name. */
+  async putPhoto(id: string, bytes: Uint8Array): Promise<string> {
+    const name = `${id}.bin`;
+    await this.writeDurably(this.photoDir, name, bytes, this.photoSync);
+    return name;
+  }
+
+  /** Reads a stored photo. */
+  async getPhoto(name: string): Promise<Buffer> {
+    return fsp.readFile(join(this.photoDir, name));
+  }
+
+  /** Writes (or rewrites) a queued record durably. */
+  async put(record: OutboxRecord): Promise<void> {
+    await this.writeDurably(this.queueDir, `${record.id}.json`, JSON.stringify(record), this.queueSync);
+  }
+
+  /** Removes a finished record and its photo. */
+  async remove(record: OutboxRecord): Promise<void> {
+    await fsp.rm(join(this.queueDir, `${record.id}.json`), { force: true });
+    if (record.photo) await fsp.rm(join(this.photoDir, record.photo), { force: true });
+  }
+
+  /** Moves a record to the dead-letter directory (its photo stays for a re-queue). */
+  async bury(record: OutboxRecord): Promise<void> {
+    const dead = { ...record, dead_at: Date.now() };
+    await fsp.writeFile(join(this.deadDir, `.${record.id}.json.tmp`), JSON.stringify(dead, null, 2), { mode: 0o660 });
+    await fsp.rename(join(this.deadDir, `.${record.id}.json.tmp`), join(this.deadDir, `${record.id}.json`));
+    await fsp.rm(join(this.queueDir, `${record.id}.json`), { force: true });
+    await fsyncDir(this.deadDir);
+  }
+
+  /** Names of the queued record files. */
+  async queuedIds(): Promise<string[]> {
+    return (await fsp.readdir(this.queueDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).map((n) => n.slice(0, -5));
+  }
+
+  private async readRecord(path: string): Promise<OutboxRecord> {
+    const parsed = OutboxRecordSchema.safeParse(JSON.parse(await fsp.readFile(path, 'utf8')));
+    if (!parsed.success) throw new Error(`${path}: ${parsed.error.issues[0]?.message ?? 'invalid record'}`);
+    return parsed.data as OutboxRecord;
+  }
+
+  /** Reads one queued record. */
+  async readQueued(id: string): Promise<OutboxRecord> {
+    return this.readRecord(join(this.queueDir, `${id}.json`));
+  }
+
+  /** Every dead letter, oldest first. */
+  async deadLetters(): Promise<OutboxRecord[]> {
+    const names = (await fsp.readdir(this.deadDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.'));
+    const out: OutboxRecord[] = [];
+    for (const n of names) out.push(await this.readRecord(join(this.deadDir, n)));
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Moves a dead letter back into the queue with a fresh retry budget. */
+  async requeue(id: string, now: number): Promise<boolean> {
+    const path = join(this.deadDir, `${id}.json`);
+    let record: OutboxRecord;
+    try {
+      record = await this.readRecord(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    const next: OutboxRecord = { ...record, attempts: 0, retry_from: now };
+    delete next.dead_at;
+    delete next.last_error;
+    await this.put(next);
+    await fsp.rm(path, { force: true });
+    return true;
+  }
+
+  /** Appends final outcomes (one fsync for the batch); rotates the log when large. */
+  async recordOutcomes(outcomes: DeliveryOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    try {
+      const st = await fsp.stat(this.outcomesPath);
+      if (st.size > MAX_OUTCOME_LOG) await fsp.rename(this.outcomesPath, `${this.outcomesPath}.1`);
+    } catch {
+      // No log yet.
+    }
+    const fh = await fsp.open(this.outcomesPath, 'a', 0o660);
+    try {
+      await fh.writeFile(outcomes.map((o) => `${JSON.stringify(o)}\n`).join(''));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+/** Final outcomes by id, newest line winning (for the services' history views). */
+export async function readOutcomes(dataDir: string, ids?: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>> {
+  const out = new Map<string, DeliveryOutcome>();
+  for (const name of ['deliveries.jsonl.1', 'deliveries.jsonl']) {
+    let text: string;
+    try {
+      text = await fsp.readFile(join(dataDir, name), 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      try {
+        const o = JSON.parse(line) as DeliveryOutcome;
+        if (!ids || ids.has(o.id)) out.set(o.id, o);
+      } catch {
+        // A torn last line after a crash; skip it.
+      }
+    }
+  }
+  return out;
+}

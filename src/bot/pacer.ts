@@ -1,0 +1,92 @@
+/**
+ * Keeping under Telegram's limits instead of hitting them: a sliding window for the whole
+ * bot (about 30 messages per second) and a token bucket per chat (short bursts, then about
+ * one per second), plus a bot-wide pause when Telegram asks for one (429 retry_after).
+ */
+import type { Clock } from '../shared/clock.js';
+
+/** Pacing limits. */
+export interface PacerLimits {
+  /** Messages allowed in any window of `windowMs` for the whole bot. */
+  botPerWindow: number;
+  windowMs: number;
+  /** Per-chat bucket size and refill interval. */
+  chatBurst: number;
+  chatIntervalMs: number;
+}
+
+interface Bucket {
+  tokens: number;
+  updatedAt: number;
+}
+
+/** Decides when the next message may go out, for the bot and for each chat. */
+export class Pacer {
+  private readonly sent: number[] = [];
+  private readonly buckets = new Map<number, Bucket>();
+  private pausedUntil = 0;
+
+  constructor(
+    private readonly limits: PacerLimits,
+    private readonly clock: Clock,
+  ) {}
+
+  private bucket(chatId: number, now: number): Bucket {
+    let b = this.buckets.get(chatId);
+    if (!b) {
+      b = { tokens: this.limits.chatBurst, updatedAt: now };
+      this.buckets.set(chatId, b);
+    }
+    const refill = (now - b.updatedAt) / this.limits.chatIntervalMs;
+    if (refill > 0) {
+      b.tokens = Math.min(this.limits.chatBurst, b.tokens + refill);
+      b.updatedAt = now;
+    }
+    return b;
+  }
+
+  private prune(now: number): void {
+    while (this.sent.length > 0 && this.sent[0]! <= now - this.limits.windowMs) this.sent.shift();
+  }
+
+  /** Milliseconds until the bot as a whole may send (0 = now). */
+  botDelay(): number {
+    const now = this.clock.now();
+    this.prune(now);
+    let wait = Math.max(0, this.pausedUntil - now);
+    if (this.sent.length >= this.limits.botPerWindow) {
+      wait = Math.max(wait, this.sent[this.sent.length - this.limits.botPerWindow]! + this.limits.windowMs - now);
+    }
+    return wait;
+  }
+
+  /** Milliseconds until this chat may receive (0 = now). */
+  chatDelay(chatId: number): number {
+    const now = this.clock.now();
+    const b = this.bucket(chatId, now);
+    if (b.tokens >= 1) return 0;
+    return Math.ceil((1 - b.tokens) * this.limits.chatIntervalMs);
+  }
+
+  /** Records a message sent now to chatId. */
+  take(chatId: number): void {
+    const now = this.clock.now();
+    this.prune(now);
+    this.sent.push(now);
+    const b = this.bucket(chatId, now);
+    b.tokens = Math.max(0, b.tokens - 1);
+  }
+
+  /** Telegram asked the bot to wait (429 retry_after). */
+  pause(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + ms);
+  }
+
+  /** Forgets idle chats' buckets (they are full again anyway). */
+  sweep(): void {
+    const now = this.clock.now();
+    for (const [chatId, b] of this.buckets) {
+      if (now - b.updatedAt > this.limits.chatBurst * this.limits.chatIntervalMs) this.buckets.delete(chatId);
+    }
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The send API: HTTP on the bot's unix socket. Identity comes from the kernel (peer
+ * credentials), bodies are validated against the contract's schemas, and every error is
+ * `{"error": "..."}` a person can act on.
+ */
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../shared/contract.js';
+import type { Logger } from '../shared/logger.js';
+import { QueueFullError } from './deliverer.js';
+import { authorize, type Caller, callerFromUid, notePeer, peerUidOf } from './identity.js';
+import type { Notifier, Submission } from './notifier.js';
+import { checkUpload, PhotoError, readCallerPhoto } from './photos.js';
+import type { Content } from './render.js';
+
+/** What the send API needs. */
+export interface SendApiDeps {
+  notifier: Notifier;
+  log: Logger;
+  trustedUsers: readonly string[];
+  analystGroup?: string | undefined;
+  sendWaitMs: number;
+  sendWaitMaxMs: number;
+  maxBodyBytes: number;
+  maxPhotoBytes: number;
+  /** Extra fields for GET /health. */
+  health: () => Record<string, unknown>;
+  /** Overrides the peer uid (for app.inject() tests, which have no socket). */
+  identify?: (req: FastifyRequest) => number | null;
+}
+
+class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Parses `Prefer`: respond-async and/or wait=<seconds>. */
+export function parsePrefer(header: string | string[] | undefined, defaultMs: number, maxMs: number): { respondAsync: boolean; waitMs: number } {
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  let respondAsync = false;
+  let waitMs = defaultMs;
+  for (const token of text.split(/[,;]/).map((t) => t.trim().toLowerCase())) {
+    if (token === 'respond-async') respondAsync = true;
+    const m = /^wait\s*=\s*"?(\d+(?:\.\d+)?)"?$/.exec(token);
+    if (m) waitMs = Math.min(maxMs, Number(m[1]) * 1000);
+  }
+  return { respondAsync, waitMs };
+}
+
+function contentOf(body: { title?: string | undefined; message?: string | undefined; parse_mode?: Content['parseMode'] }, raw: string | undefined): Content {
+  if (raw !== undefined) return { text: raw, parseMode: body.parse_mode };
+  return { title: body.title, message: body.message, parseMode: body.parse_mode };
+}
+
+/** Builds the send API application (not yet listening). */
+export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: deps.maxBodyBytes, return503OnClosing: true, forceCloseConnections: true });
+  app.server.on('connection', notePeer);
+  await app.register(multipart, {
+    limits: { fileSize: deps.maxPhotoBytes, files: 1, fields: 20, fieldSize: deps.maxBodyBytes, parts: 22 },
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof HttpProblem) {
+      void reply.code(err.status).headers(err.headers).send({ error: err.message });
+      return;
+    }
+    const status = err.statusCode ?? 500;
+    let message = err.message;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') message = `the request body is larger than ${deps.maxBodyBytes} bytes`;
+    else if (err.code === 'FST_REQ_FILE_TOO_LARGE') message = `the photo is larger than ${deps.maxPhotoBytes} bytes`;
+    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = 'unsupported content type: send application/json (or multipart/form-data to /send_photo)';
+    else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') message = 'the request body is empty; send a JSON object';
+    else if (status === 400 && /JSON/i.test(err.message)) message = `the body is not valid JSON: ${err.message}`;
+    if (status >= 500) {
+      deps.log.error({ err, url: req.url }, 'send API request failed');
+      message = 'internal error; the notification was not accepted (see the bot log)';
+    }
+    const code = status === 415 ? 400 : status;
+    void reply.code(code).send({ error: message });
+  });
+
+  function callerOf(req: FastifyRequest): Caller {
+    const uid = deps.identify ? deps.identify(req) : peerUidOf(req.raw.socket);
+    if (uid === null) throw new HttpProblem(403, 'cannot tell who is calling (no peer credentials); connect through the unix socket');
+    return callerFromUid(uid, deps.trustedUsers);
+  }
+
+  function target(req: FastifyRequest, caller: Caller, requested: string | undefined): string {
+    const a = authorize(caller, requested, deps.analystGroup);
+    if (!a.ok) {
+      deps.log.warn({ caller: caller.name ?? `uid ${caller.uid}`, requested, path: req.url }, `send refused: ${a.error}`);
+      throw new HttpProblem(a.status, a.error);
+    }
+    return a.user;
+  }
+
+  async function submit(req: FastifyRequest, reply: FastifyReply, sub: Submission): Promise<void> {
+    const prefer = parsePrefer(req.headers.prefer, deps.sendWaitMs, deps.sendWaitMaxMs);
+    try {
+      const result = await deps.notifier.submit(sub, prefer);
+      void reply.code(result.status).send(result.body);
+    } catch (err) {
+      if (err instanceof QueueFullError) {
+        throw new HttpProblem(503, err.message, { 'retry-after': String(err.retryAfterSeconds) });
+      }
+      throw err;
+    }
+  }
+
+  app.get('/health', async () => ({ status: 'ok', ...deps.health() }));
+
+  app.post('/send', async (req, reply) => {
+    const caller = callerOf(req);
+    const parsed = SendRequestSchema.safeParse(req.body);
+    if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error));
+    const body = parsed.data;
+    const user = target(req, caller, body.user);
+    await submit(req, reply, { user, content: contentOf(body, body.text), script: body.script, data: body.data });
+  });
+
+  app.post('/send_photo', async (req, reply) => {
+    const caller = callerOf(req);
+    let fields: Record<string, unknown>;
+    let upload: Buffer | undefined;
+    if (req.isMultipart()) {
+      fields = {};
+      try {
+        for await (const part of req.parts()) {
+          if (part.type === 'file') {
+            if (part.fieldname !== 'photo') throw new HttpProblem(400, `unexpected file field '${part.fieldname}'; the image goes in field 'photo'`);
+            upload = await part.toBuffer();
+          } else if (part.fieldname === 'data') {
+            try {
+              fields.data = JSON.parse(String(part.value));
+            } catch {
+              throw new HttpProblem(400, "field 'data' must be a JSON object");
+            }
+          } else fields[part.fieldname] = part.value;
+        }
+      } catch (err) {
+        if (err instanceof HttpProblem) throw err;
+        const e = err as FastifyError;
+        if (e.statusCode === 413) throw err;
+        throw new HttpProblem(400, `invalid multipart body: ${e.message}`);
+      }
+    } else {
+      if (req.body === null || typeof req.body !== 'object') throw new HttpProblem(400, 'send a JSON object or multipart/form-data');
+      fields = req.body as Record<string, unknown>;
+    }
+    const parsed = SendPhotoRequestSchema.safeParse(fields);
+    if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error));
+    const body: SendPhotoRequest = parsed.data;
+    if (upload && body.photo_path) throw new HttpProblem(400, "send either the 'photo' file or 'photo_path', not both");
+    if (!upload && !body.photo_path) throw new HttpProblem(400, "no photo: upload the image in field 'photo' or give 'photo_path'");
+    const user = target(req, caller, body.user);
+    let photo: Buffer;
+    try {
+      photo = upload ? checkUpload(upload, deps.maxPhotoBytes) : await readCallerPhoto(body.photo_path!, caller, deps.maxPhotoBytes);
+    } catch (err) {
+      if (err instanceof PhotoError) {
+        if (err.status === 403) deps.log.warn({ caller: caller.name, path: body.photo_path }, `photo refused: ${err.message}`);
+        throw new HttpProblem(err.status, err.message);
+      }
+      throw err;
+    }
+    await submit(req, reply, { user, content: contentOf(body, body.caption), photo, script: body.script, data: body.data });
+  });
+
+  return app;
+}

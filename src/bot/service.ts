@@ -1,0 +1,169 @@
+/** Builds and starts the bot service: outbox and delivery, send API, Telegram polling. */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { Api, Bot } from 'grammy';
+import type { FastifyInstance } from 'fastify';
+import { type Clock, systemClock } from '../shared/clock.js';
+import { GatewayClient } from '../shared/gatewayClient.js';
+import { LinkStore } from '../shared/linking.js';
+import { LinkTokenStore } from '../shared/linkTokens.js';
+import { type HeldLock, tryLock } from '../shared/lock.js';
+import type { Logger } from '../shared/logger.js';
+import { listenOnUnixSocket } from '../shared/unixSocket.js';
+import type { BotConfig } from './config.js';
+import { Deliverer } from './deliverer.js';
+import { linkCommands } from './linkCommands.js';
+import { Notifier } from './notifier.js';
+import { OutboxStore } from './outbox.js';
+import { Pacer } from './pacer.js';
+import { Poller } from './polling.js';
+import { buildSendApi } from './sendApi.js';
+import { GrammyTransport } from './transport.js';
+
+/** A running bot service. */
+export interface RunningBot {
+  readonly deliverer: Deliverer;
+  readonly notifier: Notifier;
+  readonly sendApi: FastifyInstance;
+  readonly bot: Bot;
+  /** Stops everything; resolves when stopped. */
+  stop(): Promise<void>;
+  /** Resolves with an error if the service cannot go on (e.g. the token was refused). */
+  readonly fatal: Promise<Error>;
+}
+
+/** Another bot already runs on this data directory. */
+export class AlreadyRunningError extends Error {
+  constructor(dataDir: string) {
+    super(`Another notify-bot is already running with the data directory ${dataDir}; two would answer Telegram twice. Stop the other one first.`);
+    this.name = 'AlreadyRunningError';
+  }
+}
+
+/** The commands shown in Telegram's menu. */
+export const BOT_COMMANDS = [
+  { command: 'start', description: 'Link this chat to your server account' },
+  { command: 'status', description: 'Your scripts and their last runs' },
+  { command: 'test', description: 'Send a sample report' },
+  { command: 'whoami', description: 'Which account this chat is linked to' },
+  { command: 'help', description: 'What I can do' },
+  { command: 'unlink', description: 'Stop notifications to this chat' },
+];
+
+/** Starts the bot service. */
+export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock = systemClock): Promise<RunningBot> {
+  await fsp.mkdir(cfg.dataDir, { recursive: true, mode: 0o770 });
+  const instance: HeldLock | null = tryLock(join(cfg.dataDir, '.notify-bot.lock'));
+  if (!instance) throw new AlreadyRunningError(cfg.dataDir);
+
+  const stoppers: Array<() => Promise<void> | void> = [() => instance.release()];
+  const stopAll = async (): Promise<void> => {
+    for (const s of stoppers.splice(0).reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        log.error({ err }, 'error while stopping');
+      }
+    }
+  };
+
+  try {
+    const links = new LinkStore(cfg.dataDir, clock);
+    try {
+      await links.users.read();
+      await links.codes.read();
+    } catch (err) {
+      log.error({ err }, 'a shared data file is unreadable; linking and sending will fail until it is repaired');
+    }
+    const linkTokens = new LinkTokenStore(cfg.dataDir, clock);
+
+    const outbox = new OutboxStore(cfg.dataDir);
+    const pacer = new Pacer(
+      { botPerWindow: cfg.botPerWindow, windowMs: cfg.botWindowMs, chatBurst: cfg.chatBurst, chatIntervalMs: cfg.chatIntervalMs },
+      clock,
+    );
+    const sendingApi = new Api(cfg.token, { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.requestTimeoutSeconds });
+    let bot: Bot | null = null;
+    const deliverer = new Deliverer(
+      outbox,
+      new GrammyTransport(sendingApi),
+      pacer,
+      { maxAgeMs: cfg.retryMaxAgeMs, retryBaseMs: cfg.retryBaseMs, retryMaxMs: cfg.retryMaxMs, concurrency: cfg.concurrency, queueMax: cfg.queueMax, rescanMs: cfg.rescanMs },
+      clock,
+      log,
+      {
+        onRefused: (user, chatId, reason) => {
+          links.markDeliveryRefused(user, chatId, reason).catch((err: unknown) => log.error({ err, user }, 'could not mark the link as refused'));
+        },
+        onDelivered: (record) => {
+          if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');
+        },
+      },
+    );
+    await deliverer.start();
+    stoppers.push(() => deliverer.stop());
+
+    const gateway = new GatewayClient(cfg.gatewaySocketPath, cfg.gatewayTimeoutMs);
+    const notifier = new Notifier(
+      links,
+      outbox,
+      deliverer,
+      gateway,
+      { dataDir: cfg.dataDir, publicUrl: cfg.publicUrl, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000 },
+      clock,
+      log,
+    );
+    const housekeeping = setInterval(() => {
+      pacer.sweep();
+      void notifier.pruneImages();
+    }, 3_600_000);
+    housekeeping.unref();
+    stoppers.push(() => clearInterval(housekeeping));
+
+    const startedAt = clock.now();
+    const sendApi = await buildSendApi({
+      notifier,
+      log,
+      trustedUsers: cfg.trustedUsers,
+      analystGroup: cfg.analystGroup,
+      sendWaitMs: cfg.sendWaitMs,
+      sendWaitMaxMs: cfg.sendWaitMaxMs,
+      maxBodyBytes: cfg.maxBodyBytes,
+      maxPhotoBytes: cfg.maxPhotoBytes,
+      health: () => ({ queued: deliverer.size, uptime_s: Math.round((clock.now() - startedAt) / 1000), delivery: deliverer.stats, telegram_polling: bot?.isInited() ?? false }),
+    });
+    await listenOnUnixSocket(sendApi, cfg.socketPath, cfg.socketGroup);
+    stoppers.push(() => sendApi.close());
+    log.info({ socket: cfg.socketPath }, 'send API listening');
+
+    bot = new Bot(cfg.token, { client: { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.pollTimeoutSeconds + 15 } });
+    bot.catch((err) => log.error({ err: err.error, update_id: err.ctx.update.update_id }, 'a Telegram update could not be handled'));
+    bot.use(linkCommands({ links, linkTokens, notifier, log, publicUrl: cfg.publicUrl }));
+
+    let fatalResolve: (e: Error) => void = () => undefined;
+    const fatal = new Promise<Error>((resolve) => {
+      fatalResolve = resolve;
+    });
+    const poller = new Poller(bot, log, { timeoutSeconds: cfg.pollTimeoutSeconds, minBackoffMs: 500, maxBackoffMs: 30_000, onFatal: fatalResolve });
+    poller.start();
+    stoppers.push(() => poller.stop());
+    const theBot = bot;
+    void (async () => {
+      for (let attempt = 0; attempt < 20; attempt += 1) {
+        try {
+          await theBot.api.setMyCommands(BOT_COMMANDS);
+          return;
+        } catch (err) {
+          log.debug({ err }, 'setMyCommands failed; retrying');
+          await new Promise((r) => setTimeout(r, 3000).unref());
+        }
+      }
+    })();
+    log.info({ dataDir: cfg.dataDir, queued: deliverer.size }, 'notify-bot started');
+
+    return { deliverer, notifier, sendApi, bot, stop: stopAll, fatal };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
