@@ -187,7 +187,7 @@ export class OutboxStore {
   private async readRecord(path: string): Promise<OutboxRecord> {
     const parsed = OutboxRecordSchema.safeParse(JSON.parse(await fsp.readFile(path, 'utf8')));
     if (!parsed.success) throw new Error(`${path}: ${parsed.error.issues[0]?.message ?? 'invalid record'}`);
-    return parsed.data as OutboxRecord;
+    return parsed.data;
   }
 
   /** Reads one queued record. */

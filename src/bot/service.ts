@@ -9,6 +9,7 @@ import { LinkStore } from '../shared/linking.js';
 import { LinkTokenStore } from '../shared/linkTokens.js';
 import { type HeldLock, tryLock } from '../shared/lock.js';
 import type { Logger } from '../shared/logger.js';
+import { ScriptsHelper } from '../shared/scriptsHelper.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
 import type { BotConfig } from './config.js';
 import { Deliverer } from './deliverer.js';
@@ -18,6 +19,7 @@ import { OutboxStore } from './outbox.js';
 import { Pacer } from './pacer.js';
 import { Poller } from './polling.js';
 import { buildSendApi } from './sendApi.js';
+import { scriptCommands } from './scriptCommands.js';
 import { GrammyTransport } from './transport.js';
 
 /** A running bot service. */
@@ -139,6 +141,8 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     bot = new Bot(cfg.token, { client: { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.pollTimeoutSeconds + 15 } });
     bot.catch((err) => log.error({ err: err.error, update_id: err.ctx.update.update_id }, 'a Telegram update could not be handled'));
     bot.use(linkCommands({ links, linkTokens, notifier, log, publicUrl: cfg.publicUrl }));
+    const helper = new ScriptsHelper({ command: cfg.scriptsCommand, timeoutMs: cfg.scriptsHelperTimeoutMs });
+    bot.use(scriptCommands({ links, helper, notifier, log, clock }));
 
     let fatalResolve: (e: Error) => void = () => undefined;
     const fatal = new Promise<Error>((resolve) => {

@@ -78,7 +78,7 @@ export class LinkStore {
 
   /** Consumes a code and links `username` to its chat; throws VerifyError when refused. */
   async verifyCode(username: string, rawCode: unknown): Promise<Link> {
-    const code = typeof rawCode === 'string' ? rawCode.replace(/\s+/g, '') : rawCode === undefined || rawCode === null ? '' : String(rawCode);
+    const code = typeof rawCode === 'string' ? rawCode.replace(/\s+/g, '') : typeof rawCode === 'number' ? String(rawCode) : rawCode === undefined || rawCode === null ? '' : '?';
     if (code === '') throw new VerifyError('missing');
     if (!/^\d{6}$/.test(code)) throw new VerifyError('invalid');
     const outcome = await this.codes.update<Link | VerifyFailure>(async (codes) => {

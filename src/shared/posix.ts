@@ -7,7 +7,7 @@ import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
 
-const Passwd = koffi.struct('notify_passwd', {
+koffi.struct('notify_passwd', {
   pw_name: 'char *',
   pw_passwd: 'char *',
   pw_uid: 'uint32',
@@ -16,13 +16,13 @@ const Passwd = koffi.struct('notify_passwd', {
   pw_dir: 'char *',
   pw_shell: 'char *',
 });
-const Group = koffi.struct('notify_group', {
+koffi.struct('notify_group', {
   gr_name: 'char *',
   gr_passwd: 'char *',
   gr_gid: 'uint32',
   gr_mem: 'void *',
 });
-const Ucred = koffi.struct('notify_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
+koffi.struct('notify_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
 
 const getpwuid_r = libc.func('int getpwuid_r(uint32 uid, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)');
 const getpwnam_r = libc.func('int getpwnam_r(const char *name, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)');
