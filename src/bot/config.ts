@@ -31,6 +31,7 @@ export interface BotConfig extends CommonConfig {
   requestTimeoutSeconds: number;
   scriptsCommand: string;
   scriptsHelperTimeoutMs: number;
+  digestCheckMs: number;
   publicUrl: string;
   botUsername: string | undefined;
 }
@@ -64,6 +65,7 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_TELEGRAM_TIMEOUT', '30', 'timeout of one send request to Telegram, seconds'],
   ['NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts', 'how services run an analyst\'s scripts'],
   ['NOTIFY_SCRIPTS_HELPER_TIMEOUT', '90s', 'longest a script-helper call may take (includes the script\'s own timeout)'],
+  ['NOTIFY_DIGEST_CHECK', '30s', 'how often the bot looks for quiet hours that ended (to send their digest)'],
   ['NOTIFY_PUBLIC_URL', 'http://localhost:8080', "the dashboard's URL (links in messages, desktop image URLs)"],
   ['TELEGRAM_BOT_USERNAME', '(from getMe)', "the bot's @name, for messages"],
 ];
@@ -101,6 +103,7 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     requestTimeoutSeconds: r.int('NOTIFY_TELEGRAM_TIMEOUT', 30, 1, 600),
     scriptsCommand: r.string('NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts'),
     scriptsHelperTimeoutMs: r.durationMs('NOTIFY_SCRIPTS_HELPER_TIMEOUT', 90_000),
+    digestCheckMs: r.durationMs('NOTIFY_DIGEST_CHECK', 30_000),
     publicUrl: r.url('NOTIFY_PUBLIC_URL', 'http://localhost:8080'),
     botUsername: r.optional('TELEGRAM_BOT_USERNAME')?.replace(/^@/, ''),
   };

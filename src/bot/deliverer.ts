@@ -104,6 +104,8 @@ export class Deliverer {
   private readonly outcomes: OutcomeWriter;
   private inFlight = 0;
   private queued = 0;
+  /** Records being written by accept(): they count against the bound before they are queued. */
+  private accepting = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private rescanTimer: NodeJS.Timeout | null = null;
@@ -174,8 +176,12 @@ export class Deliverer {
     let count = 0;
     for (const r of records) {
       if (this.known.has(r.id)) continue;
-      if (done.has(r.id)) {
-        await this.store.remove(r);
+      const outcome = done.get(r.id);
+      // An outcome older than an operator's re-queue belongs to the earlier round.
+      if (outcome && !(r.retry_from !== undefined && Date.parse(outcome.at) < r.retry_from)) {
+        // Given up but not yet buried when the bot died: bury it now, never drop it.
+        if (outcome.status === 'given_up') await this.store.bury({ ...r, last_error: outcome.detail ?? r.last_error });
+        else await this.store.remove(r);
         continue;
       }
       this.enqueue(r);
@@ -198,18 +204,22 @@ export class Deliverer {
 
   /** Refuses new work when the queue is at its bound. */
   checkCapacity(): void {
-    if (this.queued >= this.opts.queueMax) throw new QueueFullError(Math.max(1, Math.ceil(this.queued / 30)));
+    const held = this.queued + this.accepting;
+    if (held >= this.opts.queueMax) throw new QueueFullError(Math.max(1, Math.ceil(held / 30)));
   }
 
   /** Persists a new record (fsync) and schedules it. Resolves once it is on disk. */
   async accept(record: OutboxRecord): Promise<void> {
     this.checkCapacity();
     this.known.add(record.id);
+    this.accepting += 1;
     try {
       await this.store.put(record);
     } catch (err) {
       this.known.delete(record.id);
       throw err;
+    } finally {
+      this.accepting -= 1;
     }
     this.known.delete(record.id);
     this.enqueue(record);

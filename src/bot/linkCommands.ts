@@ -72,7 +72,7 @@ export function linkCommands(deps: LinkCommandDeps): Composer<Context> {
         await ctx.reply(`Linked: this chat now receives notifications for ${code(username)}.`, { parse_mode: 'Markdown' });
         const welcome = welcomeMessage(username);
         await deps.notifier
-          .submit({ user: username, content: { title: welcome.title, message: welcome.message } }, { respondAsync: true, waitMs: 0 })
+          .submit({ user: username, content: { title: welcome.title, message: welcome.message }, bypassRules: true }, { respondAsync: true, waitMs: 0 })
           .catch((err: unknown) => deps.log.error({ err, user: username }, 'could not queue the welcome message'));
         return;
       }

@@ -5,10 +5,12 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { type AlertRulesStore, inQuietHours, quietHoursEnd, suppressionFor } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
 import type { SendResponse, TelegramChannelStatus } from '../shared/contract.js';
 import type { LinkStore } from '../shared/linking.js';
 import type { Logger } from '../shared/logger.js';
+import { alertKeyboard, type ScriptKeys } from './alertKeyboard.js';
 import type { Deliverer } from './deliverer.js';
 import { newOutboxId, type OutboxRecord, type OutboxStore } from './outbox.js';
 import { imageType } from './photos.js';
@@ -36,8 +38,16 @@ export interface Submission {
   photo?: Buffer | undefined;
   script?: string | undefined;
   data?: Record<string, unknown> | undefined;
-  /** Inline keyboard under the (last) message. */
+  /** Inline keyboard under the (last) message; by default script alerts get the alert buttons. */
   replyMarkup?: unknown;
+  /** Break through quiet hours. */
+  urgent?: boolean | undefined;
+  /** Send only if `data` (or the text) changed since the last sent one of this script. */
+  onlyIfChanged?: boolean | undefined;
+  /** Skip the analyst's rules (answers to their own requests: welcome, /test, Run now, digests). */
+  bypassRules?: boolean;
+  /** Put the alert buttons under it (default: for script alerts that obey the rules). */
+  buttons?: boolean;
 }
 
 /** How long to wait before answering. */
@@ -60,6 +70,7 @@ export interface NotifierOptions {
 }
 
 function plainOf(content: Content): { title: string; message: string } {
+  if (content.rich) return { title: '', message: content.rich.text };
   if (content.text !== undefined) return { title: '', message: content.text };
   return { title: content.title ?? '', message: content.message ?? '' };
 }
@@ -76,8 +87,47 @@ export class Notifier {
     private readonly opts: NotifierOptions,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly rules: AlertRulesStore | null = null,
+    private readonly scriptKeys: ScriptKeys | null = null,
   ) {
     this.imageDir = join(opts.dataDir, 'images');
+  }
+
+  /**
+   * Applies the analyst's rules. Returns an answer when the notification stops here
+   * (suppressed or held), else the submission to deliver (possibly with a change summary).
+   */
+  private async applyRules(sub: Submission, id: string, now: number): Promise<{ stop: SubmitResult } | { go: Submission }> {
+    if (!this.rules || sub.bypassRules) return { go: sub };
+    const rules = await this.rules.forUser(sub.user);
+    const s = suppressionFor(rules, sub.script, now);
+    if (s) {
+      this.log.info({ id, user: sub.user, script: sub.script, rule: s.kind }, 'notification suppressed by the analyst\'s rule');
+      return { stop: { status: 200, body: { ok: true, id, telegram: 'suppressed', desktop: 0, suppressed: s.kind, ...(s.until ? { until: s.until } : {}) } } };
+    }
+    let go = sub;
+    let changes: string[] | undefined;
+    if (sub.onlyIfChanged && sub.script) {
+      const plain = plainOf(sub.content);
+      const compared = await this.rules.compareAndRecord(sub.user, sub.script, sub.data ?? { title: plain.title, message: plain.message });
+      if (compared === null) {
+        return { stop: { status: 200, body: { ok: true, id, telegram: 'suppressed', desktop: 0, suppressed: 'unchanged' } } };
+      }
+      changes = compared;
+      if (compared.length > 0 && sub.data) {
+        const summary = `\n\nChanged since the last alert:\n${compared.map((l) => `• ${l}`).join('\n')}`;
+        const c = sub.content;
+        go = { ...sub, content: c.text !== undefined ? { ...c, text: `${c.text}${summary}` } : { ...c, message: `${c.message ?? ''}${(c.parseMode ?? 'Markdown') === 'Markdown' ? summary.replace(/[_*`[]/g, (m) => `\\${m}`) : summary}` } };
+      }
+    }
+    if (!sub.urgent && inQuietHours(rules.quiet_hours, now)) {
+      const plain = plainOf(go.content);
+      await this.rules.hold(sub.user, { id, at: new Date(now).toISOString(), title: plain.title, message: plain.message, ...(sub.script ? { script: sub.script } : {}), ...(sub.photo ? { had_image: true } : {}) });
+      const until = new Date(quietHoursEnd(rules.quiet_hours!, now)).toISOString();
+      this.log.info({ id, user: sub.user, until }, 'notification held for the quiet-hours digest');
+      return { stop: { status: 202, body: { ok: true, id, queued: true, telegram: 'held', desktop: 'pending', held: 'quiet_hours', until, ...(changes ? { changes } : {}) } } };
+    }
+    return { go };
   }
 
   /** Keeps a copy of the image for desktop clients (served by the dashboard to its owner). */
@@ -120,9 +170,12 @@ export class Notifier {
   }
 
   /** Accepts a notification; see the contract's "Channels" and "Durability". */
-  async submit(sub: Submission, opts: SubmitOptions): Promise<SubmitResult> {
+  async submit(original: Submission, opts: SubmitOptions): Promise<SubmitResult> {
     const now = this.clock.now();
     const { id, seq } = newOutboxId(now);
+    const ruled = await this.applyRules(original, id, now);
+    if ('stop' in ruled) return ruled.stop;
+    const sub = ruled.go;
     const link = await this.links.linkOf(sub.user);
     const imageUrl = sub.photo ? await this.storeImage(id, sub.user, sub.photo) : undefined;
     const plain = plainOf(sub.content);
@@ -155,11 +208,12 @@ export class Notifier {
       accepted_at: now,
       ...(sub.script ? { script: sub.script } : {}),
       parts: sub.photo ? photoParts(sub.content) : textParts(sub.content),
-      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : {}),
+      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : sub.script && (sub.buttons ?? !sub.bypassRules) ? { reply_markup: alertKeyboard(sub.script) } : {}),
       sent_parts: 0,
       attempts: 0,
     };
     if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
+    if (sub.script && this.scriptKeys) await this.scriptKeys.remember(sub.user, sub.script);
     await this.deliverer.accept(record);
 
     // The desktop copy goes its own way; its answer is reported only if already in.

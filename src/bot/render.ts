@@ -39,6 +39,8 @@ export interface Content {
   /** Sent as given in parseMode (the contract's `text` / `caption`). */
   text?: string | undefined;
   parseMode?: ParseMode | undefined;
+  /** Already rendered text with entities (the bot's own messages, e.g. digests). */
+  rich?: { text: string; entities: Entity[] | ReadonlyArray<{ type: string; offset: number; length: number }> } | undefined;
 }
 
 /** Parses Telegram's legacy Markdown leniently: a marker with no partner is literal text. */
@@ -107,6 +109,7 @@ function escapeMarkdownV2(s: string): string {
 /** The whole notification as one (possibly over-long) rich text. */
 export function renderContent(content: Content): RichText {
   const mode = content.parseMode ?? 'Markdown';
+  if (content.rich) return { text: content.rich.text, entities: content.rich.entities as Entity[] };
   if (content.text !== undefined) {
     if (mode === 'HTML' || mode === 'MarkdownV2') return { text: content.text, parseMode: mode };
     if (mode === 'plain') return { text: content.text, entities: [] };

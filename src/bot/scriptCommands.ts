@@ -4,30 +4,20 @@
  * script helper (as the analyst, via sudo) and delivers the result like any notification;
  * /test sends a demo report with a chart.
  */
-import { createHash } from 'node:crypto';
 import { Composer, type Context } from 'grammy';
 import type { InlineKeyboardButton } from 'grammy/types';
 import type { Clock } from '../shared/clock.js';
 import type { LinkStore } from '../shared/linking.js';
 import type { Logger } from '../shared/logger.js';
 import { type ScriptInfo, type ScriptsHelper, ScriptsHelperError } from '../shared/scriptsHelper.js';
+import { callbackData, scriptKey, type ScriptKeys } from './alertKeyboard.js';
 import { demoReport } from './demoChart.js';
 import type { Notifier } from './notifier.js';
 import { relativeTime, shortUtc, TextBuilder } from './textBuilder.js';
 
-/** Telegram's limit on callback data, in bytes. */
-const MAX_CALLBACK_BYTES = 64;
-
-/** Callback data that runs a script: `run:<name>`, or `run#<hash>` when the name is too long. */
+/** Callback data that runs a script (the contract's `run:<script file name>`, or a short key). */
 export function runCallbackData(script: string): string {
-  const plain = `run:${script}`;
-  if (Buffer.byteLength(plain) <= MAX_CALLBACK_BYTES) return plain;
-  return `run#${scriptKey(script)}`;
-}
-
-/** A short stable key for a script name (resolved by listing the user's scripts). */
-export function scriptKey(script: string): string {
-  return createHash('sha256').update(script).digest('base64url').slice(0, 16);
+  return callbackData('run', script);
 }
 
 const OUTCOME_LABEL: Record<string, string> = {
@@ -62,6 +52,7 @@ export interface ScriptCommandDeps {
   log: Logger;
   clock: Clock;
   statusExtras?: StatusExtras;
+  scriptKeys: ScriptKeys;
 }
 
 /** The /status message for a list of scripts. */
@@ -88,7 +79,7 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
   }
   const keyboard: InlineKeyboardButton[][] = [];
   for (let i = 0; i < scripts.length; i += 2) {
-    keyboard.push(scripts.slice(i, i + 2).map((s) => ({ text: `Run ${s.stem}`, callback_data: runCallbackData(s.name) })));
+    keyboard.push(scripts.slice(i, i + 2).map((s) => ({ text: `Run ${s.stem}`.slice(0, 60), callback_data: runCallbackData(s.name) })));
   }
   return { text: b.text.slice(0, 4096), entities: b.entities.filter((e) => e.offset + e.length <= 4096), keyboard };
 }
@@ -145,7 +136,7 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
       const out = run.output;
       try {
         const res = await deps.notifier.submit(
-          { user, content: { title: out.title ?? undefined, message: out.message ?? undefined }, photo: run.image ? Buffer.from(run.image.bytes) : undefined, script: name, data: out.data ?? undefined },
+          { user, content: { title: out.title ?? undefined, message: out.message ?? undefined }, photo: run.image ? Buffer.from(run.image.bytes) : undefined, script: name, data: out.data ?? undefined, bypassRules: true, buttons: true },
           { respondAsync: true, waitMs: 0 },
         );
         if (res.status === 404) throw new Error(res.body.error);
@@ -176,7 +167,8 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
     await ctx.reply(m.text, { entities: m.entities as never, ...(m.keyboard.length > 0 ? { reply_markup: { inline_keyboard: m.keyboard } } : {}) });
   });
 
-  c.callbackQuery(/^run[:#](.+)$/, async (ctx) => {
+  /** Runs a script from a button press (Run under /status or under an alert). */
+  async function runFromButton(ctx: Context & { callbackQuery: { data: string } }): Promise<void> {
     const user = await userOf(ctx);
     if (!user) {
       await ctx.answerCallbackQuery({ text: 'This chat is not linked.' });
@@ -187,10 +179,13 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
     await ctx.answerCallbackQuery({ text: `Running ${name ?? 'the script'}…` });
     if (name === null) {
       const key = data.slice(4);
-      try {
-        name = (await deps.helper.list(user)).find((s) => scriptKey(s.name) === key)?.name ?? null;
-      } catch {
-        name = null;
+      name = await deps.scriptKeys.resolve(user, key);
+      if (name === null) {
+        try {
+          name = (await deps.helper.list(user)).find((s) => scriptKey(s.name) === key)?.name ?? null;
+        } catch {
+          name = null;
+        }
       }
       if (name === null) {
         await ctx.reply('That script is no longer in ~/user/notifications/.');
@@ -199,13 +194,15 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
     }
     // The run may take up to the script timeout; the chat's other updates go on meanwhile.
     void runNow(ctx, user, name).catch((err: unknown) => deps.log.error({ err, user }, 'run button failed'));
-  });
+  }
+
+  c.callbackQuery(/^run[:#](.+)$/, (ctx) => runFromButton(ctx));
 
   c.command('test', async (ctx) => {
     const user = await userOf(ctx);
     if (!user) return;
     const report = demoReport(new Date(deps.clock.now()));
-    const res = await deps.notifier.submit({ user, content: { title: report.title, message: report.message }, photo: report.png, script: 'test' }, { respondAsync: true, waitMs: 0 });
+    const res = await deps.notifier.submit({ user, content: { title: report.title, message: report.message }, photo: report.png, script: 'test', bypassRules: true }, { respondAsync: true, waitMs: 0 });
     if (res.status === 404) await ctx.reply(`Could not send the test report: ${res.body.error}`);
   });
 

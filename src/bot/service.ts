@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Api, Bot } from 'grammy';
 import type { FastifyInstance } from 'fastify';
+import { AlertRulesStore } from '../shared/alertRules.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { GatewayClient } from '../shared/gatewayClient.js';
 import { LinkStore } from '../shared/linking.js';
@@ -12,6 +13,8 @@ import type { Logger } from '../shared/logger.js';
 import { ScriptsHelper } from '../shared/scriptsHelper.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
 import type { BotConfig } from './config.js';
+import { alertCommands, releaseDigests, rulesStatus } from './alertCommands.js';
+import { ScriptKeys } from './alertKeyboard.js';
 import { Deliverer } from './deliverer.js';
 import { linkCommands } from './linkCommands.js';
 import { Notifier } from './notifier.js';
@@ -47,6 +50,8 @@ export const BOT_COMMANDS = [
   { command: 'start', description: 'Link this chat to your server account' },
   { command: 'status', description: 'Your scripts and their last runs' },
   { command: 'test', description: 'Send a sample report' },
+  { command: 'mute', description: 'Mute all alerts for a while, e.g. /mute 2h' },
+  { command: 'unmute', description: 'End every mute and snooze' },
   { command: 'whoami', description: 'Which account this chat is linked to' },
   { command: 'help', description: 'What I can do' },
   { command: 'unlink', description: 'Stop notifications to this chat' },
@@ -106,6 +111,8 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     stoppers.push(() => deliverer.stop());
 
     const gateway = new GatewayClient(cfg.gatewaySocketPath, cfg.gatewayTimeoutMs);
+    const rules = new AlertRulesStore(cfg.dataDir, clock);
+    const scriptKeys = new ScriptKeys(cfg.dataDir);
     const notifier = new Notifier(
       links,
       outbox,
@@ -114,7 +121,14 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       { dataDir: cfg.dataDir, publicUrl: cfg.publicUrl, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000 },
       clock,
       log,
+      rules,
+      scriptKeys,
     );
+    const digests = setInterval(() => {
+      releaseDigests({ rules, notifier, clock, log }).catch((err: unknown) => log.error({ err }, 'could not release quiet-hours digests'));
+    }, cfg.digestCheckMs);
+    digests.unref();
+    stoppers.push(() => clearInterval(digests));
     const housekeeping = setInterval(() => {
       pacer.sweep();
       void notifier.pruneImages();
@@ -142,7 +156,8 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     bot.catch((err) => log.error({ err: err.error, update_id: err.ctx.update.update_id }, 'a Telegram update could not be handled'));
     bot.use(linkCommands({ links, linkTokens, notifier, log, publicUrl: cfg.publicUrl }));
     const helper = new ScriptsHelper({ command: cfg.scriptsCommand, timeoutMs: cfg.scriptsHelperTimeoutMs });
-    bot.use(scriptCommands({ links, helper, notifier, log, clock }));
+    bot.use(alertCommands({ links, rules, scriptKeys, notifier, clock, log }));
+    bot.use(scriptCommands({ links, helper, notifier, log, clock, scriptKeys, statusExtras: rulesStatus(rules, clock) }));
 
     let fatalResolve: (e: Error) => void = () => undefined;
     const fatal = new Promise<Error>((resolve) => {

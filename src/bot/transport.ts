@@ -11,6 +11,14 @@ const MARKUP = /can't parse entities|can't find end|unsupported start tag|entity
 const IMAGE = /IMAGE_PROCESS_FAILED|PHOTO_INVALID|PHOTO_EXT_INVALID|wrong type of the web page|wrong file identifier|failed to get HTTP URL content|PHOTO_INVALID_DIMENSIONS|PHOTO_SAVE_FILE_INVALID/i;
 const GONE = /chat not found|user not found|PEER_ID_INVALID|bot was blocked|user is deactivated|bot was kicked|not enough rights|have no rights|CHAT_WRITE_FORBIDDEN|group chat was upgraded/i;
 
+/**
+ * Error texts of the network layer quote the request URL, which holds the bot token; they
+ * end up in dead letters, the outcome log and `notify-bot queue list`, so the token goes.
+ */
+export function withoutToken(text: string): string {
+  return text.replace(/\/bot\d+:[^/\s]+/g, '/bot<token>');
+}
+
 /** Sorts an error from grammY into what the deliverer should do about it. */
 export function classifyTelegramError(err: unknown): SendFailure {
   if (err instanceof SendFailure) return err;
@@ -28,9 +36,9 @@ export function classifyTelegramError(err: unknown): SendFailure {
   }
   if (err instanceof HttpError) {
     const inner = err.error instanceof Error ? err.error.message : String(err.error);
-    return new SendFailure('transient', `network error: ${inner}`);
+    return new SendFailure('transient', withoutToken(`network error: ${inner}`));
   }
-  return new SendFailure('transient', err instanceof Error ? err.message : String(err));
+  return new SendFailure('transient', withoutToken(err instanceof Error ? err.message : String(err)));
 }
 
 /** Sends parts with grammY. */

@@ -28,6 +28,8 @@ export const ScriptOutputSchema = z
       .nullish(),
     cooldown: z.string({ error: 'must be a string such as "30m", "1h" or "1d"' }).nullish(),
     data: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).nullish(),
+    urgent: z.boolean({ error: 'must be true or false' }).nullish(),
+    only_if_changed: z.boolean({ error: 'must be true or false' }).nullish(),
   })
   .superRefine((out, ctx) => {
     if (out.notify && (typeof out.message !== 'string' || out.message.trim() === '')) {
@@ -71,6 +73,10 @@ const common = {
   parse_mode: parseMode.optional(),
   script: scriptName.optional(),
   data: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).optional(),
+  /** Break through quiet hours. */
+  urgent: z.boolean({ error: 'must be true or false' }).optional(),
+  /** Send only when `data` (or, without data, the text) differs from the last sent one. */
+  only_if_changed: z.boolean({ error: 'must be true or false' }).optional(),
 };
 
 /** Body of POST /send. */
@@ -103,7 +109,7 @@ export const SendPhotoRequestSchema = z
 export type SendPhotoRequest = z.infer<typeof SendPhotoRequestSchema>;
 
 /** What the Telegram channel did with a notification, as the send API reports it. */
-export type TelegramChannelStatus = 'delivered' | 'queued' | 'not_linked' | 'refused' | 'failed';
+export type TelegramChannelStatus = 'delivered' | 'queued' | 'not_linked' | 'refused' | 'failed' | 'suppressed' | 'held';
 
 /** A successful send API answer. */
 export interface SendResponse {
@@ -113,6 +119,14 @@ export interface SendResponse {
   telegram: TelegramChannelStatus;
   /** Desktop connections reached, or 'pending' when not awaited. */
   desktop: number | 'pending' | 'unavailable';
+  /** Not sent, by the analyst's rules: snoozed, muted, or data unchanged. */
+  suppressed?: 'snoozed' | 'muted' | 'unchanged';
+  /** Held for the digest at the end of quiet hours. */
+  held?: 'quiet_hours';
+  /** Until when the snooze, mute or quiet hours hold (ISO-8601 UTC). */
+  until?: string;
+  /** What only_if_changed found changed. */
+  changes?: string[];
 }
 
 /** Every error body of every API. */

@@ -1,0 +1,161 @@
+/**
+ * Silencing straight from the chat: the buttons under every alert (Snooze 1h, Snooze 1d,
+ * Mute this script, and Undo), /mute <duration> and /unmute for everything, the state
+ * /status shows, and the digest that releases alerts held during quiet hours.
+ */
+import { Composer, type Context } from 'grammy';
+import type { MessageEntity } from 'grammy/types';
+import { type AlertRulesStore, formatLocalTime, type HeldAlert, inQuietHours } from '../shared/alertRules.js';
+import type { Clock } from '../shared/clock.js';
+import { parseDurationMs } from '../shared/config.js';
+import type { LinkStore } from '../shared/linking.js';
+import type { Logger } from '../shared/logger.js';
+import { alertKeyboard, parseCallbackData, type ScriptKeys, undoKeyboard } from './alertKeyboard.js';
+import type { Notifier } from './notifier.js';
+import type { StatusExtras } from './scriptCommands.js';
+import { TextBuilder } from './textBuilder.js';
+
+/** What the alert commands need. */
+export interface AlertCommandDeps {
+  links: LinkStore;
+  rules: AlertRulesStore;
+  scriptKeys: ScriptKeys;
+  notifier: Notifier;
+  clock: Clock;
+  log: Logger;
+}
+
+const STATUS_MARK = /\n\n(🔕|🔔) [^\n]*$/u;
+
+/** The /status lines for a user's rules. */
+export function rulesStatus(rules: AlertRulesStore, clock: Clock): StatusExtras {
+  return async (user) => {
+    const r = await rules.forUser(user);
+    const tz = r.quiet_hours?.tz ?? 'UTC';
+    const header: string[] = [];
+    const now = clock.now();
+    if (r.muted_until) header.push(`🔕 All alerts muted until ${formatLocalTime(Date.parse(r.muted_until), tz)} (/unmute to end it)`);
+    if (r.quiet_hours) header.push(`🌙 Quiet hours ${r.quiet_hours.start}-${r.quiet_hours.end} ${r.quiet_hours.tz}${inQuietHours(r.quiet_hours, now) ? ' (now: alerts are held for a digest)' : ''}`);
+    const perScript = new Map<string, string>();
+    for (const [name, s] of Object.entries(r.scripts)) {
+      if (s.muted) perScript.set(name, '🔕 muted until you unmute it');
+      else if (s.snoozed_until) perScript.set(name, `🔕 snoozed until ${formatLocalTime(Date.parse(s.snoozed_until), tz)}`);
+    }
+    return { header, perScript };
+  };
+}
+
+/** Builds the digest of held alerts: one message, in order, each with its title. */
+export function digestText(alerts: HeldAlert[], tz: string): { text: string; entities: MessageEntity[] } {
+  const b = new TextBuilder();
+  b.styled(`🌙 While you were in quiet hours: ${alerts.length} alert${alerts.length === 1 ? '' : 's'}`, 'bold').line();
+  for (const a of alerts) {
+    b.line().styled(a.title || a.script || 'Alert', 'bold').add(` - ${formatLocalTime(Date.parse(a.at), tz)}${a.script ? ` (${a.script})` : ''}`).line();
+    if (a.message) b.add(a.message).line();
+    if (a.had_image) b.styled('(image not included: press Run now or see the dashboard)', 'italic').line();
+  }
+  return { text: b.text.replace(/\n+$/, ''), entities: b.entities as MessageEntity[] };
+}
+
+/** Releases held alerts of users whose quiet hours have ended. */
+export async function releaseDigests(deps: Pick<AlertCommandDeps, 'rules' | 'notifier' | 'clock' | 'log'>): Promise<number> {
+  let released = 0;
+  for (const user of await deps.rules.heldUsers()) {
+    const r = await deps.rules.forUser(user);
+    if (inQuietHours(r.quiet_hours, deps.clock.now())) continue;
+    released += await deps.rules.releaseHeld(user, async (alerts) => {
+      const digest = digestText(alerts, r.quiet_hours?.tz ?? 'UTC');
+      const res = await deps.notifier.submit({ user, content: { rich: digest }, bypassRules: true, script: undefined }, { respondAsync: true, waitMs: 0 });
+      if (res.status === 404) deps.log.warn({ user, count: alerts.length }, `quiet-hours digest had no channel: ${res.body.error}`);
+      else deps.log.info({ user, count: alerts.length, id: res.body.id }, 'quiet-hours digest queued');
+    });
+  }
+  return released;
+}
+
+/** Builds the alert buttons' handlers and /mute, /unmute. */
+export function alertCommands(deps: AlertCommandDeps): Composer<Context> {
+  const c = new Composer<Context>();
+
+  async function editWithStatus(ctx: Context, line: string, script: string, undoLabel: string | null): Promise<void> {
+    const msg = ctx.callbackQuery?.message;
+    if (!msg) return;
+    const markup = undoLabel ? undoKeyboard(script, undoLabel) : undefined;
+    const isCaption = msg.caption !== undefined || msg.photo !== undefined;
+    const original = (isCaption ? msg.caption : msg.text) ?? '';
+    const base = original.replace(STATUS_MARK, '');
+    const entities = ((isCaption ? msg.caption_entities : msg.entities) ?? []).filter((e) => e.offset + e.length <= base.length);
+    const text = `${base}\n\n${line}`;
+    const limit = isCaption ? 1024 : 4096;
+    try {
+      if (text.length > limit) await ctx.editMessageReplyMarkup(markup ? { reply_markup: markup } : {});
+      else if (isCaption) await ctx.editMessageCaption({ caption: text, caption_entities: entities, ...(markup ? { reply_markup: markup } : {}) });
+      else await ctx.editMessageText(text, { entities, ...(markup ? { reply_markup: markup } : {}) });
+    } catch (err) {
+      deps.log.warn({ err }, 'could not edit the alert message');
+    }
+  }
+
+  c.callbackQuery(/^(sn1h|sn1d|mute|undo)[:#]/, async (ctx) => {
+    const user = await deps.links.userOfChat(ctx.chat?.id ?? 0);
+    const parsed = parseCallbackData(ctx.callbackQuery.data);
+    if (!user || !parsed) {
+      await ctx.answerCallbackQuery({ text: 'This chat is not linked.' });
+      return;
+    }
+    const script = parsed.script ?? (parsed.key ? await deps.scriptKeys.resolve(user, parsed.key) : null);
+    if (!script) {
+      await ctx.answerCallbackQuery({ text: 'Unknown script.' });
+      return;
+    }
+    const tz = (await deps.rules.forUser(user)).quiet_hours?.tz ?? 'UTC';
+    const now = deps.clock.now();
+    let line: string;
+    let undo: string | null;
+    if (parsed.action === 'sn1h' || parsed.action === 'sn1d') {
+      const until = now + (parsed.action === 'sn1h' ? 3_600_000 : 86_400_000);
+      await deps.rules.snooze(user, script, until);
+      line = `🔕 Snoozed until ${formatLocalTime(until, tz)}${parsed.action === 'sn1d' ? ` ${new Date(until).toISOString().slice(0, 10)}` : ''}`;
+      undo = 'Unsnooze';
+    } else if (parsed.action === 'mute') {
+      await deps.rules.mute(user, script);
+      line = `🔕 ${script} muted until you unmute it`;
+      undo = 'Unmute';
+    } else {
+      await deps.rules.unmuteScript(user, script);
+      line = `🔔 ${script} alerts are on again`;
+      undo = null;
+    }
+    deps.log.info({ user, script, action: parsed.action }, 'alert rule changed from Telegram');
+    await ctx.answerCallbackQuery({ text: line.replace(/^\S+ /u, '') });
+    await editWithStatus(ctx, line, script, undo);
+    if (!undo) {
+      // Back to the full set of buttons.
+      await ctx.editMessageReplyMarkup({ reply_markup: alertKeyboard(script) }).catch(() => undefined);
+    }
+  });
+
+  c.command('mute', async (ctx) => {
+    const user = await deps.links.userOfChat(ctx.chat.id);
+    if (!user) return;
+    const arg = (typeof ctx.match === 'string' ? ctx.match : '').trim();
+    const ms = arg ? parseDurationMs(arg) : null;
+    if (!ms || ms < 60_000) {
+      await ctx.reply('Usage: /mute <duration>, for example /mute 2h, /mute 30m or /mute 1d. /unmute ends it.');
+      return;
+    }
+    const until = deps.clock.now() + ms;
+    await deps.rules.muteAll(user, until);
+    const tz = (await deps.rules.forUser(user)).quiet_hours?.tz ?? 'UTC';
+    await ctx.reply(`🔕 All alerts muted until ${formatLocalTime(until, tz)}${ms >= 86_400_000 ? ` ${new Date(until).toISOString().slice(0, 10)}` : ''}. Muted alerts are not sent but stay in your run history. /unmute to end it.`);
+  });
+
+  c.command('unmute', async (ctx) => {
+    const user = await deps.links.userOfChat(ctx.chat.id);
+    if (!user) return;
+    await deps.rules.unmuteAll(user);
+    await ctx.reply('🔔 Alerts are on again: every mute and snooze is cleared.');
+  });
+
+  return c;
+}

@@ -1,0 +1,89 @@
+/**
+ * The buttons under every script alert (Snooze 1h, Snooze 1d, Mute this script, Run now)
+ * and their callback data. Telegram allows 64 bytes of callback data, so a long script
+ * name travels as a short key that the bot maps back (script_keys.json).
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { InlineKeyboardButton } from 'grammy/types';
+import { JsonFile } from '../shared/jsonFile.js';
+
+const MAX_CALLBACK_BYTES = 64;
+
+/** A short stable key for a script name. */
+export function scriptKey(script: string): string {
+  return createHash('sha256').update(script).digest('base64url').slice(0, 16);
+}
+
+/** Button actions on an alert. */
+export type AlertAction = 'sn1h' | 'sn1d' | 'mute' | 'undo' | 'run';
+
+/** Callback data for an action on a script: `<action>:<name>`, or `<action>#<key>` when too long. */
+export function callbackData(action: AlertAction, script: string): string {
+  const plain = `${action}:${script}`;
+  return Buffer.byteLength(plain) <= MAX_CALLBACK_BYTES ? plain : `${action}#${scriptKey(script)}`;
+}
+
+/** Parses callback data into action and script name or key. */
+export function parseCallbackData(data: string): { action: AlertAction; script?: string; key?: string } | null {
+  const m = /^(sn1h|sn1d|mute|undo|run)([:#])(.+)$/.exec(data);
+  if (!m) return null;
+  const action = m[1] as AlertAction;
+  return m[2] === ':' ? { action, script: m[3]! } : { action, key: m[3]! };
+}
+
+/** The keyboard under a fresh alert. */
+export function alertKeyboard(script: string): { inline_keyboard: InlineKeyboardButton[][] } {
+  return {
+    inline_keyboard: [
+      [
+        { text: 'Snooze 1h', callback_data: callbackData('sn1h', script) },
+        { text: 'Snooze 1d', callback_data: callbackData('sn1d', script) },
+      ],
+      [
+        { text: 'Mute this script', callback_data: callbackData('mute', script) },
+        { text: 'Run now', callback_data: callbackData('run', script) },
+      ],
+    ],
+  };
+}
+
+/** The keyboard after a snooze or mute: undo it, or run the script now. */
+export function undoKeyboard(script: string, undoLabel: string): { inline_keyboard: InlineKeyboardButton[][] } {
+  return {
+    inline_keyboard: [
+      [
+        { text: undoLabel, callback_data: callbackData('undo', script) },
+        { text: 'Run now', callback_data: callbackData('run', script) },
+      ],
+    ],
+  };
+}
+
+const KeysSchema = z.record(z.string(), z.object({ user: z.string(), script: z.string() }));
+
+/** Remembers which script a short key stands for. */
+export class ScriptKeys {
+  private readonly file: JsonFile<z.infer<typeof KeysSchema>>;
+  private readonly known = new Set<string>();
+
+  constructor(dataDir: string) {
+    this.file = new JsonFile(join(dataDir, 'script_keys.json'), KeysSchema, () => ({}));
+  }
+
+  /** Records the key of a long script name (no-op for names that fit). */
+  async remember(user: string, script: string): Promise<void> {
+    if (Buffer.byteLength(`sn1h:${script}`) <= MAX_CALLBACK_BYTES) return;
+    const key = scriptKey(script);
+    if (this.known.has(`${user}/${key}`)) return;
+    await this.file.update((all) => (all[key]?.user === user ? { result: undefined } : { next: { ...all, [key]: { user, script } }, result: undefined }));
+    this.known.add(`${user}/${key}`);
+  }
+
+  /** The script name of a key for a user, or null. */
+  async resolve(user: string, key: string): Promise<string | null> {
+    const entry = (await this.file.read())[key];
+    return entry && entry.user === user ? entry.script : null;
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * Analysts' rules for fewer, better alerts, kept in the data directory so the bot (which
+ * applies them) and the dashboard (which shows and changes them) share one truth:
+ * snoozes and mutes per script, a mute of everything, and a daily quiet window in the
+ * analyst's time zone. Also the last sent `data` per script (for only-if-changed) and the
+ * alerts held during quiet hours (for the digest).
+ *
+ *   alert_rules.json   {"<user>": {"muted_until"?, "scripts": {"<script>": {"snoozed_until"?, "muted"?}}, "quiet_hours"?}}
+ *   alert_data.json    {"<user>": {"<script>": {"data": {...}, "at": "<ISO>"}}}
+ *   held_alerts.json   {"<user>": [{"id", "at", "title", "message", "script"?}]}
+ */
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Clock } from './clock.js';
+import { JsonFile } from './jsonFile.js';
+
+const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
+
+/** A daily quiet window in a time zone; start after end means it spans midnight. */
+export const QuietHoursSchema = z.object({
+  start: z.string().regex(HHMM, 'must be a time such as 22:00'),
+  end: z.string().regex(HHMM, 'must be a time such as 07:00'),
+  tz: z.string().refine(isTimeZone, 'must be a time zone such as Europe/Prague or UTC'),
+});
+export type QuietHours = z.infer<typeof QuietHoursSchema>;
+
+const ScriptRuleSchema = z.looseObject({
+  snoozed_until: z.string().optional(),
+  muted: z.boolean().optional(),
+});
+const UserRulesSchema = z.looseObject({
+  muted_until: z.string().optional(),
+  scripts: z.record(z.string(), ScriptRuleSchema).default({}),
+  quiet_hours: QuietHoursSchema.optional(),
+});
+const RulesSchema = z.record(z.string(), UserRulesSchema);
+export type UserRules = z.infer<typeof UserRulesSchema>;
+type Rules = z.infer<typeof RulesSchema>;
+
+const DataSchema = z.record(z.string(), z.record(z.string(), z.looseObject({ data: z.record(z.string(), z.unknown()), at: z.string() })));
+type DataFile = z.infer<typeof DataSchema>;
+
+/** An alert held back during quiet hours. */
+export const HeldAlertSchema = z.looseObject({
+  id: z.string(),
+  at: z.string(),
+  title: z.string(),
+  message: z.string(),
+  script: z.string().optional(),
+  had_image: z.boolean().optional(),
+});
+export type HeldAlert = z.infer<typeof HeldAlertSchema>;
+const HeldSchema = z.record(z.string(), z.array(HeldAlertSchema));
+type HeldFile = z.infer<typeof HeldSchema>;
+
+/** True when the runtime knows the IANA time zone. */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function minutesOf(hhmm: string): number {
+  const m = HHMM.exec(hhmm);
+  return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
+}
+
+/** Local wall-clock minutes since midnight at instant `ms` in `tz`. */
+export function localMinutes(ms: number, tz: string): number {
+  const parts = new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(ms));
+  const h = Number(parts.find((p) => p.type === 'hour')?.value ?? 0);
+  const min = Number(parts.find((p) => p.type === 'minute')?.value ?? 0);
+  return h * 60 + min;
+}
+
+/** Is the instant inside the quiet window? */
+export function inQuietHours(q: QuietHours | undefined, ms: number): boolean {
+  if (!q) return false;
+  const s = minutesOf(q.start);
+  const e = minutesOf(q.end);
+  if (s === e) return false;
+  const m = localMinutes(ms, q.tz);
+  return s < e ? m >= s && m < e : m >= s || m < e;
+}
+
+/** The next instant (to the minute) after `ms` when the quiet window ends. */
+export function quietHoursEnd(q: QuietHours, ms: number): number {
+  // Walk forward minute by minute from an estimate; DST shifts move the wall clock by up to an hour.
+  const e = minutesOf(q.end);
+  let t = Math.floor(ms / 60_000) * 60_000;
+  const ahead = (e - localMinutes(t, q.tz) + 1440) % 1440;
+  t += Math.max(0, ahead - 90) * 60_000;
+  for (let i = 0; i < 240; i += 1) {
+    t += 60_000;
+    if (!inQuietHours(q, t)) return t;
+  }
+  return ms + ((e - localMinutes(ms, q.tz) + 1440) % 1440) * 60_000;
+}
+
+/** Wall-clock "HH:MM" of an instant in a time zone (UTC when none). */
+export function formatLocalTime(ms: number, tz = 'UTC'): string {
+  const s = new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(ms));
+  return tz === 'UTC' ? `${s} UTC` : s;
+}
+
+/** Why a notification is not sent now. */
+export type Suppression =
+  | { kind: 'muted'; until?: string; scope: 'script' | 'all' }
+  | { kind: 'snoozed'; until: string };
+
+/** The rule that stops a script's alert now, if any (expired rules count as absent). */
+export function suppressionFor(rules: UserRules | undefined, script: string | undefined, now: number): Suppression | null {
+  if (!rules) return null;
+  if (rules.muted_until && Date.parse(rules.muted_until) > now) return { kind: 'muted', until: rules.muted_until, scope: 'all' };
+  if (!script) return null;
+  const r = rules.scripts[script];
+  if (r?.muted) return { kind: 'muted', scope: 'script' };
+  if (r?.snoozed_until && Date.parse(r.snoozed_until) > now) return { kind: 'snoozed', until: r.snoozed_until };
+  return null;
+}
+
+/** How a data object changed: keys added, removed, numbers old -> new, other values changed. */
+export function describeChanges(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v)).slice(0, 60);
+  for (const k of Object.keys(after)) {
+    if (!(k in before)) lines.push(`+ ${k}: ${show(after[k])}`);
+    else if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) {
+      const a = before[k];
+      const b = after[k];
+      if (typeof a === 'number' && typeof b === 'number') {
+        const pct = a !== 0 ? ` (${b >= a ? '+' : ''}${(((b - a) / Math.abs(a)) * 100).toFixed(1)}%)` : '';
+        lines.push(`${k}: ${a} -> ${b}${pct}`);
+      } else lines.push(`${k}: ${show(a)} -> ${show(b)}`);
+    }
+  }
+  for (const k of Object.keys(before)) if (!(k in after)) lines.push(`- ${k} (removed)`);
+  return lines;
+}
+
+/** The shared rule files of one data directory. */
+export class AlertRulesStore {
+  readonly rules: JsonFile<Rules>;
+  readonly data: JsonFile<DataFile>;
+  readonly held: JsonFile<HeldFile>;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly clock: Clock,
+  ) {
+    this.rules = new JsonFile(join(dataDir, 'alert_rules.json'), RulesSchema, () => ({}));
+    this.data = new JsonFile(join(dataDir, 'alert_data.json'), DataSchema, () => ({}));
+    this.held = new JsonFile(join(dataDir, 'held_alerts.json'), HeldSchema, () => ({}));
+  }
+
+  /** A user's rules with expired snoozes and mutes dropped. */
+  async forUser(user: string): Promise<UserRules> {
+    const all = await this.rules.read();
+    return this.prune(all[user]);
+  }
+
+  private prune(r: UserRules | undefined): UserRules {
+    const now = this.clock.now();
+    const out: UserRules = { ...(r ?? {}), scripts: {} };
+    if (out.muted_until && Date.parse(out.muted_until) <= now) delete out.muted_until;
+    for (const [name, s] of Object.entries(r?.scripts ?? {})) {
+      const keep = { ...s };
+      if (keep.snoozed_until && Date.parse(keep.snoozed_until) <= now) delete keep.snoozed_until;
+      if (keep.muted || keep.snoozed_until) out.scripts[name] = keep;
+    }
+    return out;
+  }
+
+  /** Changes a user's rules under the lock; returns the new rules. */
+  async change(user: string, fn: (r: UserRules) => void): Promise<UserRules> {
+    return this.rules.update((all) => {
+      const r = this.prune(all[user]);
+      fn(r);
+      const next = { ...all };
+      if (Object.keys(r.scripts).length === 0 && !r.muted_until && !r.quiet_hours) delete next[user];
+      else next[user] = r;
+      return { next, result: r };
+    });
+  }
+
+  /** Snoozes a script until `untilMs`. */
+  snooze(user: string, script: string, untilMs: number): Promise<UserRules> {
+    return this.change(user, (r) => {
+      r.scripts[script] = { ...r.scripts[script], snoozed_until: new Date(untilMs).toISOString() };
+    });
+  }
+
+  /** Mutes a script until unmuted. */
+  mute(user: string, script: string): Promise<UserRules> {
+    return this.change(user, (r) => {
+      r.scripts[script] = { ...r.scripts[script], muted: true };
+    });
+  }
+
+  /** Clears a script's snooze and mute. */
+  unmuteScript(user: string, script: string): Promise<UserRules> {
+    return this.change(user, (r) => {
+      delete r.scripts[script];
+    });
+  }
+
+  /** Mutes everything until `untilMs`. */
+  muteAll(user: string, untilMs: number): Promise<UserRules> {
+    return this.change(user, (r) => {
+      r.muted_until = new Date(untilMs).toISOString();
+    });
+  }
+
+  /** Clears every mute and snooze (quiet hours stay). */
+  unmuteAll(user: string): Promise<UserRules> {
+    return this.change(user, (r) => {
+      delete r.muted_until;
+      r.scripts = {};
+    });
+  }
+
+  /** Sets (or, with null, clears) the quiet window. */
+  setQuietHours(user: string, q: QuietHours | null): Promise<UserRules> {
+    return this.change(user, (r) => {
+      if (q) r.quiet_hours = QuietHoursSchema.parse(q);
+      else delete r.quiet_hours;
+    });
+  }
+
+  /**
+   * For only-if-changed: compares `data` with the last one sent for the script and, when
+   * it differs (or there was none), records it. Returns null when unchanged, else the
+   * change lines (empty for the first one).
+   */
+  async compareAndRecord(user: string, script: string, data: Record<string, unknown>): Promise<string[] | null> {
+    return this.data.update((all) => {
+      const prev = all[user]?.[script];
+      if (prev && JSON.stringify(prev.data) === JSON.stringify(data)) return { result: null };
+      const next = { ...all, [user]: { ...(all[user] ?? {}), [script]: { data, at: new Date(this.clock.now()).toISOString() } } };
+      return { next, result: prev ? describeChanges(prev.data, data) : [] };
+    });
+  }
+
+  /** Holds an alert for the digest. */
+  async hold(user: string, alert: HeldAlert): Promise<void> {
+    await this.held.update((all) => ({ next: { ...all, [user]: [...(all[user] ?? []), alert] }, result: undefined }));
+  }
+
+  /** Users with held alerts. */
+  async heldUsers(): Promise<string[]> {
+    const all = await this.held.read();
+    return Object.keys(all).filter((u) => (all[u] ?? []).length > 0);
+  }
+
+  /**
+   * Takes a user's held alerts for a digest: `deliver` gets them and must resolve once the
+   * digest is safely queued; only then are they removed (a crash in between sends the
+   * digest again rather than losing it).
+   */
+  async releaseHeld(user: string, deliver: (alerts: HeldAlert[]) => Promise<void>): Promise<number> {
+    const alerts = (await this.held.read())[user] ?? [];
+    if (alerts.length === 0) return 0;
+    await deliver(alerts);
+    const ids = new Set(alerts.map((a) => a.id));
+    await this.held.update((all) => {
+      const rest = (all[user] ?? []).filter((a) => !ids.has(a.id));
+      const next = { ...all };
+      if (rest.length > 0) next[user] = rest;
+      else delete next[user];
+      return { next, result: undefined };
+    });
+    return alerts.length;
+  }
+}
