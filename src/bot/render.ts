@@ -197,14 +197,20 @@ export function photoParts(content: Content): Part[] {
   return [{ kind: 'photo', ...(first ?? { text: '' }) }, ...rest.map((p): Part => ({ kind: 'text', ...p }))];
 }
 
+/** The tags of Telegram's HTML subset (opening or closing, with any attributes). */
+const TELEGRAM_HTML_TAG = /<\/?(?:b|strong|i|em|u|ins|s|strike|del|span|tg-spoiler|a|tg-emoji|code|pre|blockquote)(?:\s[^<>]*)?>/gi;
+
 /** The same part without any markup: what goes out when Telegram refuses the markup. */
 export function plainFallback(part: Part): Part {
   if (part.parseMode === 'HTML') {
+    // Only Telegram's own tags go: a bare `a < b` (a common reason for the refusal) stays text.
     const text = part.text
-      .replace(/<[^>]*>/g, '')
+      .replace(TELEGRAM_HTML_TAG, '')
       .replace(/&lt;/g, '<')
       .replace(/&gt;/g, '>')
       .replace(/&quot;/g, '"')
+      .replace(/&#(\d+);/g, (m, n: string) => (Number(n) <= 0x10ffff ? String.fromCodePoint(Number(n)) : m))
+      .replace(/&#x([0-9a-f]+);/gi, (m, n: string) => (parseInt(n, 16) <= 0x10ffff ? String.fromCodePoint(parseInt(n, 16)) : m))
       .replace(/&amp;/g, '&');
     return { kind: part.kind, text };
   }

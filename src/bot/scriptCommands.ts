@@ -98,14 +98,16 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
     if (err instanceof ScriptsHelperError) {
       switch (err.kind) {
         case 'timed_out':
-          return `${name} timed out: ${err.message}`;
+        case 'script_failed':
+        case 'invalid_output':
+          return err.message.includes(name) ? err.message : `${name}: ${err.message}`;
         case 'not_found':
           return `${name} is not in ~/user/notifications/ any more.`;
         case 'sudo_refused':
         case 'helper_missing':
           return `${name} could not be run: the server is not set up to run your scripts (${err.message}). Tell the operator.`;
         default:
-          return `${name} failed: ${err.message}`;
+          return err.message.includes(name) ? err.message : `${name} failed: ${err.message}`;
       }
     }
     return `${name} could not be run: ${err instanceof Error ? err.message : String(err)}`;

@@ -19,6 +19,7 @@ import { Deliverer } from './deliverer.js';
 import { linkCommands } from './linkCommands.js';
 import { Notifier } from './notifier.js';
 import { OutboxStore } from './outbox.js';
+import { paceInteractiveApi } from './pacedApi.js';
 import { Pacer } from './pacer.js';
 import { Poller } from './polling.js';
 import { buildSendApi } from './sendApi.js';
@@ -153,6 +154,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     log.info({ socket: cfg.socketPath }, 'send API listening');
 
     bot = new Bot(cfg.token, { client: { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.pollTimeoutSeconds + 15 } });
+    paceInteractiveApi(bot.api, pacer);
     bot.catch((err) => log.error({ err: err.error, update_id: err.ctx.update.update_id }, 'a Telegram update could not be handled'));
     bot.use(linkCommands({ links, linkTokens, notifier, log, publicUrl: cfg.publicUrl }));
     const helper = new ScriptsHelper({ command: cfg.scriptsCommand, timeoutMs: cfg.scriptsHelperTimeoutMs });

@@ -53,6 +53,13 @@ export type HeldAlert = z.infer<typeof HeldAlertSchema>;
 const HeldSchema = z.record(z.string(), z.array(HeldAlertSchema));
 type HeldFile = z.infer<typeof HeldSchema>;
 
+/** JSON with object keys sorted, so equal data compares equal whatever its key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
 /** True when the runtime knows the IANA time zone. */
 export function isTimeZone(tz: string): boolean {
   try {
@@ -128,7 +135,7 @@ export function describeChanges(before: Record<string, unknown>, after: Record<s
   const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v)).slice(0, 60);
   for (const k of Object.keys(after)) {
     if (!(k in before)) lines.push(`+ ${k}: ${show(after[k])}`);
-    else if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) {
+    else if (canonicalJson(before[k]) !== canonicalJson(after[k])) {
       const a = before[k];
       const b = after[k];
       if (typeof a === 'number' && typeof b === 'number') {
@@ -238,7 +245,7 @@ export class AlertRulesStore {
   async compareAndRecord(user: string, script: string, data: Record<string, unknown>): Promise<string[] | null> {
     return this.data.update((all) => {
       const prev = all[user]?.[script];
-      if (prev && JSON.stringify(prev.data) === JSON.stringify(data)) return { result: null };
+      if (prev && canonicalJson(prev.data) === canonicalJson(data)) return { result: null };
       const next = { ...all, [user]: { ...(all[user] ?? {}), [script]: { data, at: new Date(this.clock.now()).toISOString() } } };
       return { next, result: prev ? describeChanges(prev.data, data) : [] };
     });

@@ -44,7 +44,7 @@ export function describeZodError(err: z.ZodError): string {
     .map((i) => {
       const where = i.path.length > 0 ? i.path.join('.') : '';
       if (i.code === 'unrecognized_keys') return `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}`;
-      if (i.code === 'invalid_type' && i.input === undefined) return `${where || 'value'}: is required`;
+      if (i.code === 'invalid_type' && /received undefined/.test(i.message)) return `${where || 'value'}: is required`;
       return where ? `${where}: ${i.message}` : i.message;
     })
     .join('; ');

@@ -1,0 +1,119 @@
+/**
+ * The dispatch API the bot calls on the gateway's unix socket: `POST /dispatch` hands a
+ * notification to every desktop of one user, `GET /health` reports the counts. Bodies are
+ * validated with the shared schemas; every error answer is `{"error": "..."}`; callers are
+ * checked by their kernel peer credentials before any route runs.
+ */
+import type { Socket } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { describeZodError } from '../shared/contract.js';
+import { DispatchRequestSchema, type DesktopNotification, type GatewayHealth } from '../shared/gatewayClient.js';
+import { peerCredentials } from '../shared/posix.js';
+import type { PeerDecision, PeerPolicy } from './peerPolicy.js';
+
+/** Largest request body accepted (a notification's message is at most 64 KiB of text). */
+export const DISPATCH_BODY_LIMIT = 1024 * 1024;
+
+/** What the API serves from. */
+export interface DispatchApiOptions {
+  deliver(user: string, notification: DesktopNotification): number;
+  health(): GatewayHealth;
+  logger: Logger;
+  /**
+   * Who may call. `'unchecked'` skips the peer check and is meant only for `inject()`
+   * tests, whose requests have no real socket.
+   */
+  peerPolicy: PeerPolicy | 'unchecked';
+}
+
+function fdOf(socket: Socket): number | undefined {
+  // Node keeps the descriptor on its internal handle; there is no public accessor.
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** Builds the Fastify app (not listening yet). */
+export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
+  // Typed as Fastify's logger so the app keeps Fastify's default logger type parameter.
+  const fastifyLogger: FastifyBaseLogger = opts.logger;
+  const app = Fastify({
+    loggerInstance: fastifyLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: DISPATCH_BODY_LIMIT,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  });
+
+  // JSON only: Fastify would otherwise parse text/plain bodies into strings.
+  app.removeContentTypeParser('text/plain');
+
+  const policy = opts.peerPolicy;
+  if (policy !== 'unchecked') {
+    const decisions = new WeakMap<Socket, PeerDecision>();
+    // Credentials are read once per connection, while the descriptor is certainly open.
+    app.server.on('connection', (socket: Socket) => {
+      const fd = fdOf(socket);
+      let decision: PeerDecision;
+      try {
+        if (fd === undefined) throw new Error('no file descriptor');
+        decision = policy.decide(peerCredentials(fd));
+      } catch (err) {
+        decision = { allowed: false, uid: -1, pid: -1, name: 'unknown caller', reason: `peer credentials unavailable (${(err as Error).message})` };
+      }
+      decisions.set(socket, decision);
+    });
+    app.addHook('onRequest', async (request, reply) => {
+      const decision = decisions.get(request.raw.socket);
+      if (decision?.allowed) return;
+      opts.logger.warn(
+        { caller: decision?.name, uid: decision?.uid, pid: decision?.pid, method: request.method, url: request.url, reason: decision?.reason },
+        `refused dispatch API call from ${decision?.name ?? 'an unknown caller'}`,
+      );
+      await reply.code(403).send({ error: `not allowed: ${decision?.reason ?? 'caller unknown'}` });
+    });
+  }
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      opts.logger.error({ err: err.message, url: request.url }, 'dispatch API failure');
+      return reply.code(status).send({ error: 'internal error in the gateway; see its log' });
+    }
+    return reply.code(status).send({ error: clientErrorText(err) });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: `no such endpoint: ${request.method} ${request.url} (use POST /dispatch or GET /health)` }),
+  );
+
+  app.post('/dispatch', async (request, reply) => {
+    const parsed = DispatchRequestSchema.safeParse(request.body);
+    if (!parsed.success) {
+      return reply.code(400).send({ error: `invalid dispatch request: ${describeZodError(parsed.error)}` });
+    }
+    const { user, notification } = parsed.data;
+    const sent = opts.deliver(user, notification);
+    opts.logger.debug({ user, id: notification.id, sent }, 'dispatched');
+    return { sent };
+  });
+
+  app.get('/health', async () => opts.health());
+
+  return app;
+}
+
+function clientErrorText(err: FastifyError): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `request body is too large (at most ${DISPATCH_BODY_LIMIT} bytes)`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'send the body as Content-Type: application/json';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'request body is empty; send a JSON object';
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'request body is not valid JSON';
+    default:
+      return err instanceof SyntaxError ? `request body is not valid JSON: ${err.message}` : err.message;
+  }
+}

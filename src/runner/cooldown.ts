@@ -1,0 +1,52 @@
+/**
+ * Cooldown state, `~/.notifications/state/<stem>.json` = `{"last_sent": <unix seconds>}`
+ * (extra keys allowed and kept). Written atomically; a file that cannot be parsed is
+ * reported and left alone, never replaced.
+ */
+import { promises as fsp } from 'node:fs';
+import { z } from 'zod';
+import { CorruptFileError, writeFileAtomic } from '../shared/jsonFile.js';
+
+const StateSchema = z.looseObject({ last_sent: z.number().optional() });
+export type ScriptState = z.infer<typeof StateSchema>;
+
+/** Reads a state file; `{}` when there is none. Throws CorruptFileError when unreadable. */
+export async function readState(path: string): Promise<ScriptState> {
+  let text: string;
+  try {
+    text = await fsp.readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new CorruptFileError(path, `not valid JSON: ${(err as Error).message}`);
+  }
+  const r = StateSchema.safeParse(value);
+  if (!r.success) throw new CorruptFileError(path, 'expected {"last_sent": <unix seconds>}');
+  return r.data;
+}
+
+/** Sets last_sent (and the given extra keys), keeping the file's other keys. */
+export async function recordSent(path: string, nowSeconds: number, extra: Record<string, unknown> = {}): Promise<void> {
+  const current = await readState(path);
+  const next = { ...current, ...extra, last_sent: nowSeconds };
+  await writeFileAtomic(path, `${JSON.stringify(next)}\n`, 0o600);
+}
+
+/** Whether the cooldown holds a notification now. */
+export interface CooldownDecision {
+  held: boolean;
+  /** Unix seconds when the next notification may go, when held. */
+  until?: number;
+}
+
+/** A notification is held while fewer than `cooldownSeconds` passed since the last one sent. */
+export function cooldownDecision(state: ScriptState, cooldownSeconds: number, nowSeconds: number): CooldownDecision {
+  if (state.last_sent === undefined) return { held: false };
+  const until = state.last_sent + cooldownSeconds;
+  return nowSeconds < until ? { held: true, until } : { held: false };
+}

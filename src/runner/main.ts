@@ -1,0 +1,302 @@
+/**
+ * `notify-runner`: runs the analyst's notification scripts once (from their crontab) and
+ * sends what they report through the send API. One runner per analyst at a time (flock on
+ * `~/.notifications/runner.lock`): an invocation that finds another one running leaves.
+ */
+import { mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { parseArgs } from 'node:util';
+import { systemClock } from '../shared/clock.js';
+import { ConfigError, EnvReader } from '../shared/config.js';
+import { HistoryStore, scriptNameProblem } from '../shared/history.js';
+import { type HeldLock, tryLock } from '../shared/lock.js';
+import { SendClient } from '../shared/sendClient.js';
+import { readRunnerConfig, RUNNER_ENV_HELP, type RunnerConfig } from './config.js';
+import { killAllRunning } from './execute.js';
+import { describeImage } from './image.js';
+import { analystPaths, type AnalystPaths } from './paths.js';
+import { fileRunLog, localTimestamp, memoryRunLog, rotateIfLarge, type RunLog } from './runLog.js';
+import { discoverScripts, describeCounts, runScripts, type RunSummary } from './runner.js';
+import { formatDuration, type ScriptContext } from './runScript.js';
+
+/** Exit statuses (documented in --help). */
+export const EXIT = {
+  /** Every script was handled (failures are recorded), or another runner was running. */
+  ok: 0,
+  /** Bad command line or configuration, or no such script. */
+  usage: 1,
+  /** Could not work at all: ~/.notifications not writable, the lock or the scripts unreadable. */
+  cannotRun: 2,
+  /** Notifications were due but the send API was unreachable (or 5xx) for every one. */
+  sendApiUnavailable: 3,
+} as const;
+
+const LOG_ROTATE_BYTES = 5 * 1024 * 1024;
+
+function helpText(): string {
+  const vars = RUNNER_ENV_HELP.map(([n, d, m]) => `  ${n.padEnd(27)} ${m} [${d}]`).join('\n');
+  return `Usage: notify-runner [--script NAME] [--dry-run] [--force]
+
+Runs every ~/user/notifications/*.py once (with ~/.venv/bin/python if present, else
+python3; cwd $HOME), at most NOTIFY_RUNNER_CONCURRENCY at a time, and sends what each
+script asks for through the send API. Scripts find NOTIFY_TRIGGER=schedule (or
+on_demand, when run by notify-scripts) in their environment. For the crontab, e.g.
+  */5 * * * * notify-runner >> ~/.notifications/logs/cron.log 2>&1
+
+Options:
+  --script NAME   run only this script (report.py, or just report)
+  --dry-run       run and validate, print what would be sent and whether the cooldown
+                  would hold it; send nothing, change no state, record no history
+  --force         ignore the cooldown (the send still starts a new cooldown)
+  -h, --help      this text
+
+Environment:
+${vars}
+
+Files:
+  ~/.notifications/state/<stem>.json   cooldown state {"last_sent": <unix seconds>}
+  ~/.notifications/logs/runner.log     one line per script run (kept under 5 MiB, then .1)
+  ~/.notifications/history.jsonl       every run, scheduled or on demand (notify-scripts history)
+  ~/.notifications/runner.lock         held while a runner works
+
+Exit status:
+  0  every script was handled (a failing script is handled: it is recorded), or another
+     runner was already running and this one left it to finish
+  1  bad command line or configuration, or no such script
+  2  could not work at all (~/.notifications not writable, scripts directory unreadable)
+  3  notifications were due but the send API was unreachable or failing (5xx) for every
+     one of them; nothing was recorded as sent, so the next run sends them
+`;
+}
+
+interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  isTty: boolean;
+}
+
+const processIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  isTty: process.stdout.isTTY === true,
+};
+
+/** Entry point of bin/notify-runner.js. */
+export async function main(argv: string[]): Promise<void> {
+  process.exitCode = await runCli(argv, process.env, processIo);
+}
+
+/** The runner's command line; returns the exit status. */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        script: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    io.err(`notify-runner: ${(err as Error).message}\nTry 'notify-runner --help'.\n`);
+    return EXIT.usage;
+  }
+  if (args.help) {
+    io.out(helpText());
+    return EXIT.ok;
+  }
+
+  let config: RunnerConfig;
+  try {
+    const reader = new EnvReader(env);
+    config = readRunnerConfig(reader);
+    reader.done();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`notify-runner: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+  const home = env.HOME && env.HOME.trim() !== '' ? env.HOME : homedir();
+  if (!isAbsolute(home)) {
+    io.err(`notify-runner: HOME must be an absolute path (got '${home}')\n`);
+    return EXIT.usage;
+  }
+  const paths = analystPaths(home);
+
+  let only: string | undefined;
+  if (args.script !== undefined) {
+    only = args.script.endsWith('.py') ? args.script : `${args.script}.py`;
+    const problem = scriptNameProblem(only);
+    if (problem) {
+      io.err(`notify-runner: --script: ${problem}\n`);
+      return EXIT.usage;
+    }
+  }
+
+  if (args['dry-run']) return dryRun(paths, config, env, io, only, args.force);
+
+  try {
+    for (const dir of [paths.baseDir, paths.stateDir, paths.logsDir]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    io.err(`notify-runner: cannot create ${paths.baseDir}: ${(err as Error).message}\n`);
+    return EXIT.cannotRun;
+  }
+  const log = fileRunLog(paths.runnerLog, io.isTty ? io.out : undefined);
+
+  let lock: HeldLock | null;
+  try {
+    lock = tryLock(paths.runnerLock, 0o600);
+  } catch (err) {
+    log.line(`cannot take the lock ${paths.runnerLock}: ${(err as Error).message}`);
+    io.err(`notify-runner: cannot take the lock ${paths.runnerLock}: ${(err as Error).message}\n`);
+    return EXIT.cannotRun;
+  }
+  if (lock === null) {
+    log.line(`another notify-runner is still running (it holds ${paths.runnerLock}); leaving it to finish, nothing run`);
+    return EXIT.ok;
+  }
+
+  const onSignal = (signal: NodeJS.Signals, code: number): void => {
+    killAllRunning();
+    log.line(`interrupted by ${signal}; the running scripts were stopped`);
+    lock?.release();
+    process.exit(code);
+  };
+  const onTerm = (): void => onSignal('SIGTERM', 143);
+  const onInt = (): void => onSignal('SIGINT', 130);
+  const onHup = (): void => onSignal('SIGHUP', 129);
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onInt);
+  process.once('SIGHUP', onHup);
+  try {
+    rotateIfLarge(paths.runnerLog, LOG_ROTATE_BYTES);
+    return await scheduledRun(paths, config, env, log, io, only, args.force);
+  } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    process.off('SIGHUP', onHup);
+    lock.release();
+  }
+}
+
+function context(paths: AnalystPaths, config: RunnerConfig, env: NodeJS.ProcessEnv, log: RunLog, history: HistoryStore | null): ScriptContext {
+  return { paths, config, env, clock: systemClock, log, history, client: new SendClient(config.socketPath, config.sendTimeoutMs) };
+}
+
+/** Finds the scripts to run, or the exit status and message of why it cannot. */
+async function selectScripts(paths: AnalystPaths, only: string | undefined, log: RunLog): Promise<string[] | { status: number; message: string }> {
+  let found;
+  try {
+    found = await discoverScripts(paths.scriptsDir);
+  } catch (err) {
+    return { status: EXIT.cannotRun, message: `cannot read ${paths.scriptsDir}: ${(err as Error).message}` };
+  }
+  for (const s of found.skipped) log.line(`${s.name}: skipped: ${s.reason}`);
+  if (only !== undefined) {
+    if (!found.scripts.includes(only)) return { status: EXIT.usage, message: `no script ${only} in ${paths.scriptsDir}` };
+    return [only];
+  }
+  return found.scripts;
+}
+
+async function scheduledRun(
+  paths: AnalystPaths,
+  config: RunnerConfig,
+  env: NodeJS.ProcessEnv,
+  log: RunLog,
+  io: Io,
+  only: string | undefined,
+  force: boolean,
+): Promise<number> {
+  const selected = await selectScripts(paths, only, log);
+  if (!Array.isArray(selected)) {
+    log.line(selected.message);
+    io.err(`notify-runner: ${selected.message}\n`);
+    return selected.status;
+  }
+  if (selected.length === 0) {
+    log.line(`no scripts to run in ${paths.scriptsDir}`);
+    return EXIT.ok;
+  }
+  log.line(`run started: ${selected.length} script${selected.length === 1 ? '' : 's'}${force ? ' (--force: cooldowns ignored)' : ''}`);
+  const ctx = context(paths, config, env, log, new HistoryStore(paths.history, config.history));
+  const summary = await runScripts(ctx, selected, { mode: 'send', trigger: 'schedule', force });
+  log.line(`run finished in ${formatDuration(summary.durationMs)}: ${describeCounts(summary.counts)}`);
+  return exitStatus(summary, config, log, io);
+}
+
+function exitStatus(summary: RunSummary, config: RunnerConfig, log: RunLog, io: Io): number {
+  if (summary.deliveryAttempts > 0 && summary.deliveryUnavailable === summary.deliveryAttempts) {
+    const message = `the send API at ${config.socketPath} was unreachable or failing for every notification (${summary.deliveryAttempts}); they will be sent by the next run`;
+    log.line(message);
+    io.err(`notify-runner: ${message}\n`);
+    return EXIT.sendApiUnavailable;
+  }
+  return EXIT.ok;
+}
+
+function indent(label: string, text: string): string {
+  const lines = text.split('\n');
+  return `  ${label.padEnd(8)} ${lines.join(`\n  ${' '.repeat(8)} `)}\n`;
+}
+
+/** --dry-run: what would happen, on stdout; nothing is sent, written or recorded. */
+async function dryRun(
+  paths: AnalystPaths,
+  config: RunnerConfig,
+  env: NodeJS.ProcessEnv,
+  io: Io,
+  only: string | undefined,
+  force: boolean,
+): Promise<number> {
+  const log = memoryRunLog();
+  const selected = await selectScripts(paths, only, log);
+  for (const l of log.lines) io.out(`${l}\n`);
+  if (!Array.isArray(selected)) {
+    io.err(`notify-runner: ${selected.message}\n`);
+    return selected.status;
+  }
+  if (selected.length === 0) {
+    io.out(`No scripts in ${paths.scriptsDir}.\n`);
+    return EXIT.ok;
+  }
+  const ctx = context(paths, config, env, log, null);
+  const summary = await runScripts(ctx, selected, { mode: 'dry_run', trigger: 'schedule', force });
+  for (const r of summary.results) {
+    const rec = r.record;
+    const cd = r.cooldown;
+    const lastSent = cd?.lastSent !== undefined ? `last sent ${localTimestamp(new Date(cd.lastSent * 1000))}` : 'never sent before';
+    switch (rec.outcome) {
+      case 'sent': {
+        const why = force && cd?.held ? `cooldown ${cd.text} ignored (--force)` : `cooldown ${cd?.text ?? '?'} does not hold it`;
+        io.out(`${rec.script}: would send (${why}; ${lastSent}) [${formatDuration(rec.duration_ms)}]\n`);
+        const f = r.fields ?? {};
+        if (typeof f.title === 'string') io.out(indent('title:', f.title));
+        if (typeof f.message === 'string') io.out(indent('message:', f.message));
+        if (r.image) io.out(indent('image:', describeImage(r.image)));
+        if (f.data !== undefined) io.out(indent('data:', JSON.stringify(f.data)));
+        break;
+      }
+      case 'held_by_cooldown':
+        io.out(
+          `${rec.script}: would be held by cooldown ${cd?.text ?? ''} until ${rec.held_until ? localTimestamp(new Date(rec.held_until)) : '?'} (${lastSent}); --force would send it\n`,
+        );
+        break;
+      case 'nothing_to_send':
+        io.out(`${rec.script}: nothing to send (notify is false) [${formatDuration(rec.duration_ms)}]\n`);
+        break;
+      default:
+        io.out(`${rec.script}: ${rec.outcome.replace(/_/g, ' ')}: ${rec.error ?? ''}\n`);
+    }
+    if (rec.warning) io.out(indent('warning:', rec.warning));
+  }
+  io.out('Dry run: nothing was sent, no state or history was changed.\n');
+  return EXIT.ok;
+}

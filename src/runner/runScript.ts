@@ -1,0 +1,270 @@
+/**
+ * One run of one script, the same way for the scheduled runner and for on-demand runs:
+ * execute with the limits, validate the output, then (scheduled) apply the cooldown and
+ * send, or (on demand) hand the result back to the caller; record the run in the history
+ * and the log in words the analyst can act on.
+ */
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../shared/clock.js';
+import type { ScriptOutput } from '../shared/contract.js';
+import { type HistoryStore, newRunId, type Outcome, type RunRecord, scriptStem, type Trigger } from '../shared/history.js';
+import type { PhotoUpload, SendClient } from '../shared/sendClient.js';
+import type { RunnerConfig } from './config.js';
+import { type CooldownDecision, cooldownDecision, readState, recordSent } from './cooldown.js';
+import { deliver, type DeliveryResult, notificationFields } from './deliver.js';
+import { executeScript, type ExecResult, stderrExcerpt } from './execute.js';
+import { ImageError, loadImage } from './image.js';
+import { effectiveCooldown, parseScriptOutput } from './output.js';
+import { type AnalystPaths, stateFile } from './paths.js';
+import { localTimestamp, type RunLog } from './runLog.js';
+
+/** What running scripts needs from the outside world. */
+export interface ScriptContext {
+  paths: AnalystPaths;
+  config: RunnerConfig;
+  /** Environment the scripts get (plus NOTIFY_TRIGGER). */
+  env: NodeJS.ProcessEnv;
+  clock: Clock;
+  log: RunLog;
+  /** Where runs are recorded; null records nothing (dry runs). */
+  history: HistoryStore | null;
+  client: SendClient;
+}
+
+/**
+ * What to do with a valid result: `send` applies the cooldown and sends (the runner);
+ * `dry_run` only says what would happen; `hand_over` returns it to the caller, which
+ * delivers it (on-demand runs: no cooldown, no state change).
+ */
+export type RunMode = 'send' | 'dry_run' | 'hand_over';
+
+export interface ScriptRunOptions {
+  trigger: Trigger;
+  mode: RunMode;
+  /** Ignore the cooldown (send mode). */
+  force?: boolean;
+  /** Use this run id instead of a new one. */
+  runId?: string;
+  /** Read and check the image in hand_over mode, so the caller can upload its bytes. */
+  loadImage?: boolean;
+}
+
+/** The result of one script's run. */
+export interface ScriptRunResult {
+  record: RunRecord;
+  output?: ScriptOutput;
+  /** The object the script printed, as printed. */
+  raw?: Record<string, unknown>;
+  /** The fields that were (or would be) sent. */
+  fields?: Record<string, unknown>;
+  image?: PhotoUpload;
+  imageError?: string;
+  cooldown?: CooldownDecision & { text: string; lastSent?: number };
+  delivery?: DeliveryResult;
+}
+
+/** `~/.venv/bin/python` when it is there, else `python3` from PATH. */
+export function pythonFor(paths: AnalystPaths): string {
+  try {
+    accessSync(paths.venvPython, constants.X_OK);
+    return paths.venvPython;
+  } catch {
+    return 'python3';
+  }
+}
+
+/** A duration for people: `500 ms`, `2 s`, `1 min`, `1.5 h`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
+  if (s < 3600) return `${+(s / 60).toFixed(1)} min`;
+  return `${+(s / 3600).toFixed(1)} h`;
+}
+
+function formatSize(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / 1024 / 1024} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
+/** Escapes Telegram legacy Markdown's special characters in text we add to a message. */
+function escapeLegacyMarkdown(text: string): string {
+  return text.replace(/([_*`[])/g, '\\$1');
+}
+
+/** Why an execution did not produce a usable result, or null when it exited 0. */
+function executionFailure(exec: ExecResult, config: RunnerConfig, python: string): { outcome: Outcome; error: string } | null {
+  const stderr = stderrExcerpt(exec.stderrTail);
+  const withStderr = (text: string): string => (stderr ? `${text}: ${stderr}` : text);
+  switch (exec.end.kind) {
+    case 'spawn_failed':
+      return {
+        outcome: 'failed',
+        error: `could not start ${python}: ${exec.end.error}${/ENOENT/.test(exec.end.error) ? ' (is Python installed and on PATH?)' : ''}`,
+      };
+    case 'timed_out':
+      return { outcome: 'timed_out', error: withStderr(`timed out after ${formatDuration(config.timeoutMs)} and was stopped`) };
+    case 'output_too_large':
+      return {
+        outcome: 'failed',
+        error: `printed more than ${formatSize(config.maxOutputBytes)} on stdout and was stopped; print one small JSON object (debug output goes to stderr, data to files)`,
+      };
+    case 'interrupted':
+      return { outcome: 'failed', error: 'stopped because the runner was interrupted' };
+    case 'exited':
+      if (exec.end.signal) return { outcome: 'failed', error: withStderr(`was killed by ${exec.end.signal}`) };
+      if (exec.end.exitCode !== 0) return { outcome: 'failed', error: stderr ? `exited with code ${exec.end.exitCode}: ${stderr}` : `exited with code ${exec.end.exitCode} (no error output)` };
+      return null;
+  }
+}
+
+function shortTitle(title: string | null | undefined): string | undefined {
+  if (typeof title !== 'string' || title.trim() === '') return undefined;
+  return title.length > 200 ? `${title.slice(0, 199)}…` : title;
+}
+
+/** One line describing a finished run (the log's wording). */
+export function describeRun(record: RunRecord): string {
+  const took = ` [${formatDuration(record.duration_ms)}]`;
+  const tag = record.trigger === 'on_demand' ? ' (on demand)' : '';
+  const warn = record.warning ? `; warning: ${record.warning}` : '';
+  switch (record.outcome) {
+    case 'sent':
+      return `${record.script}${tag}: sent, id ${record.id ?? '?'}${record.queued ? ' (queued for delivery)' : ''}${warn}${took}`;
+    case 'pending_delivery':
+      return `${record.script}${tag}: result handed to the service that asked for the run${warn}${took}`;
+    case 'held_by_cooldown': {
+      const until = record.held_until ? ` until ${localTimestamp(new Date(record.held_until))}` : '';
+      return `${record.script}${tag}: held by cooldown ${record.cooldown ?? ''}${until} (use --force to send anyway)${warn}${took}`;
+    }
+    case 'nothing_to_send':
+      return `${record.script}${tag}: nothing to send${warn}${took}`;
+    case 'failed':
+      return `${record.script}${tag}: failed: ${record.error ?? 'unknown error'}${took}`;
+    case 'timed_out':
+      return `${record.script}${tag}: timed out: ${record.error ?? ''}${took}`;
+    case 'invalid_output':
+      return `${record.script}${tag}: invalid output: ${record.error ?? ''}${took}`;
+    case 'delivery_failed':
+      return `${record.script}${tag}: delivery failed (will try again next run): ${record.error ?? ''}${warn}${took}`;
+  }
+}
+
+/** Runs one script and records the run. Never throws for a script's own problems. */
+export async function runScript(ctx: ScriptContext, name: string, opts: ScriptRunOptions): Promise<ScriptRunResult> {
+  const startedMs = ctx.clock.now();
+  const runId = opts.runId ?? newRunId(startedMs);
+  const python = pythonFor(ctx.paths);
+  const exec = await executeScript({
+    command: python,
+    args: [join(ctx.paths.scriptsDir, name)],
+    cwd: ctx.paths.home,
+    env: { ...ctx.env, NOTIFY_TRIGGER: opts.trigger },
+    timeoutMs: ctx.config.timeoutMs,
+    killGraceMs: ctx.config.killGraceMs,
+    maxStdoutBytes: ctx.config.maxOutputBytes,
+  });
+
+  const record: RunRecord = {
+    run_id: runId,
+    time: new Date(startedMs).toISOString(),
+    script: name,
+    trigger: opts.trigger,
+    outcome: 'failed',
+    duration_ms: exec.durationMs,
+    exit_code: exec.exitCode,
+  };
+  if (exec.signal) record.signal = exec.signal;
+  const result: ScriptRunResult = { record };
+  const warnings: string[] = [];
+
+  const finish = async (outcome: Outcome, extra: Partial<RunRecord> = {}): Promise<ScriptRunResult> => {
+    Object.assign(record, extra, { outcome });
+    if (warnings.length > 0) record.warning = warnings.join('; ');
+    if (opts.mode !== 'dry_run') {
+      ctx.log.line(describeRun(record));
+      if (ctx.history) {
+        try {
+          await ctx.history.append(record);
+        } catch (err) {
+          ctx.log.line(`${name}: could not record the run in ${ctx.history.path}: ${(err as Error).message}`);
+        }
+      }
+    }
+    return result;
+  };
+
+  const failure = executionFailure(exec, ctx.config, python);
+  if (failure) return finish(failure.outcome, { error: failure.error });
+
+  const parsed = parseScriptOutput(exec.stdout.toString('utf8'));
+  if (!parsed.ok) return finish('invalid_output', { error: parsed.error });
+  const { output } = parsed;
+  result.output = output;
+  result.raw = parsed.raw;
+  if (!output.notify) return finish('nothing_to_send');
+
+  const cooldown = effectiveCooldown(output);
+  if (cooldown.warning) warnings.push(cooldown.warning);
+  const title = shortTitle(output.title);
+  const fields = notificationFields(output, name);
+  result.fields = fields;
+  const base: Partial<RunRecord> = { cooldown: cooldown.text, ...(title !== undefined ? { title } : {}) };
+
+  if (opts.mode === 'hand_over') {
+    if (opts.loadImage && output.image_path) {
+      try {
+        result.image = await loadImage(output.image_path, ctx.config.maxImageBytes);
+      } catch (err) {
+        if (!(err instanceof ImageError)) throw err;
+        result.imageError = err.message;
+        warnings.push(`${err.message}; the text is sent without it`);
+      }
+    }
+    return finish('pending_delivery', base);
+  }
+
+  // The cooldown (send and dry_run).
+  const statePath = stateFile(ctx.paths, scriptStem(name));
+  let state;
+  try {
+    state = await readState(statePath);
+  } catch (err) {
+    return finish('failed', { ...base, error: `cannot apply the cooldown: ${(err as Error).message}` });
+  }
+  const nowSeconds = Math.floor(ctx.clock.now() / 1000);
+  const decision = cooldownDecision(state, cooldown.seconds, nowSeconds);
+  result.cooldown = { ...decision, text: cooldown.text, ...(state.last_sent !== undefined ? { lastSent: state.last_sent } : {}) };
+  if (decision.held && !opts.force) {
+    return finish('held_by_cooldown', { ...base, held_until: new Date((decision.until ?? nowSeconds) * 1000).toISOString() });
+  }
+
+  // The image: read as the analyst, uploaded as bytes. A missing or bad image does not
+  // cost the analyst the alert: the text goes, saying why the image is not there.
+  let image: PhotoUpload | null = null;
+  if (output.image_path) {
+    try {
+      image = await loadImage(output.image_path, ctx.config.maxImageBytes);
+      result.image = image;
+    } catch (err) {
+      if (!(err instanceof ImageError)) throw err;
+      result.imageError = err.message;
+      warnings.push(`${err.message}; sent the text without it`);
+      fields.message = `${typeof fields.message === 'string' ? fields.message : ''}\n\n(Not attached: ${escapeLegacyMarkdown(err.message)})`;
+    }
+  }
+
+  if (opts.mode === 'dry_run') return finish('sent', base);
+
+  const delivery = await deliver(ctx.client, fields, image);
+  result.delivery = delivery;
+  if (!delivery.ok) return finish('delivery_failed', { ...base, error: delivery.error });
+  try {
+    await recordSent(statePath, Math.floor(ctx.clock.now() / 1000));
+  } catch (err) {
+    warnings.push(`sent, but the cooldown state could not be saved (${(err as Error).message}); the next run may send again`);
+  }
+  return finish('sent', { ...base, id: delivery.id, ...(delivery.queued ? { queued: true } : {}) });
+}

@@ -1,0 +1,326 @@
+/**
+ * `notify-scripts`: lets services (the bot, the dashboard) list and run an analyst's
+ * scripts without reading their home: it runs as the analyst, through
+ * `sudo -n -u <analyst> notify-scripts ...`, and answers in JSON on stdout. Errors are
+ * `{"error": "...", "code": "..."}` with exit status 1.
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { parseArgs } from 'node:util';
+import { systemClock } from '../shared/clock.js';
+import { ConfigError, EnvReader } from '../shared/config.js';
+import { parseCooldownSeconds } from '../shared/contract.js';
+import {
+  HistoryStore,
+  lastRunPerScript,
+  newRunId,
+  recentRuns,
+  RUN_ID_RE,
+  type RunRecord,
+  scriptNameProblem,
+  scriptStem,
+} from '../shared/history.js';
+import { userByUid } from '../shared/posix.js';
+import { SendClient } from '../shared/sendClient.js';
+import { readRunnerConfig, RUNNER_ENV_HELP, type RunnerConfig } from '../runner/config.js';
+import { readState } from '../runner/cooldown.js';
+import { killAllRunning } from '../runner/execute.js';
+import { analystPaths, type AnalystPaths, stateFile } from '../runner/paths.js';
+import { fileRunLog } from '../runner/runLog.js';
+import { discoverScripts } from '../runner/runner.js';
+import { runScript } from '../runner/runScript.js';
+
+/** Codes of the `{"error", "code"}` answers. */
+export type ErrorCode = 'usage' | 'invalid_name' | 'not_found' | 'failed' | 'timed_out' | 'invalid_output' | 'unknown_run' | 'internal';
+
+class CliError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const HELP = `Usage: notify-scripts COMMAND ...
+
+Runs as the analyst (services call it through sudo -n -u <analyst>) and answers in JSON.
+
+Commands:
+  list                          the scripts in ~/user/notifications with their last run:
+                                [{"name", "stem", "last_run", "last_outcome", "last_error"?,
+                                  "last_sent", "cooldown"?, "cooldown_until"?, ...}]
+  history [--limit N] [--script NAME]
+                                recent runs, newest first (default 50, at most 2000)
+  run [--run-id ID] [--with-image] NAME.py
+                                runs the script now like notify-runner does (same timeout,
+                                output cap, validation), ignoring and keeping its cooldown;
+                                prints the script's JSON object plus "_run": {"id", ...}
+                                (left out if the script printed its own "_run");
+                                --with-image adds the checked image as "_run.image" (base64)
+  record-delivery RUN_ID NOTIFICATION_ID [--queued]
+  record-delivery RUN_ID --failed REASON
+                                joins an on-demand run to the notification the service sent
+                                for it (the run becomes "sent" or "delivery_failed")
+
+Errors print {"error": "...", "code": "..."} and exit 1.
+
+Environment (the same as notify-runner's, where sudo passes them):
+${RUNNER_ENV_HELP.map(([n, d, m]) => `  ${n.padEnd(27)} ${m} [${d}]`).join('\n')}
+`;
+
+/** Entry point of bin/notify-scripts.js. */
+export async function main(argv: string[]): Promise<void> {
+  process.exitCode = await runCli(argv, process.env, {
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+  });
+}
+
+/** The helper's command line; returns the exit status. */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    io.out(HELP);
+    return 0;
+  }
+  try {
+    const paths = analystPaths(resolveHome(env));
+    switch (command) {
+      case 'list':
+        parseArgs({ args: rest, options: {}, strict: true, allowPositionals: false });
+        return print(io, await listScripts(paths, systemClock.now()), true);
+      case 'history':
+        return print(io, await history(paths, rest), true);
+      case 'run':
+        return await runOnDemand(paths, env, rest, io);
+      case 'record-delivery':
+        return print(io, await recordDelivery(paths, rest), false);
+      default:
+        throw new CliError('usage', `unknown command '${command}' (commands: list, history, run, record-delivery; see --help)`);
+    }
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.out(`${JSON.stringify({ error: err.message, code: err.code, ...err.extra })}\n`);
+      return 1;
+    }
+    if (err instanceof ConfigError) {
+      io.out(`${JSON.stringify({ error: err.message, code: 'usage' })}\n`);
+      return 1;
+    }
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      io.out(`${JSON.stringify({ error: (err as Error).message, code: 'usage' })}\n`);
+      return 1;
+    }
+    io.out(`${JSON.stringify({ error: `internal error: ${(err as Error).message}`, code: 'internal' })}\n`);
+    io.err(`${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+function print(io: Io, value: unknown, pretty: boolean): number {
+  io.out(`${pretty ? JSON.stringify(value, null, 2) : JSON.stringify(value)}\n`);
+  return 0;
+}
+
+/**
+ * $HOME, as the contract says; but when it is not the home of the user we run as (sudo
+ * configured to keep the caller's HOME), the passwd entry's home instead: the helper must
+ * work on the analyst's files, never on the calling service's.
+ */
+function resolveHome(env: NodeJS.ProcessEnv): string {
+  const uid = process.getuid?.();
+  const fromEnv = env.HOME && isAbsolute(env.HOME) ? env.HOME : undefined;
+  if (fromEnv !== undefined) {
+    try {
+      if (uid === undefined || statSync(fromEnv).uid === uid) return fromEnv;
+    } catch {
+      // fall through to the passwd entry
+    }
+  }
+  const entry = uid !== undefined ? userByUid(uid) : null;
+  return entry?.home ?? fromEnv ?? homedir();
+}
+
+function checkName(name: string | undefined): string {
+  if (name === undefined) throw new CliError('usage', 'give the script name, such as report.py');
+  const problem = scriptNameProblem(name);
+  if (problem) throw new CliError('invalid_name', problem);
+  return name;
+}
+
+function readConfig(env: NodeJS.ProcessEnv): RunnerConfig {
+  const reader = new EnvReader(env);
+  const config = readRunnerConfig(reader);
+  reader.done();
+  return config;
+}
+
+/** One script in `list`. */
+export interface ListedScript {
+  name: string;
+  stem: string;
+  last_run: string | null;
+  last_outcome: RunRecord['outcome'] | null;
+  last_trigger?: RunRecord['trigger'];
+  last_error?: string;
+  last_warning?: string;
+  last_sent: string | null;
+  cooldown?: string;
+  cooldown_until?: string;
+  state_error?: string;
+}
+
+async function listScripts(paths: AnalystPaths, nowMs: number): Promise<ListedScript[]> {
+  const found = await discoverScripts(paths.scriptsDir);
+  const records = await new HistoryStore(paths.history).readAll();
+  const last = lastRunPerScript(records);
+  const lastCooldown = new Map<string, string>();
+  for (const r of records) if (r.cooldown) lastCooldown.set(r.script, r.cooldown);
+  const out: ListedScript[] = [];
+  for (const name of found.scripts) {
+    const stem = scriptStem(name);
+    const run = last.get(name);
+    const item: ListedScript = {
+      name,
+      stem,
+      last_run: run?.time ?? null,
+      last_outcome: run?.outcome ?? null,
+      last_sent: null,
+    };
+    if (run) item.last_trigger = run.trigger;
+    if (run?.error) item.last_error = run.error;
+    if (run?.warning) item.last_warning = run.warning;
+    const cooldown = lastCooldown.get(name);
+    if (cooldown) item.cooldown = cooldown;
+    try {
+      const state = await readState(stateFile(paths, stem));
+      if (state.last_sent !== undefined) {
+        item.last_sent = new Date(state.last_sent * 1000).toISOString();
+        const seconds = cooldown ? parseCooldownSeconds(cooldown) : null;
+        if (seconds !== null && (state.last_sent + seconds) * 1000 > nowMs) {
+          item.cooldown_until = new Date((state.last_sent + seconds) * 1000).toISOString();
+        }
+      }
+    } catch (err) {
+      item.state_error = (err as Error).message;
+    }
+    out.push(item);
+  }
+  return out;
+}
+
+async function history(paths: AnalystPaths, argv: string[]): Promise<RunRecord[]> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { limit: { type: 'string' }, script: { type: 'string' } },
+    strict: true,
+    allowPositionals: false,
+  });
+  let limit = 50;
+  if (values.limit !== undefined) {
+    limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 2000) throw new CliError('usage', `--limit must be a whole number from 1 to 2000 (got '${values.limit}')`);
+  }
+  const script = values.script === undefined ? undefined : checkName(values.script);
+  const records = await new HistoryStore(paths.history).readAll();
+  return recentRuns(records, { limit, ...(script !== undefined ? { script } : {}) });
+}
+
+async function runOnDemand(paths: AnalystPaths, env: NodeJS.ProcessEnv, argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { 'run-id': { type: 'string' }, 'with-image': { type: 'boolean', default: false } },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (positionals.length > 1) throw new CliError('usage', 'give one script name');
+  const name = checkName(positionals[0]);
+  const runId = values['run-id'];
+  if (runId !== undefined && !RUN_ID_RE.test(runId)) throw new CliError('usage', '--run-id must be 1 to 64 letters, digits, "_" or "-"');
+  const config = readConfig(env);
+  const found = await discoverScripts(paths.scriptsDir);
+  if (!found.scripts.includes(name)) throw new CliError('not_found', `no script ${name} in ${paths.scriptsDir}`);
+
+  let history: HistoryStore | null = null;
+  try {
+    for (const dir of [paths.baseDir, paths.logsDir]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    history = new HistoryStore(paths.history, config.history);
+  } catch (err) {
+    io.err(`notify-scripts: cannot create ${paths.baseDir} (the run is not recorded): ${(err as Error).message}\n`);
+  }
+  const log = fileRunLog(paths.runnerLog);
+  const onTerm = (): void => {
+    killAllRunning();
+    process.exit(143);
+  };
+  process.once('SIGTERM', onTerm);
+  let result;
+  try {
+    result = await runScript(
+      { paths, config, env, clock: systemClock, log, history, client: new SendClient(config.socketPath, config.sendTimeoutMs) },
+      name,
+      { mode: 'hand_over', trigger: 'on_demand', runId: runId ?? newRunId(), loadImage: values['with-image'] },
+    );
+  } finally {
+    process.off('SIGTERM', onTerm);
+  }
+  const rec = result.record;
+  if ((rec.outcome === 'pending_delivery' || rec.outcome === 'nothing_to_send') && result.raw) {
+    const out: Record<string, unknown> = { ...result.raw };
+    if (!('_run' in out)) {
+      const meta: Record<string, unknown> = { id: rec.run_id, outcome: rec.outcome, duration_ms: rec.duration_ms };
+      if (rec.warning) meta.warning = rec.warning;
+      if (result.image) {
+        meta.image = {
+          filename: result.image.filename,
+          content_type: result.image.contentType,
+          size: result.image.bytes.length,
+          base64: Buffer.from(result.image.bytes).toString('base64'),
+        };
+      }
+      if (result.imageError) meta.image_error = result.imageError;
+      out._run = meta;
+    }
+    return print(io, out, false);
+  }
+  const phrase =
+    rec.outcome === 'timed_out'
+      ? `${name} ${rec.error ?? 'timed out'}`
+      : rec.outcome === 'invalid_output'
+        ? `${name} printed invalid output: ${rec.error ?? ''}`
+        : `${name} failed: ${rec.error ?? 'unknown error'}`;
+  const code: ErrorCode = rec.outcome === 'timed_out' || rec.outcome === 'invalid_output' ? rec.outcome : 'failed';
+  throw new CliError(code, phrase, { outcome: rec.outcome, run_id: rec.run_id, ...(rec.exit_code !== null ? { exit_code: rec.exit_code } : {}) });
+}
+
+async function recordDelivery(paths: AnalystPaths, argv: string[]): Promise<RunRecord> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { queued: { type: 'boolean', default: false }, failed: { type: 'string' } },
+    strict: true,
+    allowPositionals: true,
+  });
+  const [runId, notificationId, ...extra] = positionals;
+  if (runId === undefined || !RUN_ID_RE.test(runId)) throw new CliError('usage', 'give the run id (from "_run.id" of notify-scripts run)');
+  if (extra.length > 0) throw new CliError('usage', 'too many arguments');
+  let report;
+  if (values.failed !== undefined) {
+    if (notificationId !== undefined) throw new CliError('usage', 'give either a notification id or --failed REASON, not both');
+    report = { error: values.failed.slice(0, 1000) };
+  } else {
+    if (notificationId === undefined || notificationId.length > 200) throw new CliError('usage', 'give the notification id the send API returned, or --failed REASON');
+    report = { id: notificationId, queued: values.queued };
+  }
+  const updated = await new HistoryStore(paths.history).recordDelivery(runId, report);
+  if (!updated) throw new CliError('unknown_run', `no on-demand run ${runId} in ${paths.history}`);
+  return updated;
+}

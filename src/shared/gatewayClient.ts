@@ -1,0 +1,172 @@
+/**
+ * The desktop gateway's dispatch API (HTTP/1.1 on the unix socket `NOTIFY_GATEWAY_SOCKET`):
+ * its request and answer shapes, declared once here as schemas (the gateway validates with
+ * them, the bot builds requests from their types), and the client the bot dispatches with.
+ */
+import http from 'node:http';
+import { z } from 'zod';
+
+/** A server account name, as the send API accepts it. */
+const Username = z
+  .string({ error: 'must be a string' })
+  .min(1, 'must not be empty')
+  .max(64, 'is too long (64 characters at most)')
+  .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'is not a valid user name');
+
+function isImageUrl(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 'data:';
+  } catch {
+    return false;
+  }
+}
+
+/** A notification as desktops receive it (the contract's `notification` fields). */
+export const DesktopNotificationSchema = z.strictObject({
+  id: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'is too long (200 characters at most)'),
+  title: z.string({ error: 'must be a string (may be empty)' }).max(1024, 'is too long (1024 characters at most)'),
+  message: z.string({ error: 'must be a string' }).max(65536, 'is too long (65536 characters at most)'),
+  script: z.string({ error: 'must be a string (may be empty)' }).max(255, 'is too long (255 characters at most)'),
+  timestamp: z.iso.datetime({ error: 'must be an ISO-8601 UTC time such as 2025-01-31T08:00:00Z' }),
+  image_url: z
+    .string({ error: 'must be a string' })
+    .max(512 * 1024, 'is too long')
+    .refine(isImageUrl, 'must be an http://, https:// or data: URL')
+    .optional(),
+});
+export type DesktopNotification = z.infer<typeof DesktopNotificationSchema>;
+
+/** Body of `POST /dispatch`. */
+export const DispatchRequestSchema = z.strictObject({
+  user: Username,
+  notification: DesktopNotificationSchema,
+});
+export type DispatchRequest = z.infer<typeof DispatchRequestSchema>;
+
+/** Answer of `POST /dispatch`: how many of the user's desktop connections were reached. */
+export interface DispatchResponse {
+  sent: number;
+}
+
+/** Answer of `GET /health`. */
+export interface GatewayHealth {
+  status: 'ok';
+  /** Authenticated desktop connections. */
+  connections: number;
+  /** Distinct users with at least one authenticated connection. */
+  users: number;
+}
+
+/** Why a call did not get a usable answer, in words for a log line. */
+export interface GatewayFailure {
+  error: string;
+}
+
+/** Largest answer the client reads; the gateway's answers are a few bytes. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+/**
+ * Talks to the gateway's dispatch API. Never throws and never holds the caller longer than
+ * `timeoutMs` per call, whatever the gateway does (down, slow, accepting and silent):
+ * desktop delivery is best effort beside Telegram and must not stall it.
+ */
+export class GatewayClient {
+  constructor(
+    readonly socketPath: string,
+    private readonly timeoutMs = 1000,
+  ) {}
+
+  /** Sends a notification to every desktop connection of `user`. */
+  async dispatch(user: string, notification: DesktopNotification): Promise<DispatchResponse | GatewayFailure> {
+    let body: string;
+    try {
+      body = JSON.stringify({ user, notification });
+    } catch (err) {
+      return { error: `cannot encode the notification: ${(err as Error).message}` };
+    }
+    const res = await this.request('POST', '/dispatch', body);
+    if ('error' in res) return res;
+    const sent = (res.body as { sent?: unknown } | null)?.sent;
+    if (res.status === 200 && typeof sent === 'number') return { sent };
+    return { error: describeAnswer(res) };
+  }
+
+  /** The gateway's connection counts, or why they could not be read. */
+  async health(): Promise<GatewayHealth | GatewayFailure> {
+    const res = await this.request('GET', '/health');
+    if ('error' in res) return res;
+    const b = res.body as Partial<GatewayHealth> | null;
+    if (res.status === 200 && b?.status === 'ok' && typeof b.connections === 'number' && typeof b.users === 'number') {
+      return { status: 'ok', connections: b.connections, users: b.users };
+    }
+    return { error: describeAnswer(res) };
+  }
+
+  private request(method: string, path: string, body?: string): Promise<{ status: number; body: unknown } | GatewayFailure> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const finish = (value: { status: number; body: unknown } | GatewayFailure): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        resolve(value);
+      };
+      const headers: Record<string, string> = { host: 'localhost' };
+      if (body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = String(Buffer.byteLength(body));
+      }
+      // A fresh connection per call: a pooled one may be dead after a gateway restart.
+      const req = http.request({ socketPath: this.socketPath, method, path, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_ANSWER_BYTES) {
+            req.destroy();
+            finish({ error: `the gateway's answer to ${method} ${path} is too large` });
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('error', (err) => finish({ error: this.describeError(err) }));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // Not JSON: described as text below.
+          }
+          finish({ status: res.statusCode ?? 0, body: parsed });
+        });
+      });
+      // A hard deadline for the whole exchange (an idle timeout alone lets a trickling
+      // server hold the caller indefinitely).
+      const deadline = setTimeout(() => {
+        finish({ error: `the desktop gateway did not answer within ${this.timeoutMs} ms (${this.socketPath})` });
+        req.destroy();
+      }, this.timeoutMs);
+      req.on('error', (err) => finish({ error: this.describeError(err) }));
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
+  }
+
+  private describeError(err: Error): string {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `the desktop gateway is not running (no socket at ${this.socketPath})`;
+    if (code === 'ECONNREFUSED') return `the desktop gateway is not accepting connections on ${this.socketPath}`;
+    if (code === 'EACCES' || code === 'EPERM') {
+      return `permission denied on ${this.socketPath}: this account must be in NOTIFY_GATEWAY_SOCKET_GROUP`;
+    }
+    return `cannot reach the desktop gateway on ${this.socketPath}: ${err.message}`;
+  }
+}
+
+function describeAnswer(res: { status: number; body: unknown }): string {
+  const b = res.body as { error?: unknown } | string | null;
+  if (b && typeof b === 'object' && typeof b.error === 'string') return `gateway answered ${res.status}: ${b.error}`;
+  return `unexpected answer from the gateway: HTTP ${res.status}${typeof b === 'string' && b ? ` ${b.slice(0, 200)}` : ''}`;
+}

@@ -1,0 +1,203 @@
+/**
+ * Fewer, better alerts, through the real bot and the fake Telegram: the buttons under an
+ * alert, snooze and mute with their expiry (moving an injected clock, not sleeping),
+ * /mute and /unmute, quiet hours with a digest, and only-if-changed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { inQuietHours, quietHoursEnd } from '../src/shared/alertRules.js';
+import { type BotWorld, startBotWorld } from './support/inProcessBot.js';
+
+const USER = 'alice';
+let chat = 7100;
+
+async function alert(w: BotWorld, fields: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await w.client.send({ user: USER, ...fields });
+  return { status: res.status, body: res.body as Record<string, unknown> };
+}
+
+void describe('alert buttons, snooze and mute', () => {
+  let w: BotWorld;
+  before(async () => {
+    w = await startBotWorld();
+  });
+  after(async () => {
+    await w.close();
+  });
+
+  void it('puts Snooze 1h, Snooze 1d, Mute and Run now under every script alert', async () => {
+    const c = ++chat;
+    await w.link(USER, c);
+    const r = await alert(w, { title: 'Revenue dropped', message: 'Today 41k', script: 'revenue_drop.py' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const [m] = await w.fake.waitForMessages(c, 1);
+    const buttons = (m!.reply_markup?.inline_keyboard ?? []).flat().map((b) => `${b.text}=${b.callback_data ?? ''}`);
+    assert.deepEqual(buttons, ['Snooze 1h=sn1h:revenue_drop.py', 'Snooze 1d=sn1d:revenue_drop.py', 'Mute this script=mute:revenue_drop.py', 'Run now=run:revenue_drop.py']);
+  });
+
+  void it('Snooze 1h acknowledges, edits the message, holds the next alert, and ends after the hour', async () => {
+    const c = ++chat;
+    await w.link(USER, c);
+    await alert(w, { title: 'Freshness', message: 'stale', script: 'fresh.py' });
+    const [m] = await w.fake.waitForMessages(c, 1);
+    const qid = w.fake.pressButton(c, m!.message_id, 'sn1h:fresh.py');
+    const answer = await w.fake.waitForCallbackAnswer(qid);
+    assert.match(answer.text ?? '', /Snoozed until \d\d:\d\d UTC/);
+    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.text ?? '').includes('Snoozed until') || undefined, 5000, () => 'the alert edited to say it is snoozed');
+    const edited = w.fake.message(c, m!.message_id)!;
+    assert.match(edited.text ?? '', /^Freshness\nstale\n\n🔕 Snoozed until \d\d:\d\d UTC$/u);
+    assert.equal(edited.entities?.[0]?.type, 'bold', 'the title stays bold after the edit');
+    assert.deepEqual((edited.reply_markup?.inline_keyboard ?? []).flat().map((b) => b.text), ['Unsnooze', 'Run now']);
+
+    const rules = await w.rules.forUser(USER);
+    const until = Date.parse(rules.scripts['fresh.py']?.snoozed_until ?? '');
+    assert.ok(Math.abs(until - (w.clock.now() + 3_600_000)) < 10_000, 'snoozed for one hour in alert_rules.json');
+
+    const held = await alert(w, { title: 'Freshness', message: 'still stale', script: 'fresh.py' });
+    assert.equal(held.status, 200);
+    assert.equal(held.body.suppressed, 'snoozed');
+    assert.equal(held.body.telegram, 'suppressed');
+    const other = await alert(w, { title: 'Other script', message: 'goes through', script: 'other.py' });
+    assert.equal(other.body.telegram, 'delivered', 'other scripts are not snoozed');
+    await w.fake.waitForMessages(c, 2);
+    assert.equal(w.fake.sentMessages(c).filter((x) => (x.text ?? '').includes('still stale')).length, 0, 'the snoozed alert was not sent');
+
+    w.clock.advance(61 * 60_000);
+    const back = await alert(w, { title: 'Freshness', message: 'after the snooze', script: 'fresh.py' });
+    assert.equal(back.body.telegram, 'delivered', JSON.stringify(back.body));
+    assert.equal((await w.rules.forUser(USER)).scripts['fresh.py'], undefined, 'the expired snooze is gone');
+  });
+
+  void it('Snooze 1d holds for a day', async () => {
+    const c = ++chat;
+    await w.link(USER, c);
+    await alert(w, { title: 'Daily', message: 'x', script: 'daily.py' });
+    const [m] = await w.fake.waitForMessages(c, 1);
+    await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, 'sn1d:daily.py'));
+    w.clock.advance(23 * 3_600_000);
+    assert.equal((await alert(w, { title: 'Daily', message: 'y', script: 'daily.py' })).body.suppressed, 'snoozed');
+    w.clock.advance(2 * 3_600_000);
+    assert.equal((await alert(w, { title: 'Daily', message: 'z', script: 'daily.py' })).body.telegram, 'delivered');
+  });
+
+  void it('Mute holds until Unmute, whatever the time', async () => {
+    const c = ++chat;
+    await w.link(USER, c);
+    await alert(w, { title: 'Noisy', message: 'x', script: 'noisy.py' });
+    const [m] = await w.fake.waitForMessages(c, 1);
+    const answer = await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, 'mute:noisy.py'));
+    assert.match(answer.text ?? '', /noisy\.py muted/);
+    assert.equal((await w.rules.forUser(USER)).scripts['noisy.py']?.muted, true);
+    w.clock.advance(30 * 86_400_000);
+    const muted = await alert(w, { title: 'Noisy', message: 'y', script: 'noisy.py' });
+    assert.equal(muted.body.suppressed, 'muted');
+    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === 'Unmute') || undefined, 5000, () => 'an Unmute button');
+    await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, 'undo:noisy.py'));
+    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.text ?? '').includes('alerts are on again') || undefined, 5000, () => 'the alert edited to say it is unmuted');
+    assert.equal((await alert(w, { title: 'Noisy', message: 'z', script: 'noisy.py' })).body.telegram, 'delivered');
+  });
+
+  void it('/mute <duration> silences every script until it ends; /unmute ends it early; /status shows it', async () => {
+    const c = ++chat;
+    await w.link(USER, c);
+    w.fake.sendUserMessage(c, '/mute 2h');
+    const [reply] = await w.fake.waitForMessages(c, 1);
+    assert.match(reply!.text ?? '', /All alerts muted until \d\d:\d\d UTC/);
+    assert.equal((await alert(w, { title: 'A', message: 'x', script: 'a.py' })).body.suppressed, 'muted');
+    assert.equal((await alert(w, { title: 'B', message: 'x', script: 'b.py' })).body.suppressed, 'muted');
+    w.fake.sendUserMessage(c, '/status');
+    const msgs = await w.fake.waitForMessages(c, 2);
+    assert.match(msgs[1]!.text ?? '', /All alerts muted until/);
+    w.fake.sendUserMessage(c, '/unmute');
+    await w.fake.waitForMessages(c, 3);
+    assert.equal((await alert(w, { title: 'A', message: 'y', script: 'a.py' })).body.telegram, 'delivered');
+    w.fake.sendUserMessage(c, '/mute soon');
+    const all = await w.fake.waitForMessages(c, 5);
+    assert.match(all[4]!.text ?? '', /Usage: \/mute <duration>/);
+  });
+});
+
+void describe('quiet hours', () => {
+  void it('knows the window in zones with and without summer time', () => {
+    const prague = { start: '22:00', end: '07:00', tz: 'Europe/Prague' };
+    // 2026-07-01 21:30 UTC is 23:30 in Prague (CEST, UTC+2): quiet.
+    assert.equal(inQuietHours(prague, Date.UTC(2026, 6, 1, 21, 30)), true);
+    // 2026-01-15 21:30 UTC is 22:30 in Prague (CET, UTC+1): quiet; 20:30 UTC is 21:30: not.
+    assert.equal(inQuietHours(prague, Date.UTC(2026, 0, 15, 21, 30)), true);
+    assert.equal(inQuietHours(prague, Date.UTC(2026, 0, 15, 20, 30)), false);
+    // Summer: the window ends at 07:00 CEST = 05:00 UTC.
+    assert.equal(quietHoursEnd(prague, Date.UTC(2026, 6, 1, 21, 30)), Date.UTC(2026, 6, 2, 5, 0));
+    // Winter: 07:00 CET = 06:00 UTC.
+    assert.equal(quietHoursEnd(prague, Date.UTC(2026, 0, 15, 21, 30)), Date.UTC(2026, 0, 16, 6, 0));
+    // Across the spring change (2026-03-29, clocks go 02:00 -> 03:00): ends 07:00 CEST = 05:00 UTC.
+    assert.equal(quietHoursEnd(prague, Date.UTC(2026, 2, 28, 22, 0)), Date.UTC(2026, 2, 29, 5, 0));
+    const kolkata = { start: '13:00', end: '14:30', tz: 'Asia/Kolkata' };
+    // UTC+5:30 all year: 13:10 local is 07:40 UTC.
+    assert.equal(inQuietHours(kolkata, Date.UTC(2026, 6, 1, 7, 40)), true);
+    assert.equal(quietHoursEnd(kolkata, Date.UTC(2026, 6, 1, 7, 40)), Date.UTC(2026, 6, 1, 9, 0));
+    assert.equal(inQuietHours({ start: '09:00', end: '09:00', tz: 'UTC' }, Date.UTC(2026, 6, 1, 9, 0)), false, 'an empty window is never quiet');
+  });
+
+  for (const tz of ['Europe/Prague', 'Asia/Tokyo']) {
+    void it(`holds three alerts for one digest at the end, lets an urgent one through (${tz})`, async () => {
+      const w = await startBotWorld();
+      try {
+        const c = ++chat;
+        await w.link(USER, c);
+        // Put the clock inside the window: 23:00 local on a summer day.
+        const offsetHours = tz === 'Europe/Prague' ? 2 : 9;
+        w.clock.set(Date.UTC(2026, 6, 10, 23 - offsetHours, 0));
+        await w.rules.setQuietHours(USER, { start: '22:00', end: '07:00', tz });
+        for (const n of [1, 2, 3]) {
+          const r = await alert(w, { title: `Alert ${n} _x_`, message: `body ${n}`, script: `s${n}.py` });
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          assert.equal(r.body.held, 'quiet_hours');
+          assert.equal(r.body.until, new Date(Date.UTC(2026, 6, 11, 7 - offsetHours, 0)).toISOString());
+        }
+        const urgent = await alert(w, { title: 'Disk full', message: 'now', script: 'disk.py', urgent: true });
+        assert.equal(urgent.body.telegram, 'delivered', 'an urgent alert breaks through');
+        await w.fake.waitForMessages(c, 1);
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal(w.fake.sentMessages(c).length, 1, 'nothing else arrives during quiet hours');
+
+        w.clock.set(Date.UTC(2026, 6, 11, 7 - offsetHours, 1));
+        const msgs = await w.fake.waitForMessages(c, 2, 5000);
+        const digest = msgs[1]!.text ?? '';
+        assert.match(digest, /While you were in quiet hours: 3 alerts/);
+        const order = [1, 2, 3].map((n) => digest.indexOf(`Alert ${n} _x_`));
+        assert.ok(order.every((i) => i > 0) && order[0]! < order[1]! && order[1]! < order[2]!, `titles in order: ${digest}`);
+        assert.ok(digest.includes('body 2'));
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal(w.fake.sentMessages(c).length, 2, 'one digest, sent once');
+        assert.deepEqual(await w.rules.heldUsers(), []);
+      } finally {
+        await w.close();
+      }
+    });
+  }
+});
+
+void describe('only if changed', () => {
+  void it('sends the same data once, and a change with what changed', async () => {
+    const w = await startBotWorld();
+    try {
+      const c = ++chat;
+      await w.link(USER, c);
+      const first = await alert(w, { title: 'KPIs', message: 'daily', script: 'kpi.py', only_if_changed: true, data: { revenue: 100, users: 5 } });
+      assert.equal(first.body.telegram, 'delivered');
+      const same = await alert(w, { title: 'KPIs', message: 'daily', script: 'kpi.py', only_if_changed: true, data: { users: 5, revenue: 100 } });
+      assert.equal(same.body.suppressed, 'unchanged');
+      const changed = await alert(w, { title: 'KPIs', message: 'daily', script: 'kpi.py', only_if_changed: true, data: { revenue: 80, churn: 0.1 } });
+      assert.equal(changed.body.telegram, 'delivered');
+      const msgs = await w.fake.waitForMessages(c, 2);
+      assert.equal(msgs.length, 2, 'the unchanged one was not sent');
+      const text = msgs[1]!.text ?? '';
+      assert.match(text, /Changed since the last alert:/);
+      assert.match(text, /revenue: 100 -> 80 \(-20\.0%\)/);
+      assert.match(text, /\+ churn: 0\.1/);
+      assert.match(text, /- users \(removed\)/);
+    } finally {
+      await w.close();
+    }
+  });
+});
