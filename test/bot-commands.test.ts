@@ -1,0 +1,122 @@
+/**
+ * The linked chat's commands through the real bot and the fake Telegram, with scripts run
+ * through the real `notify-scripts` in a temporary home: /help, /whoami, /status with a Run
+ * button per script, Run for a script that sends, fails and times out, /test's chart.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { HistoryStore } from '../src/shared/history.js';
+import { BOT_COMMANDS } from '../src/bot/service.js';
+import { type BotWorld, pyScript, repoRoot, startBotWorld } from './support/inProcessBot.js';
+
+const USER = 'carol';
+const CHAT = 8200;
+
+void describe('commands of a linked chat', () => {
+  let w: BotWorld;
+  before(async () => {
+    w = await startBotWorld({ NOTIFY_SCRIPT_TIMEOUT: '1500ms' });
+    await w.link(USER, CHAT);
+    w.script('revenue_drop.py', pyScript({ notify: true, title: 'Revenue dropped 25%', message: 'Today: $45k | 7d avg: $60k', cooldown: '1h' }));
+    w.script('quiet.py', pyScript({ notify: false }));
+    w.script('broken.py', 'import sys\nprint("starting", file=sys.stderr)\nraise SystemExit("boom: the warehouse is unreachable")\n');
+    w.script('slow.py', 'import time\ntime.sleep(30)\n');
+  });
+  after(async () => {
+    await w.close();
+  });
+
+  async function next(n: number): Promise<string> {
+    const msgs = await w.fake.waitForMessages(CHAT, n, 15_000);
+    const m = msgs[n - 1]!;
+    return m.text ?? m.caption ?? '';
+  }
+
+  void it('registers its commands with setMyCommands', async () => {
+    await w.fake.waitFor(() => (w.fake.commands.length > 0 ? true : undefined), 10_000, () => 'setMyCommands');
+    assert.deepEqual(
+      w.fake.commands.map((c) => c.command),
+      BOT_COMMANDS.map((c) => c.command),
+    );
+  });
+
+  void it('/help lists the commands and where scripts go; /whoami names the account', async () => {
+    w.fake.sendUserMessage(CHAT, '/help');
+    const help = await next(1);
+    assert.match(help, /~\/user\/notifications\//);
+    for (const c of ['/status', '/test', '/whoami', '/unlink']) assert.ok(help.includes(c), `help mentions ${c}`);
+    w.fake.sendUserMessage(CHAT, '/whoami');
+    assert.match(await next(2), /linked to the server account carol since \d{4}-\d\d-\d\dT/);
+  });
+
+  void it('/status lists every script with a Run button; Run sends its notification and records the run', async () => {
+    w.fake.sendUserMessage(CHAT, '/status');
+    const status = await next(3);
+    assert.match(status, /Scripts of carol \(4\)/);
+    for (const s of ['broken.py', 'quiet.py', 'revenue_drop.py', 'slow.py']) assert.ok(status.includes(`${s} - never ran`), `${s} listed: ${status}`);
+    const statusMsg = w.fake.sentMessages(CHAT)[2]!;
+    const buttons = (statusMsg.reply_markup?.inline_keyboard ?? []).flat();
+    assert.deepEqual(buttons.map((b) => b.callback_data).sort(), ['run:broken.py', 'run:quiet.py', 'run:revenue_drop.py', 'run:slow.py']);
+
+    const qid = w.fake.pressButton(CHAT, statusMsg.message_id, 'run:revenue_drop.py');
+    const answer = await w.fake.waitForCallbackAnswer(qid, 3000);
+    assert.match(answer.text ?? '', /Running revenue_drop\.py/);
+    const alert = await w.fake.waitForMessages(CHAT, 4, 15_000);
+    const m = alert[3]!;
+    assert.equal(m.text, 'Revenue dropped 25%\nToday: $45k | 7d avg: $60k');
+    assert.deepEqual(m.entities[0], { type: 'bold', offset: 0, length: 'Revenue dropped 25%'.length });
+
+    const history = new HistoryStore(join(w.home, '.notifications', 'history.jsonl'));
+    let runs = await history.readAll();
+    for (let i = 0; i < 50 && !runs.some((r) => r.outcome === 'sent'); i += 1) {
+      await new Promise((r) => setTimeout(r, 100));
+      runs = await history.readAll();
+    }
+    const run = runs.find((r) => r.script === 'revenue_drop.py');
+    assert.equal(run?.trigger, 'on_demand');
+    assert.equal(run?.outcome, 'sent');
+    assert.ok(run?.id, 'the run is joined to its notification id');
+
+    w.fake.sendUserMessage(CHAT, '/status');
+    assert.match(await next(5), /✅ revenue_drop\.py - sent, \d+ s ago/u);
+  });
+
+  void it('Run on a script with nothing to say says so', async () => {
+    const before = w.fake.sentMessages(CHAT).length;
+    w.fake.pressButton(CHAT, w.fake.sentMessages(CHAT)[2]!.message_id, 'run:quiet.py');
+    assert.match(await next(before + 1), /quiet\.py ran: nothing to report/);
+  });
+
+  void it('Run on a failing script tells the chat why', async () => {
+    const before = w.fake.sentMessages(CHAT).length;
+    w.fake.pressButton(CHAT, w.fake.sentMessages(CHAT)[2]!.message_id, 'run:broken.py');
+    const text = await next(before + 1);
+    assert.match(text, /❌/u);
+    assert.match(text, /broken\.py/);
+    assert.match(text, /boom: the warehouse is unreachable/);
+  });
+
+  void it('Run on a script that hangs reports the timeout', async () => {
+    const before = w.fake.sentMessages(CHAT).length;
+    w.fake.pressButton(CHAT, w.fake.sentMessages(CHAT)[2]!.message_id, 'run:slow.py');
+    const text = await next(before + 1);
+    assert.match(text, /slow\.py/);
+    assert.match(text, /timed out/);
+  });
+
+  void it('/test sends a real PNG chart with a caption', async () => {
+    const before = w.fake.sentMessages(CHAT).length;
+    w.fake.sendUserMessage(CHAT, '/test');
+    const msgs = await w.fake.waitForMessages(CHAT, before + 1, 15_000);
+    const photo = msgs[before]!;
+    assert.equal(photo.kind, 'photo');
+    assert.ok(photo.photo && photo.photo.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'a PNG');
+    assert.ok(photo.photo.length > 10_000, 'a real chart, not a placeholder');
+    assert.match(photo.caption ?? '', /^Test report: revenue down \d+%/);
+    const dir = join(repoRoot, 'test-artifacts');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'test-chart.png'), photo.photo);
+  });
+});
