@@ -1,0 +1,20 @@
+/**
+ * Runs every benchmark in turn (each in its own process, so one's memory does not colour
+ * another's) and prints their figures. Usage: npm run bench
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const benches = ['delivery.js', 'runner.js', 'runner-telegram.js', 'gateway-fanout.js'];
+let failed = 0;
+for (const b of benches) {
+  console.log(`\n=== ${b.replace(/\.js$/, '')} ===`);
+  const r = spawnSync(process.execPath, [join(here, b)], { stdio: 'inherit', timeout: 300_000 });
+  if (r.status !== 0) {
+    failed += 1;
+    console.log(`(${b} failed: exit ${r.status ?? r.signal})`);
+  }
+}
+process.exit(failed > 0 ? 1 : 0);
