@@ -1,0 +1,192 @@
+/**
+ * Builds the dashboard's Fastify app from its configuration: security headers, cookies and
+ * sessions, sign-in, the page, and one plugin per feature (Telegram now; "My scripts" and
+ * desktop tokens later add their own plugin and dashboard panel the same way).
+ * Tests drive it with `app.inject()`; main.ts makes it listen.
+ */
+import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { type Clock, systemClock } from '../shared/clock.js';
+import { LinkStore } from '../shared/linking.js';
+import { LinkTokenStore } from '../shared/linkTokens.js';
+import type { Logger } from '../shared/logger.js';
+import { silentLogger } from '../shared/logger.js';
+import { isUserInGroup } from '../shared/posix.js';
+import { SendClient } from '../shared/sendClient.js';
+import { authPlugin } from './auth.js';
+import type { WebConfig } from './config.js';
+import { OidcClient } from './oidc.js';
+import { type DashboardPanel, dashboardPage, messagePage } from './pages.js';
+import { AttemptLimiter } from './rateLimit.js';
+import { Sessions, installSessionGuard } from './session.js';
+import { Assets } from './static.js';
+import { sharedFileError, telegramPlugin, welcomeSender } from './telegram.js';
+
+/** What the app is built from; everything but the configuration has a real default. */
+export interface WebDeps {
+  config: WebConfig;
+  logger?: Logger;
+  clock?: Clock;
+  /** Group membership (NOTIFY_ANALYST_GROUP); the system's user database by default. */
+  isMember?: (username: string, group: string) => boolean;
+}
+
+/** Limits on one-tap link requests (not guesses: each replaces the user's earlier link). */
+const LINK_TOKEN_LIMITS = { perUser: 20, overall: 1000, windowMs: 10 * 60_000 };
+
+function isApi(url: string): boolean {
+  return url.toLowerCase().startsWith('/api/') || url.toLowerCase() === '/api';
+}
+
+/** Person-readable text for a client error Fastify raised before a handler ran. */
+function clientErrorText(err: FastifyError): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'Send the request body as JSON (Content-Type: application/json).';
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'The request is too large.';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'The request body is not valid JSON.';
+    default:
+      return err.statusCode === 400 && /JSON/i.test(err.message) ? 'The request body is not valid JSON.' : 'The request could not be understood.';
+  }
+}
+
+/** Builds the app (not listening). */
+export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? silentLogger();
+  // Typed as Fastify's base logger so the app keeps the plain default instance type.
+  const baseLogger: FastifyBaseLogger = logger;
+  const app = Fastify({
+    loggerInstance: baseLogger,
+    // Our own one-line request log (onResponse below) leaves out query strings: the sign-in
+    // callback carries the authorization code there.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: config.trustProxy,
+    bodyLimit: 16 * 1024,
+    return503OnClosing: true,
+  });
+
+  const assets = new Assets();
+  const sessions = new Sessions({ dataDir: config.dataDir, ttlMs: config.sessionTtlMs, secure: config.secureCookies, clock });
+  const oidc = new OidcClient({
+    issuer: config.oidc.issuer,
+    clientId: config.oidc.clientId,
+    clientSecret: config.oidc.clientSecret,
+    redirectUri: config.redirectUri,
+    allowInsecureRequests: config.oidc.allowInsecureRequests,
+  });
+  const panels: DashboardPanel[] = [];
+  const pending = new Set<Promise<void>>();
+
+  await app.register(cookie, { secret: config.sessionSecret, hook: 'onRequest' });
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        fontSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        ...(config.secureCookies ? { upgradeInsecureRequests: [] } : {}),
+      },
+    },
+    frameguard: { action: 'deny' },
+    hsts: config.secureCookies ? { maxAge: 15_552_000, includeSubDomains: false } : false,
+    referrerPolicy: { policy: 'no-referrer' },
+    crossOriginEmbedderPolicy: false,
+  });
+
+  // The sign-out form posts urlencoded fields (it works without the page's script too).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(typeof body === 'string' ? body : body.toString('utf8'))));
+  });
+
+  installSessionGuard(app, sessions);
+
+  app.addHook('onResponse', async (request, reply) => {
+    const path = request.url.split('?', 1)[0] ?? '/';
+    const fields = { method: request.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime), user: request.identity?.username };
+    if (path.startsWith('/static/') || path === '/healthz') request.log.debug(fields, 'request');
+    else request.log.info(fields, 'request');
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const shared = sharedFileError(err);
+    let status: number;
+    let text: string;
+    if (shared) {
+      request.log.error({ err: err.message }, 'shared data file problem');
+      status = shared.status;
+      text = shared.error;
+    } else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      status = err.statusCode;
+      text = clientErrorText(err);
+    } else {
+      request.log.error({ err: err.message, stack: err.stack }, 'request failed');
+      status = 500;
+      text = 'Something went wrong on the server. Try again; if it keeps happening, tell an administrator.';
+    }
+    reply.code(status).header('cache-control', 'no-store');
+    if (isApi(request.url)) return reply.send({ error: text });
+    return reply.type('text/html; charset=utf-8').send(messagePage({ assets, title: 'Error', heading: 'Something went wrong', paragraphs: [text], action: { href: '/', label: 'Back to the dashboard' }, tone: 'error' }));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).header('cache-control', 'no-store');
+    if (isApi(request.url)) return reply.send({ error: 'There is no such API endpoint.' });
+    return reply.type('text/html; charset=utf-8').send(messagePage({ assets, title: 'Not found', heading: 'Page not found', paragraphs: ['There is nothing at this address.'], action: { href: '/', label: 'Go to the dashboard' } }));
+  });
+
+  assets.register(app);
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/', async (request, reply) => {
+    if (!request.identity) return reply.header('cache-control', 'no-store').redirect('/login', 302);
+    const html = await dashboardPage(request.identity, panels, assets);
+    return reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(html);
+  });
+
+  await app.register(authPlugin, {
+    oidc,
+    sessions,
+    assets,
+    allowedDomains: config.allowedDomains,
+    allowedEmails: config.allowedEmails,
+    secureCookies: config.secureCookies,
+  });
+
+  const track = (p: Promise<void>): void => {
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
+  await app.register(telegramPlugin, {
+    links: new LinkStore(config.dataDir, clock),
+    linkTokens: new LinkTokenStore(config.dataDir, clock),
+    botUsername: config.botUsername,
+    analystGroup: config.analystGroup,
+    isMember: deps.isMember ?? isUserInGroup,
+    verifyLimiter: new AttemptLimiter(config.verify, clock),
+    linkTokenLimiter: new AttemptLimiter(LINK_TOKEN_LIMITS, clock),
+    sendWelcome: welcomeSender(new SendClient(config.socketPath, 10_000), app.log, track),
+    clock,
+    panels,
+  });
+
+  // Let welcome messages on their way finish before the process goes.
+  app.addHook('onClose', async () => {
+    await Promise.allSettled([...pending]);
+  });
+  return app;
+}

@@ -1,0 +1,182 @@
+/**
+ * Browser sessions: a signed (HMAC-SHA256, @fastify/cookie) HttpOnly cookie carrying who
+ * signed in, until when, and the session's anti-forgery token. Logging out revokes the
+ * session id, persisted in the data directory so a restart does not bring it back.
+ *
+ * The guard hook answers every `/api/` request without an identity with 401 before
+ * anything else runs, and every state-changing `/api/` request made with the browser
+ * session without the right `X-CSRF-Token` with 403.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { type Clock, unixSeconds } from '../shared/clock.js';
+import { JsonFile } from '../shared/jsonFile.js';
+
+/** Who is making a request. */
+export interface Identity {
+  username: string;
+  email: string;
+  /**
+   * How the request proved it: the browser session cookie (needs the anti-forgery token on
+   * state-changing requests). Desktop bearer tokens will add `'bearer'` (no token needed).
+   */
+  via: 'session';
+  /** Session id (revocable). */
+  sid: string;
+  /** The session's anti-forgery token. */
+  csrf: string;
+  /** Expiry, unix seconds. */
+  exp: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the session guard; null when nobody is signed in. */
+    identity: Identity | null;
+  }
+}
+
+const PayloadSchema = z.object({
+  v: z.literal(1),
+  sid: z.string().min(16),
+  u: z.string().min(1),
+  e: z.string(),
+  csrf: z.string().min(16),
+  iat: z.number(),
+  exp: z.number(),
+});
+
+const RevokedSchema = z.record(z.string(), z.number());
+
+/** Methods that change state and so need the anti-forgery token. */
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** Cookie names; `__Host-` pins them to this host and path / when served over https. */
+export function cookieNames(secure: boolean): { session: string; signIn: string } {
+  return secure ? { session: '__Host-notify_session', signIn: '__Host-notify_signin' } : { session: 'notify_session', signIn: 'notify_signin' };
+}
+
+/** Constant-time comparison of two strings. */
+export function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Options of the session layer. */
+export interface SessionOptions {
+  dataDir: string;
+  ttlMs: number;
+  secure: boolean;
+  clock: Clock;
+}
+
+/** Issues, reads and revokes sessions. */
+export class Sessions {
+  readonly cookieName: string;
+  private readonly revokedFile: JsonFile<Record<string, number>>;
+  private revoked: Map<string, number> | null = null;
+
+  constructor(private readonly opts: SessionOptions) {
+    this.cookieName = cookieNames(opts.secure).session;
+    this.revokedFile = new JsonFile(join(opts.dataDir, 'web_revoked_sessions.json'), RevokedSchema, () => ({}));
+  }
+
+  private async revokedSet(): Promise<Map<string, number>> {
+    this.revoked ??= new Map(Object.entries(await this.revokedFile.read()));
+    return this.revoked;
+  }
+
+  /** Starts a session: sets the signed cookie on the reply and returns the identity. */
+  start(reply: FastifyReply, who: { username: string; email: string }): Identity {
+    const now = unixSeconds(this.opts.clock);
+    const identity: Identity = {
+      username: who.username,
+      email: who.email,
+      via: 'session',
+      sid: randomBytes(18).toString('base64url'),
+      csrf: randomBytes(24).toString('base64url'),
+      exp: now + Math.floor(this.opts.ttlMs / 1000),
+    };
+    const payload = { v: 1, sid: identity.sid, u: identity.username, e: identity.email, csrf: identity.csrf, iat: now, exp: identity.exp };
+    reply.setCookie(this.cookieName, Buffer.from(JSON.stringify(payload)).toString('base64url'), {
+      signed: true,
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: this.opts.secure,
+      path: '/',
+      maxAge: Math.floor(this.opts.ttlMs / 1000),
+    });
+    return identity;
+  }
+
+  /** The identity in the request's session cookie: null when absent, forged, expired or revoked. */
+  async identify(request: FastifyRequest): Promise<Identity | null> {
+    const raw = request.cookies[this.cookieName];
+    if (raw === undefined || raw === '') return null;
+    const unsigned = request.unsignCookie(raw);
+    if (!unsigned.valid || unsigned.value === null) return null;
+    let payload: z.infer<typeof PayloadSchema>;
+    try {
+      payload = PayloadSchema.parse(JSON.parse(Buffer.from(unsigned.value, 'base64url').toString('utf8')));
+    } catch {
+      return null;
+    }
+    if (payload.exp <= unixSeconds(this.opts.clock)) return null;
+    if ((await this.revokedSet()).has(payload.sid)) return null;
+    return { username: payload.u, email: payload.e, via: 'session', sid: payload.sid, csrf: payload.csrf, exp: payload.exp };
+  }
+
+  /** Ends a session for good (its cookie no longer works, even after a restart). */
+  async revoke(identity: Identity, reply: FastifyReply): Promise<void> {
+    const now = unixSeconds(this.opts.clock);
+    await this.revokedFile.update((current) => {
+      const next: Record<string, number> = {};
+      for (const [sid, exp] of Object.entries(current)) if (exp > now) next[sid] = exp;
+      next[identity.sid] = identity.exp;
+      this.revoked = new Map(Object.entries(next));
+      return { next, result: undefined };
+    });
+    this.clear(reply);
+  }
+
+  /** Removes the session cookie from the browser. */
+  clear(reply: FastifyReply): void {
+    reply.clearCookie(this.cookieName, { path: '/', secure: this.opts.secure, httpOnly: true, sameSite: 'lax' });
+  }
+}
+
+/** True when the request carries the session's anti-forgery token (header or form field). */
+export function csrfOk(identity: Identity, supplied: unknown): boolean {
+  return typeof supplied === 'string' && supplied !== '' && safeEqual(supplied, identity.csrf);
+}
+
+function isApiPath(path: string): boolean {
+  const p = path.toLowerCase();
+  return p === '/api' || p.startsWith('/api/');
+}
+
+/**
+ * Adds the identity to every request and guards `/api/`: 401 without an identity, then 403
+ * for a state-changing request without the right anti-forgery token. Registered on the
+ * root instance so it runs for every route, including unknown ones.
+ */
+export function installSessionGuard(app: FastifyInstance, sessions: Sessions): void {
+  app.decorateRequest('identity', null);
+  app.addHook('onRequest', async (request, reply) => {
+    request.identity = await sessions.identify(request);
+    const path = request.url.split('?', 1)[0] ?? '/';
+    if (!isApiPath(path)) return;
+    if (request.identity === null) {
+      reply.header('cache-control', 'no-store');
+      return reply.code(401).send({ error: 'You are not signed in (or your session has ended). Sign in again.' });
+    }
+    if (STATE_CHANGING.has(request.method) && request.identity.via === 'session' && !csrfOk(request.identity, request.headers['x-csrf-token'])) {
+      request.log.warn({ user: request.identity.username, path }, 'request refused: missing or wrong anti-forgery token');
+      reply.header('cache-control', 'no-store');
+      return reply.code(403).send({ error: 'This request is missing its anti-forgery token. Reload the page and try again.' });
+    }
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * The whole linking stack on this machine for browser tests: a local OpenID Connect
+ * provider, the fake Telegram, the real bot (`node bin/notify-bot.js`) with its send API on
+ * a unix socket, and the dashboard listening on 127.0.0.1; plus Debian's chromium through
+ * playwright-core. Everything lives in one temporary directory and stops on `close()`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { type Browser, chromium } from 'playwright-core';
+import { SendClient } from '../../src/shared/sendClient.js';
+import { buildApp } from '../../src/web/app.js';
+import { readWebConfig } from '../../src/web/config.js';
+import { type FakeTelegram, startFakeTelegram } from './fakeTelegram.js';
+import { type TestOidcProvider, startOidcProvider } from './oidcProvider.js';
+
+/** Debian's chromium. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** The project root (this file runs from dist/test/support/). */
+export const PROJECT_ROOT = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Where screenshots go. */
+export const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts');
+
+/** A running stack. */
+export interface BrowserStack {
+  webUrl: string;
+  dataDir: string;
+  provider: TestOidcProvider;
+  telegram: FakeTelegram;
+  app: FastifyInstance;
+  browser: Browser;
+  /** The bot's output so far (for failure messages). */
+  botOutput(): string;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForBot(socketPath: string, bot: ChildProcess, output: () => string, timeoutMs = 20_000): Promise<void> {
+  const client = new SendClient(socketPath, 1000);
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (bot.exitCode !== null) throw new Error(`the bot exited with ${bot.exitCode}:\n${output()}`);
+    if (existsSync(socketPath)) {
+      try {
+        if ((await client.health()).status === 200) return;
+      } catch {
+        // Not listening yet.
+      }
+    }
+    if (Date.now() > until) throw new Error(`the bot's send API did not come up within ${timeoutMs} ms:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts provider, fake Telegram, bot, dashboard and chromium. */
+export async function startBrowserStack(): Promise<BrowserStack> {
+  const dir = mkdtempSync(join(tmpdir(), 'browser-stack-'));
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir, { recursive: true, mode: 0o770 });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const socketPath = join(dir, 'bot.sock');
+  const port = await freePort();
+  const webUrl = `http://127.0.0.1:${port}`;
+
+  const stops: Array<() => Promise<void>> = [];
+  const close = async (): Promise<void> => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch {
+        // Keep stopping the rest.
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const provider = await startOidcProvider({ redirectUris: [`${webUrl}/auth/callback`] });
+    stops.push(() => provider.close());
+    const telegram = await startFakeTelegram();
+    stops.push(() => telegram.close());
+
+    let output = '';
+    const bot = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'notify-bot.js')], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        TELEGRAM_BOT_TOKEN: telegram.token,
+        TELEGRAM_API_ROOT: telegram.apiRoot,
+        TELEGRAM_BOT_USERNAME: telegram.botInfo.username,
+        NOTIFY_DATA_DIR: dataDir,
+        NOTIFY_SOCKET: socketPath,
+        NOTIFY_GATEWAY_SOCKET: join(dir, 'no-gateway.sock'),
+        NOTIFY_PUBLIC_URL: webUrl,
+        NOTIFY_POLL_TIMEOUT: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    bot.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+    bot.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+    stops.push(
+      () =>
+        new Promise<void>((resolve) => {
+          if (bot.exitCode !== null) return resolve();
+          const timer = setTimeout(() => bot.kill('SIGKILL'), 5000);
+          bot.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          bot.kill('SIGTERM');
+        }),
+    );
+    await waitForBot(socketPath, bot, () => output);
+
+    const config = readWebConfig({
+      NOTIFY_DATA_DIR: dataDir,
+      NOTIFY_SOCKET: socketPath,
+      NOTIFY_PUBLIC_URL: webUrl,
+      NOTIFY_WEB_HOST: '127.0.0.1',
+      NOTIFY_WEB_PORT: String(port),
+      OIDC_ISSUER: provider.issuer,
+      OIDC_CLIENT_ID: provider.clientId,
+      OIDC_CLIENT_SECRET: provider.clientSecret,
+      NOTIFY_ALLOWED_DOMAINS: 'example.com',
+      NOTIFY_SESSION_SECRET: 'browser-test-session-secret-0123456789abcdef',
+      TELEGRAM_BOT_USERNAME: telegram.botInfo.username,
+    });
+    const app = await buildApp({ config });
+    await app.listen({ host: config.host, port: config.port });
+    stops.push(() => app.close());
+
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-gpu'],
+    });
+    stops.push(() => browser.close());
+
+    return { webUrl, dataDir, provider, telegram, app, browser, botOutput: () => output, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
