@@ -3,7 +3,7 @@
 // Usage: node scripts/run-tests.mjs [substring ...]  (only files whose path contains one of them)
 import { readdirSync, statSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 const testDir = join(root, 'dist', 'test');
@@ -28,9 +28,23 @@ if (files.length === 0) {
 }
 mkdirSync(join(root, 'test-artifacts'), { recursive: true });
 const concurrency = process.env.NOTIFY_TEST_CONCURRENCY ?? '2';
-const result = spawnSync(
+// Under CI every test must run: a test skipped for a missing tool is a missing install step.
+const strict = process.env.CI === 'true' || process.env.CI === '1';
+const child = spawn(
   process.execPath,
   ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files],
-  { stdio: 'inherit', cwd: root, env: { ...process.env, NOTIFY_PROJECT_ROOT: root } },
+  { stdio: ['ignore', 'pipe', 'inherit'], cwd: root, env: { ...process.env, NOTIFY_PROJECT_ROOT: root } },
 );
-process.exit(result.status ?? 1);
+let tail = '';
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk);
+  tail = (tail + chunk.toString('utf8')).slice(-4000);
+});
+child.on('close', (code) => {
+  const skipped = Number(/^# skipped (\d+)$/m.exec(tail)?.[1] ?? '0');
+  if (code === 0 && strict && skipped > 0) {
+    console.error(`\n${skipped} test(s) were skipped; under CI every test must run (see the "# SKIP" lines above for what is missing).`);
+    process.exit(1);
+  }
+  process.exit(code ?? 1);
+});
