@@ -197,7 +197,14 @@ export class OutboxStore {
 
   /** Every dead letter, oldest first. */
   async deadLetters(): Promise<OutboxRecord[]> {
-    const names = (await fsp.readdir(this.deadDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.'));
+    let entries: string[];
+    try {
+      entries = await fsp.readdir(this.deadDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const names = entries.filter((n) => n.endsWith('.json') && !n.startsWith('.'));
     const out: OutboxRecord[] = [];
     for (const n of names) out.push(await this.readRecord(join(this.deadDir, n)));
     return out.sort((a, b) => a.seq - b.seq);
