@@ -29,6 +29,10 @@ const OUTCOME_LABEL: Record<string, string> = {
   invalid_output: 'invalid output',
   delivery_failed: 'delivery failed',
   pending_delivery: 'sent (on demand)',
+  snoozed: 'not sent: snoozed',
+  muted: 'not sent: muted',
+  unchanged: 'not sent: nothing changed',
+  held_quiet_hours: 'held for the quiet-hours digest',
 };
 const OUTCOME_ICON: Record<string, string> = {
   sent: '✅',
@@ -39,6 +43,10 @@ const OUTCOME_ICON: Record<string, string> = {
   invalid_output: '⚠️',
   delivery_failed: '📭',
   pending_delivery: '✅',
+  snoozed: '🔕',
+  muted: '🔕',
+  unchanged: '▫️',
+  held_quiet_hours: '🌙',
 };
 
 /** Extra lines /status shows per user (mute and snooze state, added by the alert rules). */
@@ -73,7 +81,7 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
     const extra = extras.perScript?.get(s.name);
     if (extra) b.line().add(`   ${extra}`);
     const err = s.last_error ?? s.state_error;
-    if (err && outcome && !['sent', 'nothing_to_send', 'held_by_cooldown', 'pending_delivery'].includes(outcome)) {
+    if (err && outcome && ['failed', 'timed_out', 'invalid_output', 'delivery_failed'].includes(outcome)) {
       b.line().add('   ').styled(err.split('\n').slice(-3).join(' | ').slice(0, 300), 'italic');
     }
   }

@@ -22,6 +22,8 @@ export interface RunnerConfig {
   /** Largest image uploaded. */
   maxImageBytes: number;
   history: HistoryLimits;
+  /** Failed scheduled runs in a row that make a "script is failing" alert; 0 = no health alerts. */
+  healthFailures: number;
 }
 
 const MIB = 1024 * 1024;
@@ -36,6 +38,7 @@ export const RUNNER_ENV_HELP: ReadonlyArray<[string, string, string]> = [
   ['NOTIFY_SEND_TIMEOUT', '30s', 'how long to wait for the send API to answer'],
   ['NOTIFY_HISTORY_MAX_LINES', '2000', 'runs kept in ~/.notifications/history.jsonl'],
   ['NOTIFY_HISTORY_MAX_BYTES', '1MiB', 'size bound of ~/.notifications/history.jsonl'],
+  ['NOTIFY_HEALTH_FAILURES', '3', 'failed runs in a row after which you get one "script is failing" alert (0: never)'],
 ];
 
 const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
@@ -85,5 +88,6 @@ export function readRunnerConfig(r: EnvReader): RunnerConfig {
       maxLines: r.int('NOTIFY_HISTORY_MAX_LINES', DEFAULT_HISTORY_LIMITS.maxLines, 10, 1_000_000),
       maxBytes: byteSize(r, 'NOTIFY_HISTORY_MAX_BYTES', DEFAULT_HISTORY_LIMITS.maxBytes),
     },
+    healthFailures: r.int('NOTIFY_HEALTH_FAILURES', 3, 0, 1000),
   };
 }

@@ -1,7 +1,9 @@
 /**
- * Cooldown state, `~/.notifications/state/<stem>.json` = `{"last_sent": <unix seconds>}`
- * (extra keys allowed and kept). Written atomically; a file that cannot be parsed is
- * reported and left alone, never replaced.
+ * Per-script state, `~/.notifications/state/<stem>.json` = `{"last_sent": <unix seconds>}`
+ * (the cooldown) plus the script-health keys (health.ts); other keys are kept. Written
+ * atomically; a file that cannot be parsed is reported and left alone, never replaced.
+ * Only the scheduled runner writes it, under its lock (on-demand runs leave it alone), so
+ * a read-modify-write here does not race another writer.
  */
 import { promises as fsp } from 'node:fs';
 import { z } from 'zod';
@@ -30,11 +32,23 @@ export async function readState(path: string): Promise<ScriptState> {
   return r.data;
 }
 
+/**
+ * Sets the given keys (a key set to undefined is removed), keeping the file's other keys.
+ * Throws CorruptFileError, leaving the file alone, when the current one is unreadable.
+ */
+export async function updateState(path: string, changes: Record<string, unknown>): Promise<ScriptState> {
+  const next: Record<string, unknown> = { ...(await readState(path)) };
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === undefined) delete next[k];
+    else next[k] = v;
+  }
+  await writeFileAtomic(path, `${JSON.stringify(next)}\n`, 0o600);
+  return next;
+}
+
 /** Sets last_sent (and the given extra keys), keeping the file's other keys. */
 export async function recordSent(path: string, nowSeconds: number, extra: Record<string, unknown> = {}): Promise<void> {
-  const current = await readState(path);
-  const next = { ...current, ...extra, last_sent: nowSeconds };
-  await writeFileAtomic(path, `${JSON.stringify(next)}\n`, 0o600);
+  await updateState(path, { ...extra, last_sent: nowSeconds });
 }
 
 /** Whether the cooldown holds a notification now. */

@@ -1,10 +1,24 @@
-/** Handing a script's notification to the send API (`Prefer: respond-async`). */
+/**
+ * Handing a script's notification to the send API (`Prefer: respond-async`), and reading
+ * its answer: sent (or queued), or accepted but suppressed or held by the analyst's rules.
+ */
 import type { ScriptOutput } from '../shared/contract.js';
 import { errorText, type PhotoUpload, type SendClient, SocketUnavailableError } from '../shared/sendClient.js';
 
 /** What the send API did with a notification. */
 export type DeliveryResult =
-  | { ok: true; id: string; queued: boolean; status: number }
+  | {
+      ok: true;
+      id: string;
+      queued: boolean;
+      status: number;
+      /** Not sent, by the analyst's rules (a snooze or mute of the script, or unchanged data). */
+      suppressed?: Suppression;
+      /** Kept for the digest at the end of the analyst's quiet hours. */
+      held?: 'quiet_hours';
+      /** Until when the snooze, mute or quiet hours hold, ISO-8601 UTC, when the API said. */
+      until?: string;
+    }
   | {
       ok: false;
       error: string;
@@ -13,13 +27,34 @@ export type DeliveryResult =
       unavailable: boolean;
     };
 
-/** The fields sent for a script's output (the script contract's names). */
+/** Why the send API did not send an accepted notification. */
+export const SUPPRESSIONS = ['snoozed', 'muted', 'unchanged'] as const;
+export type Suppression = (typeof SUPPRESSIONS)[number];
+
+/**
+ * The fields sent for a script's output (the script contract's names). `urgent` and
+ * `only_if_changed` go as JSON booleans (in multipart, SendClient writes them 'true'/'false').
+ */
 export function notificationFields(output: ScriptOutput, scriptName: string): Record<string, unknown> {
   const fields: Record<string, unknown> = { script: scriptName };
   if (typeof output.title === 'string' && output.title.trim() !== '') fields.title = output.title;
   if (typeof output.message === 'string') fields.message = output.message;
   if (output.data) fields.data = output.data;
+  if (typeof output.urgent === 'boolean') fields.urgent = output.urgent;
+  if (typeof output.only_if_changed === 'boolean') fields.only_if_changed = output.only_if_changed;
   return fields;
+}
+
+/** The rule outcome of a 2xx answer: suppressed or held, with until when. */
+function ruleOutcome(body: Record<string, unknown>): { suppressed?: Suppression; held?: 'quiet_hours'; until?: string } {
+  const out: { suppressed?: Suppression; held?: 'quiet_hours'; until?: string } = {};
+  const s = body.suppressed;
+  if (typeof s === 'string' && (SUPPRESSIONS as readonly string[]).includes(s)) out.suppressed = s as Suppression;
+  else if (body.held === 'quiet_hours') out.held = 'quiet_hours';
+  if ((out.suppressed !== undefined || out.held !== undefined) && typeof body.until === 'string' && !Number.isNaN(Date.parse(body.until))) {
+    out.until = new Date(body.until).toISOString();
+  }
+  return out;
 }
 
 /** Sends the notification (as multipart with the image bytes when there is an image). */
@@ -34,12 +69,12 @@ export async function deliver(client: SendClient, fields: Record<string, unknown
     return { ok: false, unavailable: true, error: `sending failed: ${(err as Error).message}` };
   }
   if (res.status >= 200 && res.status < 300) {
-    const body = res.body as { id?: unknown } | null;
-    const id = body && typeof body === 'object' && (typeof body.id === 'string' || typeof body.id === 'number') ? String(body.id) : '';
+    const body = res.body && typeof res.body === 'object' && !Array.isArray(res.body) ? (res.body as Record<string, unknown>) : {};
+    const id = typeof body.id === 'string' || typeof body.id === 'number' ? String(body.id) : '';
     if (id === '') {
       return { ok: false, unavailable: true, status: res.status, error: `the send API answered ${res.status} without a notification id` };
     }
-    return { ok: true, id, queued: res.status === 202, status: res.status };
+    return { ok: true, id, queued: res.status === 202, status: res.status, ...ruleOutcome(body) };
   }
   const retry = res.headers['retry-after'];
   const retryNote = res.status === 503 && retry ? ` (it asked to retry after ${String(retry)} s; the next run will)` : '';

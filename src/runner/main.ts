@@ -44,6 +44,10 @@ script asks for through the send API. Scripts find NOTIFY_TRIGGER=schedule (or
 on_demand, when run by notify-scripts) in their environment. For the crontab, e.g.
   */5 * * * * notify-runner >> ~/.notifications/logs/cron.log 2>&1
 
+A script that fails NOTIFY_HEALTH_FAILURES runs in a row gets you one "is failing"
+alert, and one "recovered" message when it works again (at most one new failing alert
+per script a day).
+
 Options:
   --script NAME   run only this script (report.py, or just report)
   --dry-run       run and validate, print what would be sent and whether the cooldown
@@ -55,7 +59,9 @@ Environment:
 ${vars}
 
 Files:
-  ~/.notifications/state/<stem>.json   cooldown state {"last_sent": <unix seconds>}
+  ~/.notifications/state/<stem>.json   cooldown state {"last_sent": <unix seconds>}, and the
+                                       script's health (consecutive_failures, health_state,
+                                       health_alert_at)
   ~/.notifications/logs/runner.log     one line per script run (kept under 5 MiB, then .1)
   ~/.notifications/history.jsonl       every run, scheduled or on demand (notify-scripts history)
   ~/.notifications/runner.lock         held while a runner works
@@ -282,6 +288,8 @@ async function dryRun(
         if (typeof f.message === 'string') io.out(indent('message:', f.message));
         if (r.image) io.out(indent('image:', describeImage(r.image)));
         if (f.data !== undefined) io.out(indent('data:', JSON.stringify(f.data)));
+        if (f.urgent === true) io.out(indent('urgent:', 'yes: breaks through your quiet hours'));
+        if (f.only_if_changed === true) io.out(indent('changed:', 'only_if_changed: the bot sends it only if data differs from the last alert it sent'));
         break;
       }
       case 'held_by_cooldown':
@@ -297,6 +305,6 @@ async function dryRun(
     }
     if (rec.warning) io.out(indent('warning:', rec.warning));
   }
-  io.out('Dry run: nothing was sent, no state or history was changed.\n');
+  io.out('Dry run: nothing was sent, no state or history was changed. (A real run may still be snoozed, muted or held for quiet hours by your rules in the bot.)\n');
   return EXIT.ok;
 }

@@ -1,4 +1,5 @@
 /** Reading what a script printed: one JSON object that follows the script contract. */
+import { z } from 'zod';
 import { DEFAULT_COOLDOWN, describeZodError, parseCooldownSeconds, ScriptOutputSchema, type ScriptOutput } from '../shared/contract.js';
 
 /** A script's output, validated, or why it is not acceptable (for the analyst). */
@@ -44,8 +45,22 @@ export function parseScriptOutput(stdout: string): ParsedOutput {
   }
   // reportInput: describeZodError tells a wrong type from a missing field by the input.
   const result = ScriptOutputSchema.safeParse(value, { reportInput: true });
-  if (!result.success) return { ok: false, error: describeZodError(result.error) };
+  if (!result.success) return { ok: false, error: describeZodError(markMissing(result.error, value as Record<string, unknown>)) };
   return { ok: true, output: result.data, raw: value as Record<string, unknown> };
+}
+
+/**
+ * A field with a custom type message (`notify: must be true or false`) reports that message
+ * even when the field is missing, and JSON leaves no `input` to tell the two apart; so a
+ * type issue on a top-level field the object does not have becomes `is required`.
+ */
+function markMissing(err: z.ZodError, value: Record<string, unknown>): z.ZodError {
+  const missing = (issue: z.core.$ZodIssue): boolean => {
+    const [key, ...rest] = issue.path;
+    return issue.code === 'invalid_type' && typeof key === 'string' && rest.length === 0 && !(key in value);
+  };
+  if (!err.issues.some(missing)) return err;
+  return new z.ZodError(err.issues.map((issue) => (missing(issue) ? { ...issue, message: 'is required' } : issue)));
 }
 
 /** The cooldown a script asked for, in seconds, with a warning when it was not valid. */

@@ -125,6 +125,11 @@ function shortTitle(title: string | null | undefined): string | undefined {
   return title.length > 200 ? `${title.slice(0, 199)}…` : title;
 }
 
+/** ` until 2025-05-01T14:05:00+02:00` (local time), or '' without a time. */
+function untilText(word: string, iso: string | undefined): string {
+  return iso ? ` ${word} ${localTimestamp(new Date(iso))}` : '';
+}
+
 /** One line describing a finished run (the log's wording). */
 export function describeRun(record: RunRecord): string {
   const took = ` [${formatDuration(record.duration_ms)}]`;
@@ -149,6 +154,14 @@ export function describeRun(record: RunRecord): string {
       return `${record.script}${tag}: invalid output: ${record.error ?? ''}${took}`;
     case 'delivery_failed':
       return `${record.script}${tag}: delivery failed (will try again next run): ${record.error ?? ''}${warn}${took}`;
+    case 'snoozed':
+      return `${record.script}${tag}: not sent: snoozed${untilText('until', record.held_until)}, id ${record.id ?? '?'}${warn}${took}`;
+    case 'muted':
+      return `${record.script}${tag}: not sent: muted${untilText('until', record.held_until) || ' until unmuted'}, id ${record.id ?? '?'}${warn}${took}`;
+    case 'unchanged':
+      return `${record.script}${tag}: not sent: unchanged (only_if_changed, and the data is the same as in the last sent alert), id ${record.id ?? '?'}${warn}${took}`;
+    case 'held_quiet_hours':
+      return `${record.script}${tag}: held for the quiet-hours digest${untilText('sent at', record.held_until)}, id ${record.id ?? '?'}${warn}${took}`;
   }
 }
 
@@ -261,10 +274,18 @@ export async function runScript(ctx: ScriptContext, name: string, opts: ScriptRu
   const delivery = await deliver(ctx.client, fields, image);
   result.delivery = delivery;
   if (!delivery.ok) return finish('delivery_failed', { ...base, error: delivery.error });
+  const accepted: Partial<RunRecord> = { ...base, id: delivery.id, ...(delivery.until !== undefined ? { held_until: delivery.until } : {}) };
+  // Suppressed by the analyst's rules (snoozed, muted, unchanged data): nothing was sent,
+  // so last_sent stays as it is and the cooldown does not start; the next alert of this
+  // script is judged against the last one that really went out.
+  if (delivery.suppressed !== undefined) return finish(delivery.suppressed, accepted);
+  // Held for the quiet-hours digest (and any plain send): it will go out, so the cooldown
+  // starts now, or the script would pile up one held alert per run during the quiet hours.
   try {
     await recordSent(statePath, Math.floor(ctx.clock.now() / 1000));
   } catch (err) {
-    warnings.push(`sent, but the cooldown state could not be saved (${(err as Error).message}); the next run may send again`);
+    warnings.push(`${delivery.held ? 'held for the digest' : 'sent'}, but the cooldown state could not be saved (${(err as Error).message}); the next run may send again`);
   }
+  if (delivery.held !== undefined) return finish('held_quiet_hours', accepted);
   return finish('sent', { ...base, id: delivery.id, ...(delivery.queued ? { queued: true } : {}) });
 }

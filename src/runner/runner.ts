@@ -5,6 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { type Outcome, OUTCOMES, scriptNameProblem, type Trigger } from '../shared/history.js';
+import { updateHealth } from './health.js';
 import { runScript, type RunMode, type ScriptContext, type ScriptRunResult } from './runScript.js';
 
 /** The scripts found in `~/user/notifications`. */
@@ -72,7 +73,11 @@ export async function runScripts(
   const worker = async (): Promise<void> => {
     while (next < names.length) {
       const i = next++;
-      results[i] = await runScript(ctx, names[i]!, { mode: opts.mode, trigger: opts.trigger, force: opts.force ?? false });
+      const result = await runScript(ctx, names[i]!, { mode: opts.mode, trigger: opts.trigger, force: opts.force ?? false });
+      // Script health follows real scheduled runs only (never dry runs; on-demand runs go
+      // through runScript directly and are left out on purpose, see health.ts).
+      if (opts.mode === 'send' && opts.trigger === 'schedule') await updateHealth(ctx, result.record);
+      results[i] = result;
     }
   };
   const workers = Array.from({ length: Math.min(ctx.config.concurrency, names.length) }, () => worker());
@@ -100,6 +105,10 @@ const OUTCOME_WORDS: Record<Outcome, string> = {
   invalid_output: 'invalid output',
   delivery_failed: 'delivery failed',
   pending_delivery: 'handed over',
+  snoozed: 'snoozed',
+  muted: 'muted',
+  unchanged: 'unchanged',
+  held_quiet_hours: 'held for quiet hours',
 };
 
 /** `2 sent, 1 held by cooldown, 1 failed`. */

@@ -56,7 +56,8 @@ Runs as the analyst (services call it through sudo -n -u <analyst>) and answers 
 Commands:
   list                          the scripts in ~/user/notifications with their last run:
                                 [{"name", "stem", "last_run", "last_outcome", "last_error"?,
-                                  "last_sent", "cooldown"?, "cooldown_until"?, ...}]
+                                  "last_sent", "cooldown"?, "cooldown_until"?,
+                                  "consecutive_failures"?, "health_failing"?, ...}]
   history [--limit N] [--script NAME]
                                 recent runs, newest first (default 50, at most 2000)
   run [--run-id ID] [--with-image] NAME.py
@@ -64,7 +65,9 @@ Commands:
                                 output cap, validation), ignoring and keeping its cooldown;
                                 prints the script's JSON object plus "_run": {"id", ...}
                                 (left out if the script printed its own "_run");
-                                --with-image adds the checked image as "_run.image" (base64)
+                                --with-image adds the checked image as "_run.image" (base64);
+                                it does not count toward the script's health (failing or
+                                recovered alerts follow notify-runner's runs only)
   record-delivery RUN_ID NOTIFICATION_ID [--queued]
   record-delivery RUN_ID --failed REASON
                                 joins an on-demand run to the notification the service sent
@@ -177,6 +180,10 @@ export interface ListedScript {
   cooldown?: string;
   cooldown_until?: string;
   state_error?: string;
+  /** Scheduled runs that failed in a row, when any (script health). */
+  consecutive_failures?: number;
+  /** A "script is failing" alert was sent and no "recovered" yet. */
+  health_failing?: true;
 }
 
 async function listScripts(paths: AnalystPaths, nowMs: number): Promise<ListedScript[]> {
@@ -210,6 +217,9 @@ async function listScripts(paths: AnalystPaths, nowMs: number): Promise<ListedSc
           item.cooldown_until = new Date((state.last_sent + seconds) * 1000).toISOString();
         }
       }
+      const failures = state.consecutive_failures;
+      if (typeof failures === 'number' && Number.isInteger(failures) && failures > 0) item.consecutive_failures = failures;
+      if (state.health_state === 'failing') item.health_failing = true;
     } catch (err) {
       item.state_error = (err as Error).message;
     }
@@ -265,6 +275,10 @@ async function runOnDemand(paths: AnalystPaths, env: NodeJS.ProcessEnv, argv: st
   process.once('SIGTERM', onTerm);
   let result;
   try {
+    // Script health (src/runner/health.ts) is left alone on purpose: an on-demand run's
+    // result is shown to the analyst who asked for it, so its failures need no alert, and
+    // the state file keeps one writer (notify-runner, under its lock). The next scheduled
+    // run reports a fixed script as recovered.
     result = await runScript(
       { paths, config, env, clock: systemClock, log, history, client: new SendClient(config.socketPath, config.sendTimeoutMs) },
       name,

@@ -46,7 +46,11 @@ export type Trigger = (typeof TRIGGERS)[number];
 /**
  * How a run ended. `pending_delivery` is an on-demand run whose notification was handed to
  * the service that asked for it; it becomes `sent` or `delivery_failed` when that service
- * records the delivery (`notify-scripts record-delivery`).
+ * records the delivery (`notify-scripts record-delivery`). `snoozed`, `muted` and
+ * `unchanged` are notifications the send API accepted but did not send, by the analyst's
+ * rules (a snooze or mute of the script, or `only_if_changed` with the same data as the
+ * last sent one); `held_quiet_hours` is one it keeps for the digest at the end of the
+ * analyst's quiet hours.
  */
 export const OUTCOMES = [
   'sent',
@@ -57,6 +61,10 @@ export const OUTCOMES = [
   'invalid_output',
   'delivery_failed',
   'pending_delivery',
+  'snoozed',
+  'muted',
+  'unchanged',
+  'held_quiet_hours',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -88,7 +96,11 @@ export const RunRecordSchema = z.looseObject({
   title: z.string().optional(),
   /** The cooldown the script asked for (or the default), when it asked to notify. */
   cooldown: z.string().optional(),
-  /** Until when the cooldown holds this script's notifications (held_by_cooldown), ISO-8601 UTC. */
+  /**
+   * Until when this notification is held or suppressed, ISO-8601 UTC: the cooldown
+   * (held_by_cooldown), the snooze or mute (snoozed, muted; absent for a mute with no end),
+   * or the end of the quiet hours when the digest goes out (held_quiet_hours).
+   */
   held_until: z.string().optional(),
   /** When the delivery of an on-demand run was recorded, ISO-8601 UTC. */
   delivered_at: z.string().optional(),
