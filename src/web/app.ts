@@ -7,19 +7,24 @@
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { AlertRulesStore } from '../shared/alertRules.js';
 import { type Clock, systemClock } from '../shared/clock.js';
+import { DesktopTokenStore } from '../shared/desktopTokens.js';
 import { LinkStore } from '../shared/linking.js';
 import { LinkTokenStore } from '../shared/linkTokens.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
 import { isUserInGroup } from '../shared/posix.js';
+import { ScriptsHelper } from '../shared/scriptsHelper.js';
 import { SendClient } from '../shared/sendClient.js';
 import { authPlugin } from './auth.js';
 import type { WebConfig } from './config.js';
+import { desktopBearer, desktopPlugin } from './desktop.js';
 import { OidcClient } from './oidc.js';
 import { type DashboardPanel, dashboardPage, messagePage } from './pages.js';
 import { AttemptLimiter } from './rateLimit.js';
 import { Sessions, installSessionGuard } from './session.js';
+import { scriptsPlugin } from './scripts.js';
 import { Assets } from './static.js';
 import { sharedFileError, telegramPlugin, welcomeSender } from './telegram.js';
 
@@ -30,6 +35,8 @@ export interface WebDeps {
   clock?: Clock;
   /** Group membership (NOTIFY_ANALYST_GROUP); the system's user database by default. */
   isMember?: (username: string, group: string) => boolean;
+  /** Runs `notify-scripts` as an analyst; ScriptsHelper.fromEnv() (on first use) by default. */
+  scriptsHelper?: ScriptsHelper;
 }
 
 /** Limits on one-tap link requests (not guesses: each replaces the user's earlier link). */
@@ -112,7 +119,8 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     done(null, Object.fromEntries(new URLSearchParams(typeof body === 'string' ? body : body.toString('utf8'))));
   });
 
-  installSessionGuard(app, sessions);
+  const desktopTokens = new DesktopTokenStore(config.dataDir, clock);
+  installSessionGuard(app, sessions, desktopBearer(desktopTokens, config.desktopSecret, clock));
 
   app.addHook('onResponse', async (request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '/';
@@ -180,6 +188,26 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     verifyLimiter: new AttemptLimiter(config.verify, clock),
     linkTokenLimiter: new AttemptLimiter(LINK_TOKEN_LIMITS, clock),
     sendWelcome: welcomeSender(new SendClient(config.socketPath, 10_000), app.log, track),
+    clock,
+    panels,
+  });
+
+  let scriptsHelper = deps.scriptsHelper;
+  await app.register(desktopPlugin, {
+    store: desktopTokens,
+    secret: config.desktopSecret,
+    dataDir: config.dataDir,
+    helper: () => (scriptsHelper ??= ScriptsHelper.fromEnv()),
+    send: new SendClient(config.socketPath, 30_000),
+    assets,
+    panels,
+  });
+
+  await app.register(scriptsPlugin, {
+    helper: () => (scriptsHelper ??= ScriptsHelper.fromEnv()),
+    send: new SendClient(config.socketPath, 30_000),
+    rules: new AlertRulesStore(config.dataDir, clock),
+    dataDir: config.dataDir,
     clock,
     panels,
   });

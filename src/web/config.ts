@@ -38,6 +38,8 @@ export interface WebConfig {
     windowMs: number;
   };
   trustProxy: boolean;
+  /** DESKTOP_JWT_SECRET: signs desktop tokens; undefined disables them. */
+  desktopSecret: string | undefined;
   /** Values that must never be logged. */
   secrets: string[];
 }
@@ -85,7 +87,9 @@ export function helpText(): string {
     '',
     'Routes: GET / (dashboard), GET /login, GET /auth/callback, POST /logout,',
     '        GET /api/telegram/status, POST /api/telegram/verify, POST /api/telegram/unlink,',
-    '        POST /api/telegram/link-token, GET /healthz',
+    '        POST /api/telegram/link-token, GET /healthz,',
+    '        GET|POST /api/desktop/tokens, POST /api/desktop/tokens/revoke, GET /api/images/<id>,',
+    '        GET /api/desktop/scripts, POST /api/desktop/scripts/run (these three also take a desktop bearer token)',
     '',
     'Environment variables [default]:',
     ...lines,
@@ -166,6 +170,7 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
       windowMs: r.durationMs('NOTIFY_VERIFY_WINDOW', 15 * 60_000),
     },
     trustProxy: bool(r, env, 'NOTIFY_WEB_TRUST_PROXY'),
+    desktopSecret: r.optional('DESKTOP_JWT_SECRET'),
     secrets: [clientSecret, sessionSecret, r.optional('DESKTOP_JWT_SECRET')].filter((s): s is string => s !== undefined && s !== ''),
   };
   r.done();

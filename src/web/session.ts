@@ -20,12 +20,12 @@ export interface Identity {
   email: string;
   /**
    * How the request proved it: the browser session cookie (needs the anti-forgery token on
-   * state-changing requests). Desktop bearer tokens will add `'bearer'` (no token needed).
+   * state-changing requests), or a desktop bearer token (no cookie, no anti-forgery token).
    */
-  via: 'session';
-  /** Session id (revocable). */
+  via: 'session' | 'bearer';
+  /** Session id (revocable); for a bearer token, its `jti` (or ''). */
   sid: string;
-  /** The session's anti-forgery token. */
+  /** The session's anti-forgery token; '' for a bearer token (never matches). */
   csrf: string;
   /** Expiry, unix seconds. */
   exp: number;
@@ -158,16 +158,35 @@ function isApiPath(path: string): boolean {
   return p === '/api' || p.startsWith('/api/');
 }
 
+/** Bearer-token authentication for the few `/api/` routes that accept it (desktop tokens). */
+export interface BearerAuth {
+  /** True when `method path` accepts a bearer token instead of the session. */
+  accepts(method: string, path: string): boolean;
+  /** The token's identity, or the error to answer 401 with. Checked on every request. */
+  identify(token: string): Promise<Identity | { error: string }>;
+}
+
 /**
  * Adds the identity to every request and guards `/api/`: 401 without an identity, then 403
  * for a state-changing request without the right anti-forgery token. Registered on the
- * root instance so it runs for every route, including unknown ones.
+ * root instance so it runs for every route, including unknown ones. On the routes `bearer`
+ * accepts, an `Authorization: Bearer` header is the identity instead of the cookie.
  */
-export function installSessionGuard(app: FastifyInstance, sessions: Sessions): void {
+export function installSessionGuard(app: FastifyInstance, sessions: Sessions, bearer?: BearerAuth): void {
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request, reply) => {
-    request.identity = await sessions.identify(request);
     const path = request.url.split('?', 1)[0] ?? '/';
+    const authorization = request.headers.authorization;
+    if (bearer && isApiPath(path) && authorization !== undefined && /^bearer\s/i.test(authorization) && bearer.accepts(request.method, path)) {
+      const found = await bearer.identify(authorization.slice(7).trim());
+      if ('error' in found) {
+        reply.header('cache-control', 'no-store').header('www-authenticate', 'Bearer');
+        return reply.code(401).send({ error: found.error });
+      }
+      request.identity = found;
+      return;
+    }
+    request.identity = await sessions.identify(request);
     if (!isApiPath(path)) return;
     if (request.identity === null) {
       reply.header('cache-control', 'no-store');

@@ -35,6 +35,14 @@ export class Assets {
     }
   }
 
+  /** Adds one more file of the assets directory (a feature plugin's own script). */
+  add(name: string, dir = STATIC_DIR): void {
+    if (this.files.has(name)) return;
+    const body = readFileSync(`${dir}${name}`);
+    const ext = name.slice(name.lastIndexOf('.'));
+    this.files.set(name, { body, type: TYPES[ext] ?? 'application/octet-stream', hash: createHash('sha256').update(body).digest('hex').slice(0, 12) });
+  }
+
   /** The URL to reference `name` by. */
   url(name: string): string {
     const asset = this.files.get(name);

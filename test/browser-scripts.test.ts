@@ -1,0 +1,133 @@
+/**
+ * "My scripts" and "Alert settings" in a real browser (Debian's chromium) against the whole
+ * stack: local OpenID Connect provider, fake Telegram, the real bot and the dashboard, with
+ * the analyst's scripts run by the real `notify-scripts` in a temporary home (no sudo).
+ * A linked analyst signs in, sees the scripts and their outcomes, presses Run now and the
+ * notification arrives in the fake Telegram; then sets quiet hours and mutes a script on
+ * the dashboard and sees both in the bot's /status. Screenshots go to test-artifacts/.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LinkStore } from '../src/shared/linking.js';
+import { ScriptsHelper } from '../src/shared/scriptsHelper.js';
+import { ARTIFACTS, type BrowserStack, CHROMIUM, PROJECT_ROOT, startBrowserStack } from './support/browserStack.js';
+
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
+
+void describe('browser: My scripts and alert settings', { skip }, () => {
+  let stack: BrowserStack;
+  let home: string;
+  let helper: ScriptsHelper;
+
+  before(async () => {
+    home = mkdtempSync(join(tmpdir(), 'browser-scripts-home-'));
+    const dir = join(home, 'user', 'notifications');
+    mkdirSync(dir, { recursive: true });
+    const write = (name: string, body: string): void => {
+      writeFileSync(join(dir, name), body);
+      chmodSync(join(dir, name), 0o755);
+    };
+    write('revenue_drop.py', 'import json\nprint(json.dumps({"notify": True, "title": "Revenue down 12%", "message": "Yesterday: 8 800 EUR, 12% below the 14-day average."}))\n');
+    write('signups.py', 'print(\'{"notify": false}\')\n');
+    write('warehouse_check.py', 'import sys\nprint("connecting to the warehouse", file=sys.stderr)\nraise RuntimeError("the warehouse refused the connection")\n');
+    // Both the bot (spawned with this environment) and the dashboard use this helper command.
+    process.env.NOTIFY_SCRIPTS_COMMAND = `env HOME=${home} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'notify-scripts.js')}`;
+    helper = new ScriptsHelper({ command: process.env.NOTIFY_SCRIPTS_COMMAND });
+    stack = await startBrowserStack();
+    // Earlier runs, so the panel has outcomes to show.
+    await helper.run('john.doe', 'warehouse_check.py').catch(() => undefined);
+    await helper.run('john.doe', 'signups.py');
+  });
+  after(async () => {
+    await stack?.close();
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  void it('shows the scripts, runs one into Telegram, and sets quiet hours and a mute that /status shows', async () => {
+    const chat = 777001;
+    stack.telegram.registerChat(chat, { first_name: 'John' });
+    await new LinkStore(stack.dataDir).linkChat('john.doe', chat);
+
+    const context = await stack.browser.newContext({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1, timezoneId: 'Europe/Prague' });
+    const page = await context.newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    try {
+      await page.goto(stack.webUrl);
+      await page.getByLabel('E-mail address').fill('john.doe@example.com');
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('heading', { name: 'My scripts' }).waitFor();
+
+      // The scripts and their outcomes.
+      const list = page.locator('#sc-list');
+      const warehouse = list.locator('li[data-script="warehouse_check.py"]');
+      await warehouse.waitFor();
+      assert.match((await warehouse.textContent()) ?? '', /Failed/);
+      assert.match((await warehouse.locator('.script-error').textContent()) ?? '', /RuntimeError: the warehouse refused the connection/);
+      assert.match((await list.locator('li[data-script="signups.py"]').textContent()) ?? '', /Nothing to send/);
+      assert.match((await list.locator('li[data-script="revenue_drop.py"]').textContent()) ?? '', /Never ran/);
+      await page.locator('#sc-runs tr').first().waitFor();
+      assert.equal(await page.locator('#sc-runs tr').count(), 2);
+      await page.locator('#scripts-card').screenshot({ path: join(ARTIFACTS, 'dashboard-scripts.png') });
+
+      // Run now: the notification arrives in Telegram.
+      await page.getByRole('button', { name: 'Run revenue_drop.py now' }).click();
+      await page.locator('#sc-live').filter({ hasText: 'revenue_drop.py ran and its notification is on its way' }).waitFor({ timeout: 30_000 });
+      const [alert] = await stack.telegram.waitForMessages(chat, 1, 20_000);
+      assert.match(alert?.text ?? '', /Revenue down 12%/, `the alert arrives: ${alert?.text}\n${stack.botOutput()}`);
+      await list.locator('li[data-script="revenue_drop.py"]', { hasText: /Sent/ }).waitFor();
+      await page.locator('#sc-runs tr', { hasText: 'revenue_drop.py' }).waitFor();
+      await page.locator('#scripts-card').screenshot({ path: join(ARTIFACTS, 'dashboard-scripts-run.png') });
+
+      // A failing run says why.
+      await page.getByRole('button', { name: 'Run warehouse_check.py now' }).click();
+      await page.locator('#sc-live .notice-error').filter({ hasText: 'warehouse refused the connection' }).waitFor({ timeout: 30_000 });
+
+      // Quiet hours: the time zone defaults to the browser's.
+      assert.equal(await page.getByLabel('Time zone').inputValue(), 'Europe/Prague');
+      await page.getByLabel('Time zone').fill('Mars/Olympus');
+      await page.getByRole('button', { name: 'Save quiet hours' }).click();
+      await page.locator('#ru-quiet-error').filter({ hasText: 'is not a time zone' }).waitFor();
+      await page.getByLabel('From').fill('22:00');
+      await page.getByLabel('Until').fill('07:00');
+      await page.getByLabel('Time zone').fill('Europe/Prague');
+      await page.getByRole('button', { name: 'Save quiet hours' }).click();
+      await page.locator('#ru-live').filter({ hasText: 'Quiet hours set: 22:00–07:00 (Europe/Prague)' }).waitFor();
+      await page.locator('#ru-quiet-state').filter({ hasText: 'Quiet hours 22:00–07:00' }).waitFor();
+
+      // Mute one script from its row.
+      await page.getByRole('button', { name: 'Mute warehouse_check.py' }).click();
+      await page.locator('#sc-live').filter({ hasText: 'warehouse_check.py is muted until you unmute it' }).waitFor();
+      await list.locator('li[data-script="warehouse_check.py"] .tag', { hasText: 'Muted' }).waitFor();
+      await page.getByRole('button', { name: 'Unmute warehouse_check.py' }).waitFor();
+      await page.locator('#ru-mute-state').filter({ hasText: 'Muted: warehouse_check.py' }).waitFor();
+      await page.locator('#rules-card').screenshot({ path: join(ARTIFACTS, 'dashboard-scripts-rules.png') });
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard-scripts-page.png'), fullPage: true });
+
+      const rules = JSON.parse(readFileSync(join(stack.dataDir, 'alert_rules.json'), 'utf8')) as Record<string, unknown>;
+      assert.deepEqual(rules['john.doe'], { scripts: { 'warehouse_check.py': { muted: true } }, quiet_hours: { start: '22:00', end: '07:00', tz: 'Europe/Prague' } });
+
+      // The bot's /status shows both.
+      stack.telegram.sendUserMessage(chat, '/status');
+      const messages = await stack.telegram.waitForMessages(chat, 2, 20_000);
+      const status = messages.find((m) => (m.text ?? '').startsWith('Scripts of john.doe'));
+      assert.ok(status, `a /status answer arrives: ${JSON.stringify(messages.map((m) => m.text))}\n${stack.botOutput()}`);
+      assert.match(status.text ?? '', /Quiet hours 22:00-07:00 Europe\/Prague/);
+      assert.match(status.text ?? '', /warehouse_check\.py[^\n]*\n(?:[^\n]*\n)*?\s*🔕 muted/u);
+
+      // Phone-sized screen.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.locator('#scripts-card').screenshot({ path: join(ARTIFACTS, 'dashboard-scripts-mobile.png') });
+
+      assert.deepEqual(consoleErrors, [], 'no errors in the browser console (CSP violations included)');
+    } finally {
+      await context.close();
+    }
+  });
+});
