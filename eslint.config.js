@@ -1,12 +1,16 @@
-// Lint configuration: typescript-eslint's recommended type-aware rules over src, test and bench.
+// Lint configuration: typescript-eslint's recommended type-aware rules over the TypeScript
+// in src, test and bench; the recommended JavaScript rules over the few plain JS files.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const nodeGlobals = { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' };
+
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', 'src/web/static/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', '.first-run/**', 'src/web/static/**'] },
   js.configs.recommended,
-  ...tseslint.configs.recommendedTypeChecked,
   {
+    files: ['**/*.ts'],
+    extends: [...tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
@@ -20,7 +24,6 @@ export default tseslint.config(
   },
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
-    ...tseslint.configs.disableTypeChecked,
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly' } },
+    languageOptions: { sourceType: 'module', globals: nodeGlobals },
   },
 );
