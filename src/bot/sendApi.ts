@@ -122,7 +122,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
   app.post('/send', async (req, reply) => {
     const caller = callerOf(req);
     const parsed = SendRequestSchema.safeParse(req.body);
-    if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error));
+    if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error, req.body));
     const body = parsed.data;
     const user = target(req, caller, body.user);
     await submit(req, reply, { user, content: contentOf(body, body.text), script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed });
@@ -160,7 +160,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
       fields = req.body as Record<string, unknown>;
     }
     const parsed = SendPhotoRequestSchema.safeParse(fields);
-    if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error));
+    if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error, fields));
     const body: SendPhotoRequest = parsed.data;
     if (upload && body.photo_path) throw new HttpProblem(400, "send either the 'photo' file or 'photo_path', not both");
     if (!upload && !body.photo_path) throw new HttpProblem(400, "no photo: upload the image in field 'photo' or give 'photo_path'");

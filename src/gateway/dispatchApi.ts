@@ -90,7 +90,7 @@ export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
   app.post('/dispatch', async (request, reply) => {
     const parsed = DispatchRequestSchema.safeParse(request.body);
     if (!parsed.success) {
-      return reply.code(400).send({ error: `invalid dispatch request: ${describeZodError(parsed.error)}` });
+      return reply.code(400).send({ error: `invalid dispatch request: ${describeZodError(parsed.error, request.body)}` });
     }
     const { user, notification } = parsed.data;
     const sent = opts.deliver(user, notification);

@@ -38,13 +38,29 @@ export const ScriptOutputSchema = z
   });
 export type ScriptOutput = z.infer<typeof ScriptOutputSchema>;
 
-/** Describes a zod error in one line for a person: `field: problem; field: problem`. */
-export function describeZodError(err: z.ZodError): string {
+function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let v: unknown = input;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+/**
+ * Describes a zod error in one line for a person: `field: problem; field: problem`. Give
+ * the parsed input so a missing field reads "is required" rather than its type message
+ * (zod does not keep the input in its issues by default).
+ */
+export function describeZodError(err: z.ZodError, input?: unknown): string {
   return err.issues
     .map((i) => {
       const where = i.path.length > 0 ? i.path.join('.') : '';
       if (i.code === 'unrecognized_keys') return `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}`;
-      if (i.code === 'invalid_type' && /received undefined/.test(i.message)) return `${where || 'value'}: is required`;
+      if (i.code === 'invalid_type' && where !== '') {
+        const missing = input !== undefined ? valueAt(input, i.path) === undefined : 'input' in i && i.input === undefined;
+        if (missing) return `${where}: is required`;
+      }
       return where ? `${where}: ${i.message}` : i.message;
     })
     .join('; ');
