@@ -23,7 +23,7 @@ export function welcomeMessage(username: string): WelcomeMessage {
   const message = [
     `This chat is now linked to your server account \`${login}\`.`,
     '',
-    `Put notification scripts in \`${SCRIPTS_DIR}\`. The runner starts each one on a schedule; a script prints one JSON object saying whether to notify, for example:`,
+    `Put your notification scripts (Python files) in \`${SCRIPTS_DIR}\`. The runner starts each one on a schedule; a script prints one JSON object saying whether to notify, for example:`,
     '```',
     'import json',
     'print(json.dumps({',
