@@ -262,6 +262,14 @@ void describe('notify-scripts history and record-delivery', () => {
     assert.equal(joined.queued, true);
     assert.equal(typeof joined.delivered_at, 'string');
 
+    const muted = await helper(h, ['record-delivery', runA._run.id, 'n-43', '--outcome', 'snoozed', '--until', '2030-01-01T10:00:00.000Z']);
+    assert.equal(muted.code, 0, muted.stdout);
+    assert.equal((muted.json as RunRecord).outcome, 'snoozed', 'a notification the rules held back is not recorded as sent');
+    assert.equal((muted.json as RunRecord).held_until, '2030-01-01T10:00:00.000Z');
+    const badOutcome = await helper(h, ['record-delivery', runA._run.id, 'n-44', '--outcome', 'sent-ish']);
+    assert.equal(badOutcome.code, 1);
+    assert.match((badOutcome.json as { error: string }).error, /--outcome must be one of/);
+
     const failed = await helper(h, ['record-delivery', runA._run.id, '--failed', 'Telegram is not linked and no desktop is connected']);
     assert.equal((failed.json as RunRecord).outcome, 'delivery_failed');
     const unknown = await helper(h, ['record-delivery', 'no-such-run', 'n-1']);

@@ -16,6 +16,8 @@ import {
   lastRunPerScript,
   newRunId,
   recentRuns,
+  RULE_OUTCOMES,
+  type RuleOutcome,
   RUN_ID_RE,
   type RunRecord,
   scriptNameProblem,
@@ -68,7 +70,7 @@ Commands:
                                 --with-image adds the checked image as "_run.image" (base64);
                                 it does not count toward the script's health (failing or
                                 recovered alerts follow notify-runner's runs only)
-  record-delivery RUN_ID NOTIFICATION_ID [--queued]
+  record-delivery RUN_ID NOTIFICATION_ID [--queued] [--outcome snoozed|muted|unchanged|held_quiet_hours [--until ISO]]
   record-delivery RUN_ID --failed REASON
                                 joins an on-demand run to the notification the service sent
                                 for it (the run becomes "sent" or "delivery_failed")
@@ -319,7 +321,7 @@ async function runOnDemand(paths: AnalystPaths, env: NodeJS.ProcessEnv, argv: st
 async function recordDelivery(paths: AnalystPaths, argv: string[]): Promise<RunRecord> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { queued: { type: 'boolean', default: false }, failed: { type: 'string' } },
+    options: { queued: { type: 'boolean', default: false }, failed: { type: 'string' }, outcome: { type: 'string' }, until: { type: 'string' } },
     strict: true,
     allowPositionals: true,
   });
@@ -332,7 +334,17 @@ async function recordDelivery(paths: AnalystPaths, argv: string[]): Promise<RunR
     report = { error: values.failed.slice(0, 1000) };
   } else {
     if (notificationId === undefined || notificationId.length > 200) throw new CliError('usage', 'give the notification id the send API returned, or --failed REASON');
-    report = { id: notificationId, queued: values.queued };
+    const outcome = values.outcome;
+    if (outcome !== undefined && !(RULE_OUTCOMES as readonly string[]).includes(outcome)) {
+      throw new CliError('usage', `--outcome must be one of ${RULE_OUTCOMES.join(', ')}`);
+    }
+    if (values.until !== undefined && Number.isNaN(Date.parse(values.until))) throw new CliError('usage', '--until must be an ISO-8601 time');
+    report = {
+      id: notificationId,
+      queued: values.queued,
+      ...(outcome !== undefined ? { outcome: outcome as RuleOutcome } : {}),
+      ...(values.until !== undefined ? { until: values.until } : {}),
+    };
   }
   const updated = await new HistoryStore(paths.history).recordDelivery(runId, report);
   if (!updated) throw new CliError('unknown_run', `no on-demand run ${runId} in ${paths.history}`);

@@ -124,7 +124,12 @@ export interface HistoryLimits {
 export const DEFAULT_HISTORY_LIMITS: HistoryLimits = { maxLines: 2000, maxBytes: 1024 * 1024 };
 
 /** What a service recorded about delivering an on-demand run's notification. */
-export type DeliveryReport = { id: string; queued?: boolean } | { error: string };
+/** Outcomes the send API can give an accepted notification instead of sending it. */
+export const RULE_OUTCOMES = ['snoozed', 'muted', 'unchanged', 'held_quiet_hours'] as const;
+export type RuleOutcome = (typeof RULE_OUTCOMES)[number];
+
+/** What happened to an on-demand run's notification. */
+export type DeliveryReport = { id: string; queued?: boolean; outcome?: RuleOutcome; until?: string } | { error: string };
 
 /** The history file of one analyst. */
 export class HistoryStore {
@@ -177,7 +182,9 @@ export class HistoryStore {
         if (rec?.run_id !== runId || rec.trigger !== 'on_demand') continue;
         const next: RunRecord = { ...rec, delivered_at: now.toISOString() };
         if ('id' in report) {
-          next.outcome = 'sent';
+          // A rule of the analyst's may have held it back: record what really happened.
+          next.outcome = report.outcome ?? 'sent';
+          if (report.until) next.held_until = report.until;
           next.id = report.id;
           if (report.queued) next.queued = true;
           else delete next.queued;

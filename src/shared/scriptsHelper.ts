@@ -274,6 +274,8 @@ export class ScriptsHelper {
       if (report.id === '' || report.id.length > 200 || report.id.startsWith('-')) throw new ScriptsHelperError('invalid_request', 'not a notification id');
       args.push(report.id);
       if (report.queued) args.push('--queued');
+      if (report.outcome) args.push('--outcome', report.outcome);
+      if (report.until && !Number.isNaN(Date.parse(report.until))) args.push('--until', new Date(report.until).toISOString());
     } else {
       args.push(`--failed=${report.error.slice(0, 1000)}`);
     }

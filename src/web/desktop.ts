@@ -15,6 +15,7 @@ import type { Clock } from '../shared/clock.js';
 import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, verifyDesktopToken } from '../shared/desktopTokens.js';
 import { type ScriptsHelper, ScriptsHelperError, type ScriptsHelperErrorKind } from '../shared/scriptsHelper.js';
 import { type SendClient, SocketUnavailableError, errorText } from '../shared/sendClient.js';
+import { ruleOutcome } from './scripts.js';
 import { type DashboardPanel, esc } from './pages.js';
 import type { BearerAuth, Identity } from './session.js';
 import type { Assets } from './static.js';
@@ -308,9 +309,9 @@ export async function desktopPlugin(app: FastifyInstance, opts: DesktopPluginOpt
       let failure: string;
       try {
         const res = run.image ? await opts.send.sendPhoto(fields, run.image, 'respond-async') : await opts.send.send(fields, 'respond-async');
-        const body = res.body as { id?: unknown } | null;
+        const body = res.body as { id?: unknown; suppressed?: unknown; held?: unknown; until?: unknown } | null;
         if (res.status >= 200 && res.status < 300 && body && typeof body.id === 'string') {
-          await opts.helper().recordDelivery(user, run.runId, { id: body.id, queued: res.status === 202 }).catch((err: unknown) => {
+          await opts.helper().recordDelivery(user, run.runId, { id: body.id, queued: res.status === 202, ...ruleOutcome(body) }).catch((err: unknown) => {
             request.log.warn({ user, reason: err instanceof Error ? err.message : String(err) }, 'could not record the delivery in the run history');
           });
           request.log.info({ user, script: name, id: body.id }, 'desktop run delivered to the bot');

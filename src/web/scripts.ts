@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { type DeliveryOutcome, readOutcomes } from '../bot/outbox.js';
 import { type AlertRulesStore, formatLocalTime } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
+import type { RuleOutcome } from '../shared/history.js';
 import { type RunRecord, type ScriptInfo, type ScriptsHelper, ScriptsHelperError, scriptNameProblem } from '../shared/scriptsHelper.js';
 import { type SendClient, SocketUnavailableError, errorText } from '../shared/sendClient.js';
 import { type DashboardPanel, esc } from './pages.js';
@@ -310,7 +311,7 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
         return sendError(reply, { status: res.status === 404 ? 409 : 502, error: `${name} ran, but its notification was not accepted: ${why}.${hint}` });
       }
       const id = body.id;
-      await helper.recordDelivery(user, run.runId, { id, queued: res.status === 202 }).catch((err: unknown) => {
+      await helper.recordDelivery(user, run.runId, { id, queued: res.status === 202, ...ruleOutcome(body) }).catch((err: unknown) => {
         request.log.warn({ user, reason: err instanceof Error ? err.message : String(err) }, 'could not record the delivery in the run history');
       });
       const tz = (await rules.forUser(user).catch(() => null))?.quiet_hours?.tz ?? 'UTC';
@@ -333,4 +334,12 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
   });
 
   registerRules(app, rules, opts.clock);
+}
+
+/** The history outcome of a send API answer that held a notification back, if it did. */
+export function ruleOutcome(body: { suppressed?: unknown; held?: unknown; until?: unknown }): { outcome?: RuleOutcome; until?: string } {
+  const until = typeof body.until === 'string' ? { until: body.until } : {};
+  if (body.suppressed === 'snoozed' || body.suppressed === 'muted' || body.suppressed === 'unchanged') return { outcome: body.suppressed, ...until };
+  if (body.held === 'quiet_hours') return { outcome: 'held_quiet_hours', ...until };
+  return {};
 }
