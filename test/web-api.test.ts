@@ -123,6 +123,10 @@ void describe('web API', () => {
         ['POST', '/api/telegram/link-token'],
         ['GET', '/api/no-such-thing'],
         ['POST', '/api/no-such-thing'],
+        // Percent-escapes the router decodes must not slip past the guard.
+        ['POST', '/%61pi/telegram/verify'],
+        ['GET', '/%61%70%69/telegram/status'],
+        ['POST', '/api/telegram/%75nlink'],
       ];
       for (const [method, url] of routes) {
         // No cookie, no anti-forgery token, and a body that is not even JSON.
@@ -134,7 +138,7 @@ void describe('web API', () => {
 
     void it('refuses state-changing requests without or with a wrong X-CSRF-Token (403)', async () => {
       writeCodes(h, { '123456': { chat_id: 42, created_at: Math.floor(Date.now() / 1000) } });
-      for (const url of ['/api/telegram/verify', '/api/telegram/unlink', '/api/telegram/link-token']) {
+      for (const url of ['/api/telegram/verify', '/api/telegram/unlink', '/api/telegram/link-token', '/%61pi/telegram/verify', '/api%2Ftelegram/verify']) {
         const none = await post(h, john, url, { code: '123456' }, null);
         assert.equal(none.statusCode, 403, `${url} without a token`);
         assert.match(none.json<{ error: string }>().error, /anti-forgery/);

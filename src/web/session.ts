@@ -158,6 +158,23 @@ function isApiPath(path: string): boolean {
   return p === '/api' || p.startsWith('/api/');
 }
 
+/**
+ * The path as the router sees it. The router decodes percent-escapes before matching
+ * (`/%61pi/...` reaches `/api/...` routes), so the guard must judge the decoded path; a
+ * path that does not decode is treated as guarded.
+ */
+export function routedPath(request: FastifyRequest): { path: string; guarded: boolean } {
+  const raw = request.url.split('?', 1)[0] ?? '/';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    return { path: raw, guarded: true };
+  }
+  const route = request.routeOptions.url;
+  return { path: decoded, guarded: isApiPath(decoded) || isApiPath(raw) || (route !== undefined && isApiPath(route)) };
+}
+
 /** Bearer-token authentication for the few `/api/` routes that accept it (desktop tokens). */
 export interface BearerAuth {
   /** True when `method path` accepts a bearer token instead of the session. */
@@ -175,9 +192,9 @@ export interface BearerAuth {
 export function installSessionGuard(app: FastifyInstance, sessions: Sessions, bearer?: BearerAuth): void {
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?', 1)[0] ?? '/';
+    const { path, guarded } = routedPath(request);
     const authorization = request.headers.authorization;
-    if (bearer && isApiPath(path) && authorization !== undefined && /^bearer\s/i.test(authorization) && bearer.accepts(request.method, path)) {
+    if (bearer && guarded && authorization !== undefined && /^bearer\s/i.test(authorization) && bearer.accepts(request.method, path)) {
       const found = await bearer.identify(authorization.slice(7).trim());
       if ('error' in found) {
         reply.header('cache-control', 'no-store').header('www-authenticate', 'Bearer');
@@ -187,7 +204,7 @@ export function installSessionGuard(app: FastifyInstance, sessions: Sessions, be
       return;
     }
     request.identity = await sessions.identify(request);
-    if (!isApiPath(path)) return;
+    if (!guarded) return;
     if (request.identity === null) {
       reply.header('cache-control', 'no-store');
       return reply.code(401).send({ error: 'You are not signed in (or your session has ended). Sign in again.' });
