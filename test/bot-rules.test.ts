@@ -201,3 +201,77 @@ void describe('only if changed', () => {
     }
   });
 });
+
+void describe('nothing accepted is lost by the rules', () => {
+  void it('a digest no channel takes stays held, and arrives once the analyst links again', async () => {
+    const w = await startBotWorld();
+    try {
+      const c = ++chat;
+      await w.link(USER, c);
+      w.clock.set(Date.UTC(2026, 6, 10, 23, 0));
+      await w.rules.setQuietHours(USER, { start: '22:00', end: '07:00', tz: 'UTC' });
+      const held = await alert(w, { title: 'Night alert', message: 'while asleep', script: 'night.py' });
+      assert.equal(held.body.held, 'quiet_hours');
+      await w.links.unlink(USER);
+      w.clock.set(Date.UTC(2026, 6, 11, 7, 5));
+      await new Promise((r) => setTimeout(r, 600));
+      assert.deepEqual(await w.rules.heldUsers(), [USER], 'with no channel the alerts stay held');
+      await w.link(USER, c);
+      const msgs = await w.fake.waitForMessages(c, 1, 5000);
+      assert.match(msgs[0]!.text ?? '', /Night alert/);
+      for (let i = 0; i < 50 && (await w.rules.heldUsers()).length > 0; i += 1) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(await w.rules.heldUsers(), [], 'released once delivered');
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(w.fake.sentMessages(c).length, 1, 'the digest went out once');
+    } finally {
+      await w.close();
+    }
+  });
+
+  void it('only-if-changed data refused by the send API is not recorded, so the retry sends it', async () => {
+    const w = await startBotWorld();
+    try {
+      const c = ++chat;
+      const first = await alert(w, { title: 'KPIs', message: 'daily', script: 'kpi2.py', only_if_changed: true, data: { revenue: 1 } });
+      assert.equal(first.status, 404, 'not linked, no desktop: refused');
+      await w.link(USER, c);
+      const retry = await alert(w, { title: 'KPIs', message: 'daily', script: 'kpi2.py', only_if_changed: true, data: { revenue: 1 } });
+      assert.equal(retry.body.telegram, 'delivered', JSON.stringify(retry.body));
+      const again = await alert(w, { title: 'KPIs', message: 'daily', script: 'kpi2.py', only_if_changed: true, data: { revenue: 1 } });
+      assert.equal(again.body.suppressed, 'unchanged');
+    } finally {
+      await w.close();
+    }
+  });
+
+  void it('a photo refused because the queue is full leaves no file behind', async () => {
+    const w = await startBotWorld({ NOTIFY_QUEUE_MAX: '1' });
+    try {
+      const c = ++chat;
+      await w.link(USER, c);
+      w.fake.setFault({ kind: 'outage' });
+      const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64');
+      const ok = await w.client.sendPhoto({ user: USER, caption: 'first' }, { bytes: png, filename: 'a.png', contentType: 'image/png' }, 'respond-async');
+      assert.equal(ok.status, 202);
+      const full = await w.client.sendPhoto({ user: USER, caption: 'second' }, { bytes: png, filename: 'b.png', contentType: 'image/png' }, 'respond-async');
+      assert.equal(full.status, 503);
+      assert.ok(full.headers['retry-after'], 'Retry-After is given');
+      const fs = await import('node:fs');
+      const path = await import('node:path');
+      assert.equal(fs.readdirSync(path.join(w.dataDir, 'outbox', 'photos')).length, 1, 'only the accepted photo is stored');
+      w.fake.setFault(null);
+      await w.fake.waitForMessages(c, 1, 15_000);
+    } finally {
+      await w.close();
+    }
+  });
+
+  void it('gives two analysts\' same long script name different button keys', async () => {
+    const { callbackData } = await import('../src/bot/alertKeyboard.js');
+    const long = `${'very_long_script_name_'.repeat(3)}.py`;
+    const a = callbackData('sn1h', long, 'alice');
+    const b = callbackData('sn1h', long, 'bob');
+    assert.ok(Buffer.byteLength(a) <= 64 && Buffer.byteLength(b) <= 64);
+    assert.notEqual(a, b);
+  });
+});

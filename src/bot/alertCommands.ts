@@ -57,30 +57,64 @@ export function digestText(alerts: HeldAlert[], tz: string): { text: string; ent
   return { text: b.text.replace(/\n+$/, ''), entities: b.entities as MessageEntity[] };
 }
 
-/** Releases held alerts of users whose quiet hours have ended. */
+/** No channel took a digest; its alerts stay held for the next pass. */
+class NoChannelError extends Error {}
+
+const noChannelLogged = new Map<string, number>();
+
+/**
+ * Releases held alerts of users whose quiet hours have ended. A digest no channel takes
+ * (Telegram unlinked, no desktop connected) stays held and is tried on the next pass.
+ */
 export async function releaseDigests(deps: Pick<AlertCommandDeps, 'rules' | 'notifier' | 'clock' | 'log'>): Promise<number> {
   let released = 0;
   for (const user of await deps.rules.heldUsers()) {
     const r = await deps.rules.forUser(user);
     if (inQuietHours(r.quiet_hours, deps.clock.now())) continue;
-    released += await deps.rules.releaseHeld(user, async (alerts) => {
-      const digest = digestText(alerts, r.quiet_hours?.tz ?? 'UTC');
-      const res = await deps.notifier.submit({ user, content: { rich: digest }, bypassRules: true, script: undefined }, { respondAsync: true, waitMs: 0 });
-      if (res.status === 404) deps.log.warn({ user, count: alerts.length }, `quiet-hours digest had no channel: ${res.body.error}`);
-      else deps.log.info({ user, count: alerts.length, id: res.body.id }, 'quiet-hours digest queued');
-    });
+    try {
+      released += await deps.rules.releaseHeld(user, async (alerts) => {
+        const digest = digestText(alerts, r.quiet_hours?.tz ?? 'UTC');
+        const res = await deps.notifier.submit({ user, content: { rich: digest }, bypassRules: true, script: undefined }, { respondAsync: true, waitMs: 0 });
+        if (res.status === 404) throw new NoChannelError(res.body.error);
+        deps.log.info({ user, count: alerts.length, id: res.body.id }, 'quiet-hours digest queued');
+      });
+      noChannelLogged.delete(user);
+    } catch (err) {
+      if (!(err instanceof NoChannelError)) throw err;
+      const last = noChannelLogged.get(user) ?? 0;
+      if (deps.clock.now() - last > 3_600_000) {
+        deps.log.warn({ user }, `quiet-hours digest kept: no channel takes it yet (${err.message}); retrying`);
+        noChannelLogged.set(user, deps.clock.now());
+      }
+    }
   }
   return released;
+}
+
+/** Runs releaseDigests every intervalMs, never two passes at once. */
+export function scheduleDigests(deps: Pick<AlertCommandDeps, 'rules' | 'notifier' | 'clock' | 'log'>, intervalMs: number): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    releaseDigests(deps)
+      .catch((err: unknown) => deps.log.error({ err }, 'could not release quiet-hours digests'))
+      .finally(() => {
+        running = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** Builds the alert buttons' handlers and /mute, /unmute. */
 export function alertCommands(deps: AlertCommandDeps): Composer<Context> {
   const c = new Composer<Context>();
 
-  async function editWithStatus(ctx: Context, line: string, script: string, undoLabel: string | null): Promise<void> {
+  async function editWithStatus(ctx: Context, line: string, script: string, user: string, undoLabel: string | null): Promise<void> {
     const msg = ctx.callbackQuery?.message;
     if (!msg) return;
-    const markup = undoLabel ? undoKeyboard(script, undoLabel) : undefined;
+    const markup = undoLabel ? undoKeyboard(script, user, undoLabel) : undefined;
     const isCaption = msg.caption !== undefined || msg.photo !== undefined;
     const original = (isCaption ? msg.caption : msg.text) ?? '';
     const base = original.replace(STATUS_MARK, '');
@@ -128,10 +162,10 @@ export function alertCommands(deps: AlertCommandDeps): Composer<Context> {
     }
     deps.log.info({ user, script, action: parsed.action }, 'alert rule changed from Telegram');
     await ctx.answerCallbackQuery({ text: line.replace(/^\S+ /u, '') });
-    await editWithStatus(ctx, line, script, undo);
+    await editWithStatus(ctx, line, script, user, undo);
     if (!undo) {
       // Back to the full set of buttons.
-      await ctx.editMessageReplyMarkup({ reply_markup: alertKeyboard(script) }).catch(() => undefined);
+      await ctx.editMessageReplyMarkup({ reply_markup: alertKeyboard(script, user) }).catch(() => undefined);
     }
   });
 

@@ -11,18 +11,18 @@ import { JsonFile } from '../shared/jsonFile.js';
 
 const MAX_CALLBACK_BYTES = 64;
 
-/** A short stable key for a script name. */
-export function scriptKey(script: string): string {
-  return createHash('sha256').update(script).digest('base64url').slice(0, 16);
+/** A short stable key for a script name (the same name of two analysts gets two keys). */
+export function scriptKey(script: string, user = ''): string {
+  return createHash('sha256').update(`${user}\0${script}`).digest('base64url').slice(0, 16);
 }
 
 /** Button actions on an alert. */
 export type AlertAction = 'sn1h' | 'sn1d' | 'mute' | 'undo' | 'run';
 
 /** Callback data for an action on a script: `<action>:<name>`, or `<action>#<key>` when too long. */
-export function callbackData(action: AlertAction, script: string): string {
+export function callbackData(action: AlertAction, script: string, user = ''): string {
   const plain = `${action}:${script}`;
-  return Buffer.byteLength(plain) <= MAX_CALLBACK_BYTES ? plain : `${action}#${scriptKey(script)}`;
+  return Buffer.byteLength(plain) <= MAX_CALLBACK_BYTES ? plain : `${action}#${scriptKey(script, user)}`;
 }
 
 /** Parses callback data into action and script name or key. */
@@ -34,28 +34,28 @@ export function parseCallbackData(data: string): { action: AlertAction; script?:
 }
 
 /** The keyboard under a fresh alert. */
-export function alertKeyboard(script: string): { inline_keyboard: InlineKeyboardButton[][] } {
+export function alertKeyboard(script: string, user: string): { inline_keyboard: InlineKeyboardButton[][] } {
   return {
     inline_keyboard: [
       [
-        { text: 'Snooze 1h', callback_data: callbackData('sn1h', script) },
-        { text: 'Snooze 1d', callback_data: callbackData('sn1d', script) },
+        { text: 'Snooze 1h', callback_data: callbackData('sn1h', script, user) },
+        { text: 'Snooze 1d', callback_data: callbackData('sn1d', script, user) },
       ],
       [
-        { text: 'Mute this script', callback_data: callbackData('mute', script) },
-        { text: 'Run now', callback_data: callbackData('run', script) },
+        { text: 'Mute this script', callback_data: callbackData('mute', script, user) },
+        { text: 'Run now', callback_data: callbackData('run', script, user) },
       ],
     ],
   };
 }
 
 /** The keyboard after a snooze or mute: undo it, or run the script now. */
-export function undoKeyboard(script: string, undoLabel: string): { inline_keyboard: InlineKeyboardButton[][] } {
+export function undoKeyboard(script: string, user: string, undoLabel: string): { inline_keyboard: InlineKeyboardButton[][] } {
   return {
     inline_keyboard: [
       [
-        { text: undoLabel, callback_data: callbackData('undo', script) },
-        { text: 'Run now', callback_data: callbackData('run', script) },
+        { text: undoLabel, callback_data: callbackData('undo', script, user) },
+        { text: 'Run now', callback_data: callbackData('run', script, user) },
       ],
     ],
   };
@@ -75,7 +75,7 @@ export class ScriptKeys {
   /** Records the key of a long script name (no-op for names that fit). */
   async remember(user: string, script: string): Promise<void> {
     if (Buffer.byteLength(`sn1h:${script}`) <= MAX_CALLBACK_BYTES) return;
-    const key = scriptKey(script);
+    const key = scriptKey(script, user);
     if (this.known.has(`${user}/${key}`)) return;
     await this.file.update((all) => (all[key]?.user === user ? { result: undefined } : { next: { ...all, [key]: { user, script } }, result: undefined }));
     this.known.add(`${user}/${key}`);

@@ -101,6 +101,8 @@ export class Deliverer {
   private readonly chats = new Map<number, ChatQueue>();
   private readonly known = new Set<string>();
   private readonly waiters = new Map<string, Set<(r: WaitResult) => void>>();
+  /** Outcomes of recently finished records, for waiters that arrive after the fact. */
+  private readonly recent = new Map<string, DeliveryStatus>();
   private readonly outcomes: OutcomeWriter;
   private inFlight = 0;
   private queued = 0;
@@ -228,6 +230,8 @@ export class Deliverer {
 
   /** Waits up to ms for a record's final outcome. */
   waitFor(id: string, ms: number): Promise<WaitResult> {
+    const finished = this.recent.get(id);
+    if (finished) return Promise.resolve(finished);
     if (ms <= 0 || !this.known.has(id)) return Promise.resolve('pending');
     return new Promise((resolve) => {
       let set = this.waiters.get(id);
@@ -380,6 +384,8 @@ export class Deliverer {
     if (status === 'delivered') this.stats.delivered += 1;
     else if (status === 'refused') this.stats.refused += 1;
     else this.stats.givenUp += 1;
+    this.recent.set(record.id, status);
+    if (this.recent.size > 1000) this.recent.delete(this.recent.keys().next().value!);
     const set = this.waiters.get(record.id);
     if (set) for (const f of [...set]) f(status);
   }

@@ -97,7 +97,7 @@ export class Notifier {
    * Applies the analyst's rules. Returns an answer when the notification stops here
    * (suppressed or held), else the submission to deliver (possibly with a change summary).
    */
-  private async applyRules(sub: Submission, id: string, now: number): Promise<{ stop: SubmitResult } | { go: Submission }> {
+  private async applyRules(sub: Submission, id: string, now: number): Promise<{ stop: SubmitResult } | { go: Submission; accepted?: () => Promise<void> }> {
     if (!this.rules || sub.bypassRules) return { go: sub };
     const rules = await this.rules.forUser(sub.user);
     const s = suppressionFor(rules, sub.script, now);
@@ -107,9 +107,15 @@ export class Notifier {
     }
     let go = sub;
     let changes: string[] | undefined;
+    let accepted: (() => Promise<void>) | undefined;
     if (sub.onlyIfChanged && sub.script) {
       const plain = plainOf(sub.content);
-      const compared = await this.rules.compareAndRecord(sub.user, sub.script, sub.data ?? { title: plain.title, message: plain.message });
+      const data = sub.data ?? { title: plain.title, message: plain.message };
+      const compared = await this.rules.changesSince(sub.user, sub.script, data);
+      const rules = this.rules;
+      const script = sub.script;
+      // Recorded only once the notification is accepted, so a refused send is retried.
+      accepted = () => rules.recordData(sub.user, script, data);
       if (compared === null) {
         return { stop: { status: 200, body: { ok: true, id, telegram: 'suppressed', desktop: 0, suppressed: 'unchanged' } } };
       }
@@ -123,11 +129,12 @@ export class Notifier {
     if (!sub.urgent && inQuietHours(rules.quiet_hours, now)) {
       const plain = plainOf(go.content);
       await this.rules.hold(sub.user, { id, at: new Date(now).toISOString(), title: plain.title, message: plain.message, ...(sub.script ? { script: sub.script } : {}), ...(sub.photo ? { had_image: true } : {}) });
+      await accepted?.();
       const until = new Date(quietHoursEnd(rules.quiet_hours!, now)).toISOString();
       this.log.info({ id, user: sub.user, until }, 'notification held for the quiet-hours digest');
       return { stop: { status: 202, body: { ok: true, id, queued: true, telegram: 'held', desktop: 'pending', held: 'quiet_hours', until, ...(changes ? { changes } : {}) } } };
     }
-    return { go };
+    return accepted ? { go, accepted } : { go };
   }
 
   /** Keeps a copy of the image for desktop clients (served by the dashboard to its owner). */
@@ -176,6 +183,9 @@ export class Notifier {
     const ruled = await this.applyRules(original, id, now);
     if ('stop' in ruled) return ruled.stop;
     const sub = ruled.go;
+    const onAccepted = async (): Promise<void> => {
+      await ruled.accepted?.().catch((err: unknown) => this.log.error({ err, id }, 'could not record the data of an only-if-changed notification'));
+    };
     const link = await this.links.linkOf(sub.user);
     const imageUrl = sub.photo ? await this.storeImage(id, sub.user, sub.photo) : undefined;
     const plain = plainOf(sub.content);
@@ -192,6 +202,7 @@ export class Notifier {
       // Only the desktop can take it: wait for the gateway (bounded).
       const d = await this.dispatchDesktop(sub.user, desktopNote);
       if ('sent' in d && d.sent > 0) {
+        await onAccepted();
         return { status: 200, body: { ok: true, id, telegram: 'not_linked', desktop: d.sent } };
       }
       return {
@@ -208,13 +219,21 @@ export class Notifier {
       accepted_at: now,
       ...(sub.script ? { script: sub.script } : {}),
       parts: sub.photo ? photoParts(sub.content) : textParts(sub.content),
-      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : sub.script && (sub.buttons ?? !sub.bypassRules) ? { reply_markup: alertKeyboard(sub.script) } : {}),
+      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : sub.script && (sub.buttons ?? !sub.bypassRules) ? { reply_markup: alertKeyboard(sub.script, sub.user) } : {}),
       sent_parts: 0,
       attempts: 0,
     };
-    if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
     if (sub.script && this.scriptKeys) await this.scriptKeys.remember(sub.user, sub.script);
-    await this.deliverer.accept(record);
+    // Refuse early when full, so no photo is stored for a notification that is not taken.
+    this.deliverer.checkCapacity();
+    if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
+    try {
+      await this.deliverer.accept(record);
+    } catch (err) {
+      if (record.photo) await this.outbox.removePhoto(record.photo).catch(() => undefined);
+      throw err;
+    }
+    await onAccepted();
 
     // The desktop copy goes its own way; its answer is reported only if already in.
     let desktop: SendResponse['desktop'] = 'pending';

@@ -16,8 +16,8 @@ import type { Notifier } from './notifier.js';
 import { relativeTime, shortUtc, TextBuilder } from './textBuilder.js';
 
 /** Callback data that runs a script (the contract's `run:<script file name>`, or a short key). */
-export function runCallbackData(script: string): string {
-  return callbackData('run', script);
+export function runCallbackData(script: string, user: string): string {
+  return callbackData('run', script, user);
 }
 
 const OUTCOME_LABEL: Record<string, string> = {
@@ -87,7 +87,7 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
   }
   const keyboard: InlineKeyboardButton[][] = [];
   for (let i = 0; i < scripts.length; i += 2) {
-    keyboard.push(scripts.slice(i, i + 2).map((s) => ({ text: `Run ${s.stem}`.slice(0, 60), callback_data: runCallbackData(s.name) })));
+    keyboard.push(scripts.slice(i, i + 2).map((s) => ({ text: `Run ${s.stem}`.slice(0, 60), callback_data: runCallbackData(s.name, user) })));
   }
   return { text: b.text.slice(0, 4096), entities: b.entities.filter((e) => e.offset + e.length <= 4096), keyboard };
 }
@@ -192,7 +192,7 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
       name = await deps.scriptKeys.resolve(user, key);
       if (name === null) {
         try {
-          name = (await deps.helper.list(user)).find((s) => scriptKey(s.name) === key)?.name ?? null;
+          name = (await deps.helper.list(user)).find((s) => scriptKey(s.name, user) === key)?.name ?? null;
         } catch {
           name = null;
         }

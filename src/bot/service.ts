@@ -13,7 +13,7 @@ import type { Logger } from '../shared/logger.js';
 import { ScriptsHelper } from '../shared/scriptsHelper.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
 import type { BotConfig } from './config.js';
-import { alertCommands, releaseDigests, rulesStatus } from './alertCommands.js';
+import { alertCommands, rulesStatus, scheduleDigests } from './alertCommands.js';
 import { ScriptKeys } from './alertKeyboard.js';
 import { Deliverer } from './deliverer.js';
 import { linkCommands } from './linkCommands.js';
@@ -125,11 +125,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       rules,
       scriptKeys,
     );
-    const digests = setInterval(() => {
-      releaseDigests({ rules, notifier, clock, log }).catch((err: unknown) => log.error({ err }, 'could not release quiet-hours digests'));
-    }, cfg.digestCheckMs);
-    digests.unref();
-    stoppers.push(() => clearInterval(digests));
+    stoppers.push(scheduleDigests({ rules, notifier, clock, log }, cfg.digestCheckMs));
     const housekeeping = setInterval(() => {
       pacer.sweep();
       void notifier.pruneImages();

@@ -238,17 +238,22 @@ export class AlertRulesStore {
   }
 
   /**
-   * For only-if-changed: compares `data` with the last one sent for the script and, when
-   * it differs (or there was none), records it. Returns null when unchanged, else the
-   * change lines (empty for the first one).
+   * For only-if-changed: compares `data` with the last one sent for the script. Returns
+   * null when unchanged, else the change lines (empty for the first one). Records nothing:
+   * call recordData once the notification is accepted, so a refused send is tried again.
    */
-  async compareAndRecord(user: string, script: string, data: Record<string, unknown>): Promise<string[] | null> {
-    return this.data.update((all) => {
-      const prev = all[user]?.[script];
-      if (prev && canonicalJson(prev.data) === canonicalJson(data)) return { result: null };
-      const next = { ...all, [user]: { ...(all[user] ?? {}), [script]: { data, at: new Date(this.clock.now()).toISOString() } } };
-      return { next, result: prev ? describeChanges(prev.data, data) : [] };
-    });
+  async changesSince(user: string, script: string, data: Record<string, unknown>): Promise<string[] | null> {
+    const prev = (await this.data.read())[user]?.[script];
+    if (prev && canonicalJson(prev.data) === canonicalJson(data)) return null;
+    return prev ? describeChanges(prev.data, data) : [];
+  }
+
+  /** Records `data` as the last sent one of the script. */
+  async recordData(user: string, script: string, data: Record<string, unknown>): Promise<void> {
+    await this.data.update((all) => ({
+      next: { ...all, [user]: { ...(all[user] ?? {}), [script]: { data, at: new Date(this.clock.now()).toISOString() } } },
+      result: undefined,
+    }));
   }
 
   /** Holds an alert for the digest. */
