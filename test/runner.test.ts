@@ -4,7 +4,7 @@
  * unix socket.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -313,6 +313,17 @@ void describe('notify-runner: images', () => {
     assert.match(lastOutcome(sb, 'missing.py').warning ?? '', /does not exist/);
     assert.match(lastOutcome(sb, 'fake.py').warning ?? '', /is not a PNG or JPEG file/);
     assert.equal(lastOutcome(sb, 'fake.py').outcome, 'sent');
+  });
+
+  void it('an image_path that is a FIFO does not hang the runner', async () => {
+    const sb = await sandbox();
+    const fifo = join(sb.dir, 'chart.png');
+    execFileSync('mkfifo', [fifo]);
+    printing(sb, 'fifo.py', { notify: true, message: 'fifo image', image_path: fifo });
+    const res = await runRunner(sb);
+    assert.equal(res.code, 0, ctx(res, sb));
+    const sent = sb.stub.sends().find((s) => (s.json as { script: string }).script === 'fifo.py')?.json as { message: string } | undefined;
+    assert.match(sent?.message ?? '', /Not attached: image .*chart\.png is not a regular file/);
   });
 });
 

@@ -5,6 +5,7 @@
  * could not.
  */
 import { constants, promises as fsp } from 'node:fs';
+import { readAtMost } from '../shared/boundedRead.js';
 import type { Caller } from './identity.js';
 
 /** The image type of bytes by their magic numbers, or null. */
@@ -35,30 +36,39 @@ export function checkUpload(bytes: Uint8Array, maxBytes: number): Buffer {
   return Buffer.from(bytes);
 }
 
-/** Reads a photo from a path on the caller's behalf, under the ownership rule. */
+/**
+ * Reads a photo from a path on the caller's behalf, under the ownership rule. Ownership and
+ * type are checked before anything is opened (so no device or FIFO is touched), checked
+ * again on the opened file (so a file swapped in between is refused), and the read is
+ * bounded whatever the file does meanwhile. Every path that is not a regular file of the
+ * caller's gets the same answer, so the bot's own files cannot be probed through it.
+ */
 export async function readCallerPhoto(path: string, caller: Caller, maxBytes: number): Promise<Buffer> {
   if (!path.startsWith('/')) throw new PhotoError(400, `photo_path must be an absolute path (got '${path}')`);
+  const refused = (): PhotoError =>
+    new PhotoError(403, `photo_path '${path}' is not a regular file of yours that the bot can read; send only your own files, or upload the image bytes (multipart field 'photo')`);
+  const mine = (st: { uid: number; isFile(): boolean }): boolean => st.isFile() && (st.uid === caller.uid || caller.trusted);
   let real: string;
+  let before;
   try {
     real = await fsp.realpath(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new PhotoError(400, `photo_path '${path}' does not exist`);
-    throw new PhotoError(403, `photo_path '${path}' cannot be read by the bot (${code}); upload the image bytes instead (multipart field 'photo')`);
+    before = await fsp.stat(real);
+  } catch {
+    throw refused();
   }
+  if (!mine(before)) throw refused();
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new PhotoError(403, `photo_path '${path}' cannot be read by the bot (${code}); upload the image bytes instead (multipart field 'photo')`);
+  } catch {
+    throw refused();
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new PhotoError(400, `photo_path '${path}' is not a regular file`);
-    if (st.uid !== caller.uid && !caller.trusted) throw new PhotoError(403, `photo_path '${path}' is not owned by you; only your own files can be sent`);
+    if (!mine(st) || st.ino !== before.ino || st.dev !== before.dev) throw refused();
     if (st.size > maxBytes) throw new PhotoError(413, `photo_path '${path}' is larger than ${maxBytes} bytes`);
-    const bytes = await fh.readFile();
+    const bytes = await readAtMost(fh, maxBytes, st.size);
+    if (bytes === null) throw new PhotoError(413, `photo_path '${path}' is larger than ${maxBytes} bytes`);
     if (!imageType(bytes)) throw new PhotoError(400, `photo_path '${path}' is not a PNG or JPEG image`);
     return bytes;
   } finally {

@@ -2,8 +2,9 @@
  * Images a script names in `image_path`: read by the runner, which runs as the analyst, and
  * uploaded as bytes (the bot never needs to read the analyst's files).
  */
-import { promises as fsp } from 'node:fs';
+import { constants, promises as fsp } from 'node:fs';
 import { basename } from 'node:path';
+import { readAtMost } from '../shared/boundedRead.js';
 import type { PhotoUpload } from '../shared/sendClient.js';
 
 /** The image cannot be sent; the message says why, for the analyst. */
@@ -35,7 +36,8 @@ function formatBytes(n: number): string {
 export async function loadImage(path: string, maxBytes: number): Promise<PhotoUpload> {
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(path, 'r');
+    // O_NONBLOCK: a FIFO (or device) at the path must not hang the runner, which holds its lock.
+    fh = await fsp.open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new ImageError(`image ${path} does not exist`);
@@ -47,8 +49,8 @@ export async function loadImage(path: string, maxBytes: number): Promise<PhotoUp
     if (!st.isFile()) throw new ImageError(`image ${path} is not a regular file`);
     if (st.size > maxBytes) throw new ImageError(`image ${path} is too large (${formatBytes(st.size)}; at most ${formatBytes(maxBytes)})`);
     if (st.size === 0) throw new ImageError(`image ${path} is empty`);
-    const bytes = await fh.readFile();
-    if (bytes.length > maxBytes) throw new ImageError(`image ${path} is too large (at most ${formatBytes(maxBytes)})`);
+    const bytes = await readAtMost(fh, maxBytes, st.size);
+    if (bytes === null) throw new ImageError(`image ${path} is too large (at most ${formatBytes(maxBytes)})`);
     const contentType = imageType(bytes.subarray(0, 8));
     if (contentType === null) throw new ImageError(`image ${path} is not a PNG or JPEG file`);
     return { bytes, filename: basename(path), contentType };
