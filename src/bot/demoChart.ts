@@ -3,7 +3,6 @@
  * red, drawn as SVG and rendered with resvg (a prebuilt binary from npm; no Python, no
  * canvas build).
  */
-import { Resvg } from '@resvg/resvg-js';
 
 /** One day of sample revenue. */
 export interface DayRevenue {
@@ -73,7 +72,9 @@ export function revenueChartSvg(days: DayRevenue[], title: string): string {
 }
 
 /** The demo report: PNG bytes and a caption in legacy Markdown. */
-export function demoReport(now: Date): { png: Buffer; title: string; message: string } {
+export async function demoReport(now: Date): Promise<{ png: Buffer; title: string; message: string }> {
+  // Loaded on first use: the renderer is a native module the bot otherwise never needs.
+  const { Resvg } = await import('@resvg/resvg-js');
   const days = sampleRevenue(now);
   const today = days[days.length - 1]!;
   const avg7 = days.slice(-8, -1).reduce((s, d) => s + d.revenue, 0) / 7;

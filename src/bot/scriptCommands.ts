@@ -211,7 +211,7 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
   c.command('test', async (ctx) => {
     const user = await userOf(ctx);
     if (!user) return;
-    const report = demoReport(new Date(deps.clock.now()));
+    const report = await demoReport(new Date(deps.clock.now()));
     const res = await deps.notifier.submit({ user, content: { title: report.title, message: report.message }, photo: report.png, script: 'test', bypassRules: true }, { respondAsync: true, waitMs: 0 });
     if (res.status === 404) await ctx.reply(`Could not send the test report: ${res.body.error}`);
   });

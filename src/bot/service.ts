@@ -90,6 +90,13 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       { botPerWindow: cfg.botPerWindow, windowMs: cfg.botWindowMs, chatBurst: cfg.chatBurst, chatIntervalMs: cfg.chatIntervalMs },
       clock,
     );
+    // Chats marked as refusing; seeded from the links so a restart still clears marks.
+    const refusedChats = new Set<number>();
+    try {
+      for (const link of Object.values(await links.users.read())) if (link.delivery_refused) refusedChats.add(link.chat_id);
+    } catch {
+      // Reported above.
+    }
     const sendingApi = new Api(cfg.token, { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.requestTimeoutSeconds });
     let bot: Bot | null = null;
     const deliverer = new Deliverer(
@@ -101,10 +108,15 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       log,
       {
         onRefused: (user, chatId, reason) => {
+          refusedChats.add(chatId);
           links.markDeliveryRefused(user, chatId, reason).catch((err: unknown) => log.error({ err, user }, 'could not mark the link as refused'));
         },
         onDelivered: (record) => {
           if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');
+          // A chat that refused earlier (blocked the bot) takes messages again: clear the mark.
+          if (refusedChats.delete(record.chat_id)) {
+            links.markDeliveryRefused(record.user, record.chat_id, null).catch((err: unknown) => log.error({ err, user: record.user }, 'could not clear the refusal mark'));
+          }
         },
       },
     );

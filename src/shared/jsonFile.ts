@@ -54,6 +54,9 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** A JSON document in one file, validated by a schema, shared between processes. */
 export class JsonFile<T> {
+  /** The last parse, keyed by the file's identity: writers replace the file (new inode). */
+  private cache: { key: string; value: T } | null = null;
+
   constructor(
     readonly path: string,
     private readonly schema: z.ZodType<T>,
@@ -67,12 +70,24 @@ export class JsonFile<T> {
 
   /** Current contents; the empty value when the file does not exist yet. */
   async read(): Promise<T> {
-    let text: string;
+    // Every send reads these files; parsing and validating them each time dominated the
+    // bot's CPU. A replaced file has a new inode, an edited one a new size or mtime.
+    let fh: fsp.FileHandle;
     try {
-      text = await fsp.readFile(this.path, 'utf8');
+      fh = await fsp.open(this.path, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.empty();
       throw err;
+    }
+    let text: string;
+    let key: string;
+    try {
+      const st = await fh.stat({ bigint: true });
+      key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      if (this.cache?.key === key) return structuredClone(this.cache.value);
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
     }
     let parsed: unknown;
     try {
@@ -86,7 +101,8 @@ export class JsonFile<T> {
       const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
       throw new CorruptFileError(this.path, `unexpected content${where}: ${issue?.message ?? 'invalid'}`);
     }
-    return result.data;
+    this.cache = { key, value: result.data };
+    return structuredClone(result.data);
   }
 
   /**
