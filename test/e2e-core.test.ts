@@ -113,3 +113,50 @@ void describe('a script alert reaches Telegram through the real bot and runner',
     assert.equal(photo.caption, 'Daily chart\nSee the chart');
   });
 });
+
+void describe('the bot process itself', () => {
+  void it('refuses to start twice on one data directory, and says why', async () => {
+    const h = await BotHarness.start({ users: [] });
+    try {
+      const second = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'notify-bot.js')], {
+        env: { ...h.env(), NOTIFY_SOCKET: join(h.dir, 'second.sock') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let err = '';
+      second.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((resolve) => second.on('exit', resolve));
+      assert.equal(code, 1);
+      assert.match(err, /Another notify-bot is already running with the data directory/);
+      assert.equal((await h.health()).status, 200, 'the first one is unharmed');
+    } finally {
+      await h.cleanup();
+    }
+  });
+
+  void it('never writes the token to bot.log or stdout, even when Telegram is unreachable', async () => {
+    const h = await BotHarness.start({ users: ['tokenless'] });
+    try {
+      h.fake.setFault({ kind: 'outage', as: 'reset' });
+      await h.client.send({ user: 'tokenless', message: 'during the outage' }, 'respond-async');
+      await h.waitForLog((l) => l.msg === 'delivery failed; will retry', 10_000, 'a failed delivery logged');
+      h.fake.setFault(null);
+      await h.fake.waitForMessages(h.users[0]!.chatId, 1, 15_000);
+      const secret = h.fake.token.split(':')[1]!;
+      const fileLog = readFileSync(join(h.dataDir, 'bot.log'), 'utf8');
+      assert.ok(fileLog.length > 0, 'bot.log is written');
+      assert.ok(!fileLog.includes(secret), 'the token is not in bot.log');
+      assert.ok(!JSON.stringify(h.logs).includes(secret) && !h.otherOutput.join('\n').includes(secret), 'nor on stdout or stderr');
+    } finally {
+      await h.cleanup();
+    }
+  });
+
+  void it('exits with a clear error when the token is missing', async () => {
+    const r = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'notify-bot.js')], { env: { PATH: process.env.PATH, NOTIFY_DATA_DIR: mkdtempSync(join(tmpdir(), 'notify-notoken-')) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    r.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => r.on('exit', resolve));
+    assert.equal(code, 1);
+    assert.match(err, /TELEGRAM_BOT_TOKEN is not set/);
+  });
+});
