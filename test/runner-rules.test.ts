@@ -7,114 +7,39 @@
  * temporary $HOME, against the recording send-API stub.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import type { RunRecord } from '../src/shared/history.js';
 import { ScriptInfoSchema } from '../src/shared/scriptsHelper.js';
-import { queuedResponder, type RecordedRequest, type SendApiStub, startSendApiStub, type StubAnswer } from './support/sendApiStub.js';
+import {
+  closeSandboxes,
+  HELPER,
+  historyOf,
+  lastRun,
+  printing,
+  RUNNER,
+  type RunResult,
+  runBin,
+  runnerLog,
+  type Sandbox,
+  sandbox as makeSandbox,
+  script,
+} from './support/runnerSandbox.js';
+import { queuedResponder, type RecordedRequest, type StubAnswer } from './support/sendApiStub.js';
 
-const ROOT = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../../', import.meta.url));
-const RUNNER = join(ROOT, 'bin', 'notify-runner.js');
-const HELPER = join(ROOT, 'bin', 'notify-scripts.js');
-/** A PATH with the system python3 first (not a version manager's shim that depends on $HOME). */
-const PATH = '/usr/local/bin:/usr/bin:/bin';
+const sandbox = (): Promise<Sandbox> => makeSandbox('notify-runner-rules-');
 
-interface Sandbox {
-  dir: string;
-  home: string;
-  stub: SendApiStub;
-}
-
-const sandboxes: Sandbox[] = [];
-
-async function sandbox(): Promise<Sandbox> {
-  const dir = mkdtempSync(join(tmpdir(), 'notify-runner-rules-'));
-  const home = join(dir, 'home');
-  mkdirSync(join(home, 'user', 'notifications'), { recursive: true });
-  const stub = await startSendApiStub(dir);
-  const sb = { dir, home, stub };
-  sandboxes.push(sb);
-  return sb;
-}
-
-afterEach(async () => {
-  for (const sb of sandboxes.splice(0)) {
-    await sb.stub.close();
-    rmSync(sb.dir, { recursive: true, force: true });
-  }
-});
-
-function script(sb: Sandbox, name: string, code: string): void {
-  writeFileSync(join(sb.home, 'user', 'notifications', name), code);
-}
-
-/** A script printing this object. */
-function printing(sb: Sandbox, name: string, output: unknown): void {
-  script(sb, name, `print(${JSON.stringify(JSON.stringify(output))})\n`);
-}
+afterEach(closeSandboxes);
 
 /** A script that fails with a Python traceback ending in this exception line. */
 function raising(sb: Sandbox, name: string, message: string): void {
-  script(sb, name, `def load():\n    raise ValueError(${JSON.stringify(message)})\n\nload()\n`);
-}
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runBin(bin: string, sb: Sandbox, args: string[], env: Record<string, string>): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { PATH, HOME: sb.home, NOTIFY_SOCKET: sb.stub.socketPath, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${bin} did not finish within 60 s\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, 60_000);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function runnerLog(sb: Sandbox): string {
-  const p = join(sb.home, '.notifications', 'logs', 'runner.log');
-  return existsSync(p) ? readFileSync(p, 'utf8') : '';
+  script(sb.home, name, `def load():\n    raise ValueError(${JSON.stringify(message)})\n\nload()\n`);
 }
 
 async function runRunner(sb: Sandbox, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
   const r = await runBin(RUNNER, sb, args, env);
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nlog:\n${runnerLog(sb)}`);
   return r;
-}
-
-function historyOf(sb: Sandbox): RunRecord[] {
-  const p = join(sb.home, '.notifications', 'history.jsonl');
-  if (!existsSync(p)) return [];
-  return readFileSync(p, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as RunRecord);
-}
-
-function lastRun(sb: Sandbox, name: string): RunRecord {
-  const rec = historyOf(sb)
-    .filter((r) => r.script === name)
-    .pop();
-  assert.ok(rec, `no history record for ${name}; history: ${JSON.stringify(historyOf(sb))}`);
-  return rec;
 }
 
 function statePath(sb: Sandbox, stem: string): string {
@@ -183,7 +108,7 @@ void describe('notify-runner: script health', () => {
     assert.equal(healthAlerts(sb).length, 1, 'a fourth failure sends nothing more');
     assert.equal(stateOf(sb, 'revenue_drop').consecutive_failures, 4);
 
-    printing(sb, 'revenue_drop.py', { notify: false });
+    printing(sb.home, 'revenue_drop.py', { notify: false });
     await runRunner(sb);
     const recovered = sendsTitled(sb, /recovered/);
     assert.equal(recovered.length, 1, runnerLog(sb));
@@ -206,7 +131,7 @@ void describe('notify-runner: script health', () => {
     assert.equal(skipped.length, 1, `the skip is logged once per streak:\n${log}`);
     assert.match(skipped[0]!, /at most one a day/);
 
-    printing(sb, 'revenue_drop.py', { notify: false });
+    printing(sb.home, 'revenue_drop.py', { notify: false });
     await runRunner(sb);
     assert.equal(healthAlerts(sb).length, 2, 'no "recovered" for a streak that got no failing alert');
     assert.equal(stateOf(sb, 'revenue_drop').consecutive_failures, undefined);
@@ -230,21 +155,21 @@ void describe('notify-runner: script health', () => {
   void it('timeouts and invalid output count; delivery failures do not and end the streak; NOTIFY_HEALTH_FAILURES sets N', async () => {
     const sb = await sandbox();
     const env = { NOTIFY_HEALTH_FAILURES: '2', NOTIFY_SCRIPT_TIMEOUT: '500ms', NOTIFY_SCRIPT_KILL_GRACE: '100ms' };
-    script(sb, 'flaky.py', 'print("not json")\n');
+    script(sb.home, 'flaky.py', 'print("not json")\n');
     await runRunner(sb, [], env);
     assert.equal(lastRun(sb, 'flaky.py').outcome, 'invalid_output');
     // The send API refuses the script's own alert: delivery_failed, not the script's fault.
     sb.stub.respondWith((req) => (req.path === '/health' ? { status: 200, body: { status: 'ok' } } : { status: 503, body: { error: 'busy' } }));
-    printing(sb, 'flaky.py', { notify: true, message: 'hello' });
+    printing(sb.home, 'flaky.py', { notify: true, message: 'hello' });
     await runBin(RUNNER, sb, [], env);
     assert.equal(lastRun(sb, 'flaky.py').outcome, 'delivery_failed');
     assert.equal(stateOf(sb, 'flaky').consecutive_failures, undefined, 'the streak ended');
     sb.stub.respondWith(queuedResponder);
-    script(sb, 'flaky.py', 'import time\ntime.sleep(30)\n');
+    script(sb.home, 'flaky.py', 'import time\ntime.sleep(30)\n');
     await runRunner(sb, [], env);
     assert.equal(lastRun(sb, 'flaky.py').outcome, 'timed_out');
     assert.equal(healthAlerts(sb).length, 0, 'one failure after the streak ended');
-    script(sb, 'flaky.py', 'print("still not json")\n');
+    script(sb.home, 'flaky.py', 'print("still not json")\n');
     await runRunner(sb, [], env);
     const alerts = healthAlerts(sb);
     assert.equal(alerts.length, 1, runnerLog(sb));
@@ -299,7 +224,7 @@ void describe('notify-runner: what the send API did with the notification', () =
     const sb = await sandbox();
     const until = new Date(Date.now() + 3600_000).toISOString();
     sb.stub.respondWith(answering(200, { telegram: 'suppressed', desktop: 0, suppressed: 'snoozed', until }));
-    printing(sb, 'alert.py', { notify: true, title: 'Revenue', message: 'down 30%' });
+    printing(sb.home, 'alert.py', { notify: true, title: 'Revenue', message: 'down 30%' });
     await runRunner(sb);
     const rec = lastRun(sb, 'alert.py');
     assert.equal(rec.outcome, 'snoozed');
@@ -316,7 +241,7 @@ void describe('notify-runner: what the send API did with the notification', () =
   void it('muted without an end: outcome muted, no held_until, "until unmuted" in the log', async () => {
     const sb = await sandbox();
     sb.stub.respondWith(answering(200, { telegram: 'suppressed', desktop: 0, suppressed: 'muted' }));
-    printing(sb, 'alert.py', { notify: true, message: 'x' });
+    printing(sb.home, 'alert.py', { notify: true, message: 'x' });
     await runRunner(sb);
     const rec = lastRun(sb, 'alert.py');
     assert.equal(rec.outcome, 'muted');
@@ -328,7 +253,7 @@ void describe('notify-runner: what the send API did with the notification', () =
   void it('unchanged: outcome unchanged, no last_sent', async () => {
     const sb = await sandbox();
     sb.stub.respondWith(answering(200, { telegram: 'suppressed', desktop: 0, suppressed: 'unchanged' }));
-    printing(sb, 'alert.py', { notify: true, message: 'x', data: { a: 1 }, only_if_changed: true });
+    printing(sb.home, 'alert.py', { notify: true, message: 'x', data: { a: 1 }, only_if_changed: true });
     await runRunner(sb);
     const rec = lastRun(sb, 'alert.py');
     assert.equal(rec.outcome, 'unchanged');
@@ -340,7 +265,7 @@ void describe('notify-runner: what the send API did with the notification', () =
     const sb = await sandbox();
     const until = new Date(Date.now() + 5 * 3600_000).toISOString();
     sb.stub.respondWith(answering(202, { queued: true, telegram: 'held', desktop: 'pending', held: 'quiet_hours', until }));
-    printing(sb, 'alert.py', { notify: true, message: 'x', cooldown: '1h' });
+    printing(sb.home, 'alert.py', { notify: true, message: 'x', cooldown: '1h' });
     const before = Math.floor(Date.now() / 1000);
     await runRunner(sb);
     const rec = lastRun(sb, 'alert.py');
@@ -357,7 +282,7 @@ void describe('notify-runner: what the send API did with the notification', () =
   void it('notify-scripts list reports the new outcomes', async () => {
     const sb = await sandbox();
     sb.stub.respondWith(answering(200, { telegram: 'suppressed', desktop: 0, suppressed: 'snoozed' }));
-    printing(sb, 'alert.py', { notify: true, message: 'x' });
+    printing(sb.home, 'alert.py', { notify: true, message: 'x' });
     await runRunner(sb);
     const r = await runBin(HELPER, sb, ['list'], {});
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -370,9 +295,9 @@ void describe('notify-runner: what the send API did with the notification', () =
 void describe('notify-runner: urgent and only_if_changed are passed on', () => {
   void it('as JSON booleans on /send', async () => {
     const sb = await sandbox();
-    printing(sb, 'a.py', { notify: true, message: 'x', urgent: true, only_if_changed: false });
-    printing(sb, 'b.py', { notify: true, message: 'y', only_if_changed: true, data: { n: 1 } });
-    printing(sb, 'c.py', { notify: true, message: 'z' });
+    printing(sb.home, 'a.py', { notify: true, message: 'x', urgent: true, only_if_changed: false });
+    printing(sb.home, 'b.py', { notify: true, message: 'y', only_if_changed: true, data: { n: 1 } });
+    printing(sb.home, 'c.py', { notify: true, message: 'z' });
     await runRunner(sb);
     const by = new Map(sb.stub.sends().map((r) => [String(body(r).script), body(r)]));
     assert.equal(by.get('a.py')?.urgent, true);
@@ -387,7 +312,7 @@ void describe('notify-runner: urgent and only_if_changed are passed on', () => {
     const sb = await sandbox();
     const img = join(sb.dir, 'chart.png');
     writeFileSync(img, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 1)]));
-    printing(sb, 'chart.py', { notify: true, message: 'chart', image_path: img, urgent: false, only_if_changed: true, data: { v: 2 } });
+    printing(sb.home, 'chart.py', { notify: true, message: 'chart', image_path: img, urgent: false, only_if_changed: true, data: { v: 2 } });
     await runRunner(sb);
     const [req] = sb.stub.sends();
     assert.ok(req);
@@ -399,7 +324,7 @@ void describe('notify-runner: urgent and only_if_changed are passed on', () => {
 
   void it('--dry-run shows them and sends nothing', async () => {
     const sb = await sandbox();
-    printing(sb, 'a.py', { notify: true, message: 'x', urgent: true, only_if_changed: true });
+    printing(sb.home, 'a.py', { notify: true, message: 'x', urgent: true, only_if_changed: true });
     const r = await runRunner(sb, ['--dry-run']);
     assert.match(r.stdout, /urgent: +yes/);
     assert.match(r.stdout, /only_if_changed/);

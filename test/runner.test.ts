@@ -4,108 +4,36 @@
  * unix socket.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseByteSize } from '../src/runner/config.js';
 import { stderrExcerpt } from '../src/runner/execute.js';
 import { parseScriptOutput } from '../src/runner/output.js';
-import { HistoryStore, lastRunPerScript, type RunRecord, recentRuns } from '../src/shared/history.js';
-import { type SendApiStub, startSendApiStub } from './support/sendApiStub.js';
+import { HistoryStore, lastRunPerScript, recentRuns } from '../src/shared/history.js';
+import {
+  closeSandboxes,
+  historyOf,
+  lastRun,
+  printing,
+  RUNNER,
+  type RunResult,
+  runBin,
+  runnerLog,
+  type Sandbox,
+  sandbox as makeSandbox,
+  script,
+} from './support/runnerSandbox.js';
 
-const ROOT = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../../', import.meta.url));
-const RUNNER = join(ROOT, 'bin', 'notify-runner.js');
-/** A PATH with the system python3 first (not a version manager's shim that depends on $HOME). */
-const PATH = '/usr/local/bin:/usr/bin:/bin';
+const sandbox = (): Promise<Sandbox> => makeSandbox('notify-runner-test-');
 
-interface Sandbox {
-  dir: string;
-  home: string;
-  stub: SendApiStub;
-}
-
-const sandboxes: Sandbox[] = [];
-
-async function sandbox(): Promise<Sandbox> {
-  const dir = mkdtempSync(join(tmpdir(), 'notify-runner-test-'));
-  const home = join(dir, 'home');
-  mkdirSync(join(home, 'user', 'notifications'), { recursive: true });
-  const stub = await startSendApiStub(dir);
-  const sb = { dir, home, stub };
-  sandboxes.push(sb);
-  return sb;
-}
-
-afterEach(async () => {
-  for (const sb of sandboxes.splice(0)) {
-    await sb.stub.close();
-    rmSync(sb.dir, { recursive: true, force: true });
-  }
-});
-
-function script(sb: Sandbox, name: string, code: string): void {
-  writeFileSync(join(sb.home, 'user', 'notifications', name), code);
-}
-
-/** A script printing this object. */
-function printing(sb: Sandbox, name: string, output: unknown): void {
-  // A JSON string literal is a valid Python string literal.
-  script(sb, name, `print(${JSON.stringify(JSON.stringify(output))})\n`);
-}
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+afterEach(closeSandboxes);
 
 function runRunner(sb: Sandbox, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUNNER, ...args], {
-      env: { PATH, HOME: sb.home, NOTIFY_SOCKET: sb.stub.socketPath, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`notify-runner did not finish within 60 s\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, 60_000);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
-
-function runnerLog(sb: Sandbox): string {
-  const p = join(sb.home, '.notifications', 'logs', 'runner.log');
-  return existsSync(p) ? readFileSync(p, 'utf8') : '';
-}
-
-function historyOf(sb: Sandbox): RunRecord[] {
-  const p = join(sb.home, '.notifications', 'history.jsonl');
-  if (!existsSync(p)) return [];
-  return readFileSync(p, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as RunRecord);
-}
-
-function lastOutcome(sb: Sandbox, name: string): RunRecord {
-  const rec = historyOf(sb)
-    .filter((r) => r.script === name)
-    .pop();
-  assert.ok(rec, `no history record for ${name}; history: ${JSON.stringify(historyOf(sb))}`);
-  return rec;
+  return runBin(RUNNER, sb, args, env);
 }
 
 function stateOf(sb: Sandbox, stem: string): Record<string, unknown> | null {
@@ -144,9 +72,9 @@ void describe('notify-runner: timeouts leave no process behind', () => {
   void it('a script that sleeps forever and one whose child ignores SIGTERM are both gone after the timeout', async () => {
     const sb = await sandbox();
     const pids = join(sb.dir, 'pids');
-    script(sb, 'sleeper.py', `import os, time\nopen(${JSON.stringify(pids)}, 'a').write(f"{os.getpid()}\\n")\ntime.sleep(1000)\n`);
+    script(sb.home, 'sleeper.py', `import os, time\nopen(${JSON.stringify(pids)}, 'a').write(f"{os.getpid()}\\n")\ntime.sleep(1000)\n`);
     script(
-      sb,
+      sb.home,
       'stubborn.py',
       `import os, subprocess, sys, time
 child = subprocess.Popen([sys.executable, '-c', '''
@@ -159,7 +87,7 @@ open(${JSON.stringify(pids)}, 'a').write(f"{os.getpid()}\\n")
 time.sleep(1000)
 `,
     );
-    printing(sb, 'quick.py', { notify: true, message: 'still sent' });
+    printing(sb.home, 'quick.py', { notify: true, message: 'still sent' });
     const res = await runRunner(sb, [], { NOTIFY_SCRIPT_TIMEOUT: '1500ms', NOTIFY_SCRIPT_KILL_GRACE: '300ms' });
     assert.equal(res.code, 0, ctx(res, sb));
     const seen = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
@@ -167,9 +95,9 @@ time.sleep(1000)
     const alive = seen.filter(isRunning);
     for (const pid of alive) process.kill(pid, 'SIGKILL'); // don't leak them if the test fails
     assert.deepEqual(alive, [], 'processes still running after the runner finished');
-    assert.equal(lastOutcome(sb, 'sleeper.py').outcome, 'timed_out');
-    assert.equal(lastOutcome(sb, 'stubborn.py').outcome, 'timed_out');
-    assert.match(lastOutcome(sb, 'stubborn.py').error ?? '', /timed out after 1\.5 s/);
+    assert.equal(lastRun(sb, 'sleeper.py').outcome, 'timed_out');
+    assert.equal(lastRun(sb, 'stubborn.py').outcome, 'timed_out');
+    assert.match(lastRun(sb, 'stubborn.py').error ?? '', /timed out after 1\.5 s/);
     assert.deepEqual(sentScripts(sb), ['quick.py']);
     assert.ok(res.ms < 10_000, `the runner took ${res.ms} ms`);
     assert.match(runnerLog(sb), /sleeper\.py: timed out: timed out after 1\.5 s and was stopped/);
@@ -179,13 +107,13 @@ time.sleep(1000)
 void describe('notify-runner: a failing script is recorded and the others still send', () => {
   void it('logs invalid JSON, notify: "yes" and exit 1 with the reason while the other scripts are sent', async () => {
     const sb = await sandbox();
-    script(sb, 'bad_json.py', `print('{notify: true')\n`);
-    script(sb, 'yes.py', `print('{"notify": "yes", "message": "x"}')\n`);
-    script(sb, 'exit1.py', `import sys\nprint("the warehouse is down", file=sys.stderr)\nsys.exit(1)\n`);
-    script(sb, 'crash.py', `x = 1 / 0\n`);
-    printing(sb, 'good1.py', { notify: true, title: 'One', message: 'first' });
-    printing(sb, 'good2.py', { notify: true, message: 'second', data: { n: 2 } });
-    script(sb, 'spaced.py', 'print("""\n\n   {"notify": true, "message": "whitespace around is fine"}   \n""")\n');
+    script(sb.home, 'bad_json.py', `print('{notify: true')\n`);
+    script(sb.home, 'yes.py', `print('{"notify": "yes", "message": "x"}')\n`);
+    script(sb.home, 'exit1.py', `import sys\nprint("the warehouse is down", file=sys.stderr)\nsys.exit(1)\n`);
+    script(sb.home, 'crash.py', `x = 1 / 0\n`);
+    printing(sb.home, 'good1.py', { notify: true, title: 'One', message: 'first' });
+    printing(sb.home, 'good2.py', { notify: true, message: 'second', data: { n: 2 } });
+    script(sb.home, 'spaced.py', 'print("""\n\n   {"notify": true, "message": "whitespace around is fine"}   \n""")\n');
     const res = await runRunner(sb);
     assert.equal(res.code, 0, ctx(res, sb));
     const log = runnerLog(sb);
@@ -197,15 +125,15 @@ void describe('notify-runner: a failing script is recorded and the others still 
     const good2 = sb.stub.sends().find((r) => (r.json as { script?: string }).script === 'good2.py');
     assert.deepEqual(good2?.json, { script: 'good2.py', message: 'second', data: { n: 2 } });
     assert.equal(good2?.headers.prefer, 'respond-async');
-    assert.equal(lastOutcome(sb, 'exit1.py').exit_code, 1);
-    assert.equal(lastOutcome(sb, 'yes.py').outcome, 'invalid_output');
+    assert.equal(lastRun(sb, 'exit1.py').exit_code, 1);
+    assert.equal(lastRun(sb, 'yes.py').outcome, 'invalid_output');
   });
 });
 
 void describe('notify-runner: cooldown', () => {
   void it('holds a second run, and --force overrides it', async () => {
     const sb = await sandbox();
-    printing(sb, 'alert.py', { notify: true, message: 'revenue dropped', cooldown: '30m' });
+    printing(sb.home, 'alert.py', { notify: true, message: 'revenue dropped', cooldown: '30m' });
     mkdirSync(join(sb.home, '.notifications', 'state'), { recursive: true });
     writeFileSync(join(sb.home, '.notifications', 'state', 'alert.json'), JSON.stringify({ last_sent: 1000, note: 'kept' }));
     const first = await runRunner(sb);
@@ -218,32 +146,32 @@ void describe('notify-runner: cooldown', () => {
     const second = await runRunner(sb);
     assert.equal(second.code, 0, ctx(second, sb));
     assert.equal(sb.stub.sends().length, 1, 'the cooldown should hold the second run');
-    assert.equal(lastOutcome(sb, 'alert.py').outcome, 'held_by_cooldown');
+    assert.equal(lastRun(sb, 'alert.py').outcome, 'held_by_cooldown');
     assert.match(runnerLog(sb), /alert\.py: held by cooldown 30m until /);
 
     const forced = await runRunner(sb, ['--force']);
     assert.equal(forced.code, 0, ctx(forced, sb));
     assert.equal(sb.stub.sends().length, 2, '--force should send despite the cooldown');
-    assert.equal(lastOutcome(sb, 'alert.py').outcome, 'sent');
+    assert.equal(lastRun(sb, 'alert.py').outcome, 'sent');
   });
 
   void it('falls back to 1h with a log line when the cooldown is invalid', async () => {
     const sb = await sandbox();
-    printing(sb, 'odd.py', { notify: true, message: 'hi', cooldown: 'soon' });
+    printing(sb.home, 'odd.py', { notify: true, message: 'hi', cooldown: 'soon' });
     const res = await runRunner(sb);
     assert.equal(res.code, 0, ctx(res, sb));
     assert.match(runnerLog(sb), /odd\.py: sent.*warning: cooldown 'soon' is not valid .*using the default 1h/);
-    const rec = lastOutcome(sb, 'odd.py');
+    const rec = lastRun(sb, 'odd.py');
     assert.equal(rec.cooldown, '1h');
     assert.match(rec.warning ?? '', /cooldown 'soon' is not valid/);
     await runRunner(sb);
-    assert.equal(lastOutcome(sb, 'odd.py').outcome, 'held_by_cooldown');
+    assert.equal(lastRun(sb, 'odd.py').outcome, 'held_by_cooldown');
     assert.equal(sb.stub.sends().length, 1);
   });
 
   void it('a cooldown that has passed lets the next notification go', async () => {
     const sb = await sandbox();
-    printing(sb, 'often.py', { notify: true, message: 'hi', cooldown: '1s' });
+    printing(sb.home, 'often.py', { notify: true, message: 'hi', cooldown: '1s' });
     await runRunner(sb);
     await new Promise((r) => setTimeout(r, 2100));
     await runRunner(sb);
@@ -252,7 +180,7 @@ void describe('notify-runner: cooldown', () => {
 
   void it('an unreadable state file is reported and left untouched, nothing sent', async () => {
     const sb = await sandbox();
-    printing(sb, 'alert.py', { notify: true, message: 'x' });
+    printing(sb.home, 'alert.py', { notify: true, message: 'x' });
     const p = join(sb.home, '.notifications', 'state', 'alert.json');
     mkdirSync(join(sb.home, '.notifications', 'state'), { recursive: true });
     writeFileSync(p, '{"last_sent": ');
@@ -260,7 +188,7 @@ void describe('notify-runner: cooldown', () => {
     assert.equal(res.code, 0, ctx(res, sb));
     assert.equal(readFileSync(p, 'utf8'), '{"last_sent": ');
     assert.equal(sb.stub.sends().length, 0);
-    assert.match(lastOutcome(sb, 'alert.py').error ?? '', /cannot apply the cooldown: .*alert\.json is unreadable/);
+    assert.match(lastRun(sb, 'alert.py').error ?? '', /cannot apply the cooldown: .*alert\.json is unreadable/);
   });
 });
 
@@ -277,8 +205,8 @@ void describe('notify-runner: images', () => {
     const jpg = join(sb.dir, 'photo.jpg');
     const jpgBytes = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), randomBytes(5000)]);
     writeFileSync(jpg, jpgBytes);
-    printing(sb, 'chart.py', { notify: true, title: 'Daily report', message: 'see chart', image_path: img, data: { a: 1 } });
-    printing(sb, 'photo.py', { notify: true, message: 'a photo', image_path: jpg });
+    printing(sb.home, 'chart.py', { notify: true, title: 'Daily report', message: 'see chart', image_path: img, data: { a: 1 } });
+    printing(sb.home, 'photo.py', { notify: true, message: 'a photo', image_path: jpg });
     const res = await runRunner(sb);
     assert.equal(res.code, 0, ctx(res, sb));
     const photos = sb.stub.sends().filter((r) => r.path === '/send_photo');
@@ -301,8 +229,8 @@ void describe('notify-runner: images', () => {
     const sb = await sandbox();
     const txt = join(sb.dir, 'not_an_image.png');
     writeFileSync(txt, 'hello, I am text');
-    printing(sb, 'missing.py', { notify: true, message: 'numbers are in', image_path: join(sb.dir, 'nope.png') });
-    printing(sb, 'fake.py', { notify: true, message: 'numbers are in', image_path: txt });
+    printing(sb.home, 'missing.py', { notify: true, message: 'numbers are in', image_path: join(sb.dir, 'nope.png') });
+    printing(sb.home, 'fake.py', { notify: true, message: 'numbers are in', image_path: txt });
     const res = await runRunner(sb);
     assert.equal(res.code, 0, ctx(res, sb));
     const sends = sb.stub.sends();
@@ -310,16 +238,16 @@ void describe('notify-runner: images', () => {
     for (const s of sends) assert.equal(s.path, '/send');
     const missing = sends.find((s) => (s.json as { script: string }).script === 'missing.py')?.json as { message: string };
     assert.match(missing.message, /^numbers are in\n\n\(Not attached: image .*nope\.png does not exist\)$/);
-    assert.match(lastOutcome(sb, 'missing.py').warning ?? '', /does not exist/);
-    assert.match(lastOutcome(sb, 'fake.py').warning ?? '', /is not a PNG or JPEG file/);
-    assert.equal(lastOutcome(sb, 'fake.py').outcome, 'sent');
+    assert.match(lastRun(sb, 'missing.py').warning ?? '', /does not exist/);
+    assert.match(lastRun(sb, 'fake.py').warning ?? '', /is not a PNG or JPEG file/);
+    assert.equal(lastRun(sb, 'fake.py').outcome, 'sent');
   });
 
   void it('an image_path that is a FIFO does not hang the runner', async () => {
     const sb = await sandbox();
     const fifo = join(sb.dir, 'chart.png');
     execFileSync('mkfifo', [fifo]);
-    printing(sb, 'fifo.py', { notify: true, message: 'fifo image', image_path: fifo });
+    printing(sb.home, 'fifo.py', { notify: true, message: 'fifo image', image_path: fifo });
     const res = await runRunner(sb);
     assert.equal(res.code, 0, ctx(res, sb));
     const sent = sb.stub.sends().find((s) => (s.json as { script: string }).script === 'fifo.py')?.json as { message: string } | undefined;
@@ -352,7 +280,7 @@ async function concurrencyRun(count: number, env: Record<string, string>): Promi
   const times = join(sb.dir, 'times');
   for (let i = 0; i < count; i++) {
     script(
-      sb,
+      sb.home,
       `s${i}.py`,
       `import json, time\nstart = time.time()\ntime.sleep(0.6)\nopen(${JSON.stringify(times)}, 'a').write(json.dumps([start, time.time()]) + "\\n")\nprint('{"notify": false}')\n`,
     );
@@ -383,7 +311,7 @@ void describe('notify-runner: concurrency', () => {
   void it('two invocations started together send each notification once', async () => {
     const sb = await sandbox();
     for (const name of ['a', 'b', 'c']) {
-      script(sb, `${name}.py`, `import time\ntime.sleep(0.3)\nprint('{"notify": true, "message": "${name}"}')\n`);
+      script(sb.home, `${name}.py`, `import time\ntime.sleep(0.3)\nprint('{"notify": true, "message": "${name}"}')\n`);
     }
     const [one, two] = await Promise.all([runRunner(sb), runRunner(sb)]);
     assert.equal(one.code, 0, ctx(one, sb));
@@ -398,11 +326,11 @@ void describe('notify-runner: concurrency', () => {
 void describe('notify-runner: output limits', () => {
   void it('a script printing 50 MB is recorded failed and the others still send', async () => {
     const sb = await sandbox();
-    script(sb, 'flood.py', `import sys\nchunk = 'x' * 1_000_000\nfor _ in range(50):\n    sys.stdout.write(chunk)\n`);
-    printing(sb, 'fine.py', { notify: true, message: 'ok' });
+    script(sb.home, 'flood.py', `import sys\nchunk = 'x' * 1_000_000\nfor _ in range(50):\n    sys.stdout.write(chunk)\n`);
+    printing(sb.home, 'fine.py', { notify: true, message: 'ok' });
     const res = await runRunner(sb);
     assert.equal(res.code, 0, ctx(res, sb));
-    const rec = lastOutcome(sb, 'flood.py');
+    const rec = lastRun(sb, 'flood.py');
     assert.equal(rec.outcome, 'failed');
     assert.match(rec.error ?? '', /printed more than 1 MiB on stdout and was stopped/);
     assert.deepEqual(sentScripts(sb), ['fine.py']);
@@ -410,10 +338,10 @@ void describe('notify-runner: output limits', () => {
 
   void it('honours NOTIFY_SCRIPT_MAX_OUTPUT', async () => {
     const sb = await sandbox();
-    script(sb, 'chatty.py', `import json\nprint(json.dumps({"notify": True, "message": "x" * 5000}))\n`);
+    script(sb.home, 'chatty.py', `import json\nprint(json.dumps({"notify": True, "message": "x" * 5000}))\n`);
     const res = await runRunner(sb, [], { NOTIFY_SCRIPT_MAX_OUTPUT: '4KiB' });
     assert.equal(res.code, 0, ctx(res, sb));
-    assert.match(lastOutcome(sb, 'chatty.py').error ?? '', /more than 4 KiB/);
+    assert.match(lastRun(sb, 'chatty.py').error ?? '', /more than 4 KiB/);
   });
 });
 
@@ -434,9 +362,9 @@ function snapshot(dir: string): Record<string, string> {
 void describe('notify-runner: --dry-run, --script, --help', () => {
   void it('--dry-run sends nothing and changes no state', async () => {
     const sb = await sandbox();
-    printing(sb, 'fresh.py', { notify: true, title: 'T', message: 'would go' });
-    printing(sb, 'held.py', { notify: true, message: 'held' });
-    printing(sb, 'quiet.py', { notify: false });
+    printing(sb.home, 'fresh.py', { notify: true, title: 'T', message: 'would go' });
+    printing(sb.home, 'held.py', { notify: true, message: 'held' });
+    printing(sb.home, 'quiet.py', { notify: false });
     const notifDir = join(sb.home, '.notifications');
     // Without ~/.notifications, a dry run does not create it.
     const bare = await runRunner(sb, ['--dry-run']);
@@ -459,8 +387,8 @@ void describe('notify-runner: --dry-run, --script, --help', () => {
 
   void it('--script runs only that script', async () => {
     const sb = await sandbox();
-    printing(sb, 'one.py', { notify: true, message: '1' });
-    printing(sb, 'two.py', { notify: true, message: '2' });
+    printing(sb.home, 'one.py', { notify: true, message: '1' });
+    printing(sb.home, 'two.py', { notify: true, message: '2' });
     const res = await runRunner(sb, ['--script', 'two']);
     assert.equal(res.code, 0, ctx(res, sb));
     assert.deepEqual(sentScripts(sb), ['two.py']);
@@ -493,11 +421,11 @@ void describe('notify-runner: --dry-run, --script, --help', () => {
 void describe('notify-runner: history', () => {
   void it('records every outcome with its details', async () => {
     const sb = await sandbox();
-    printing(sb, 'sent.py', { notify: true, title: 'Revenue', message: 'down' });
-    printing(sb, 'quiet.py', { notify: false });
-    script(sb, 'fails.py', `import sys\nprint("no data", file=sys.stderr)\nsys.exit(3)\n`);
-    script(sb, 'slow.py', `import time\ntime.sleep(30)\n`);
-    script(sb, 'garbage.py', `print("hello")\n`);
+    printing(sb.home, 'sent.py', { notify: true, title: 'Revenue', message: 'down' });
+    printing(sb.home, 'quiet.py', { notify: false });
+    script(sb.home, 'fails.py', `import sys\nprint("no data", file=sys.stderr)\nsys.exit(3)\n`);
+    script(sb.home, 'slow.py', `import time\ntime.sleep(30)\n`);
+    script(sb.home, 'garbage.py', `print("hello")\n`);
     const env = { NOTIFY_SCRIPT_TIMEOUT: '1s', NOTIFY_SCRIPT_KILL_GRACE: '200ms' };
     await runRunner(sb, [], env);
     await runRunner(sb, ['--script', 'sent.py'], env);
@@ -556,10 +484,10 @@ void describe('notify-runner: delivery failures', () => {
       const sb = await sandbox();
       const headers: Record<string, string> = status === 503 ? { 'retry-after': '5' } : {};
       sb.stub.respondWith(() => ({ status, body: { error: 'overloaded, try later' }, headers }));
-      printing(sb, 'alert.py', { notify: true, message: 'x' });
+      printing(sb.home, 'alert.py', { notify: true, message: 'x' });
       const res = await runRunner(sb);
       assert.equal(res.code, 3, `every send failed on the API side: exit 3\n${ctx(res, sb)}`);
-      const rec = lastOutcome(sb, 'alert.py');
+      const rec = lastRun(sb, 'alert.py');
       assert.equal(rec.outcome, 'delivery_failed');
       assert.match(rec.error ?? '', new RegExp(`HTTP ${status}.*overloaded, try later`));
       assert.equal(stateOf(sb, 'alert'), null, 'last_sent was recorded for a failed delivery');
@@ -567,22 +495,22 @@ void describe('notify-runner: delivery failures', () => {
       sb.stub.respondWith((_r, i) => ({ status: 202, body: { ok: true, queued: true, id: `ok${i}` } }));
       const again = await runRunner(sb);
       assert.equal(again.code, 0, ctx(again, sb));
-      assert.equal(lastOutcome(sb, 'alert.py').outcome, 'sent');
+      assert.equal(lastRun(sb, 'alert.py').outcome, 'sent');
     });
   }
 
   void it('an unreachable send API fails the run (exit 3); a per-notification refusal does not', async () => {
     const sb = await sandbox();
-    printing(sb, 'alert.py', { notify: true, message: 'x' });
+    printing(sb.home, 'alert.py', { notify: true, message: 'x' });
     const res = await runRunner(sb, [], { NOTIFY_SOCKET: join(sb.dir, 'no-such.sock') });
     assert.equal(res.code, 3, ctx(res, sb));
-    assert.match(lastOutcome(sb, 'alert.py').error ?? '', /unreachable/);
+    assert.match(lastRun(sb, 'alert.py').error ?? '', /unreachable/);
     assert.match(res.stderr, /unreachable or failing for every notification/);
 
     sb.stub.respondWith(() => ({ status: 404, body: { error: 'no channel: link Telegram or open the desktop app' } }));
     const refused = await runRunner(sb);
     assert.equal(refused.code, 0, ctx(refused, sb));
-    assert.match(lastOutcome(sb, 'alert.py').error ?? '', /HTTP 404.*no channel/);
+    assert.match(lastRun(sb, 'alert.py').error ?? '', /HTTP 404.*no channel/);
   });
 });
 

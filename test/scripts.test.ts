@@ -11,23 +11,17 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { RunRecord } from '../src/shared/history.js';
 import { userByName } from '../src/shared/posix.js';
 import { commandFor, ScriptsHelper, ScriptsHelperError, splitCommand } from '../src/shared/scriptsHelper.js';
+import { HELPER, makeHome, PATH, printing, ROOT, RUNNER, type RunResult, runProcess, script } from './support/runnerSandbox.js';
 import { startSendApiStub } from './support/sendApiStub.js';
-
-const ROOT = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../../', import.meta.url));
-const HELPER = join(ROOT, 'bin', 'notify-scripts.js');
-const RUNNER = join(ROOT, 'bin', 'notify-runner.js');
-const PATH = '/usr/local/bin:/usr/bin:/bin';
 
 const temps: string[] = [];
 
 function home(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'notify-scripts-test-'));
+  const dir = makeHome('notify-scripts-test-');
   temps.push(dir);
-  mkdirSync(join(dir, 'user', 'notifications'), { recursive: true });
   return dir;
 }
 
@@ -35,43 +29,19 @@ afterEach(() => {
   for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function script(h: string, name: string, code: string): void {
-  writeFileSync(join(h, 'user', 'notifications', name), code);
-}
-
-function printing(h: string, name: string, output: unknown): void {
-  script(h, name, `print(${JSON.stringify(JSON.stringify(output))})\n`);
-}
-
-interface Answer {
-  code: number | null;
+interface Answer extends RunResult {
   json: unknown;
-  stdout: string;
-  stderr: string;
 }
 
-function run(bin: string, h: string, args: string[], env: Record<string, string> = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { PATH, HOME: h, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const guard = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${bin} ${args.join(' ')} did not finish within 60 s`));
-    }, 60_000);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      let json: unknown = undefined;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        // left undefined: the assertion says so
-      }
-      resolve({ code, json, stdout, stderr });
-    });
-  });
+async function run(bin: string, h: string, args: string[], env: Record<string, string> = {}): Promise<Answer> {
+  const r = await runProcess(bin, args, { PATH, HOME: h, ...env });
+  let json: unknown = undefined;
+  try {
+    json = JSON.parse(r.stdout);
+  } catch {
+    // left undefined: the assertion says so
+  }
+  return { ...r, json };
 }
 
 const helper = (h: string, args: string[], env?: Record<string, string>): Promise<Answer> => run(HELPER, h, args, env);

@@ -157,7 +157,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       maxPhotoBytes: cfg.maxPhotoBytes,
       health: () => ({ queued: deliverer.size, uptime_s: Math.round((clock.now() - startedAt) / 1000), delivery: deliverer.stats, telegram_polling: bot?.isInited() ?? false }),
     });
-    await listenOnUnixSocket(sendApi, cfg.socketPath, cfg.socketGroup);
+    await listenOnUnixSocket(sendApi, cfg.socketPath, 'notify-bot', { name: cfg.socketGroup, setting: 'NOTIFY_SOCKET_GROUP' });
     stoppers.push(() => sendApi.close());
     log.info({ socket: cfg.socketPath }, 'send API listening');
 

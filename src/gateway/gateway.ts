@@ -15,7 +15,7 @@ import { buildDispatchApi } from './dispatchApi.js';
 import { PeerPolicy } from './peerPolicy.js';
 import { CloseCode } from './protocol.js';
 import { RevocationWatcher } from './revocation.js';
-import { claimSocketPath, listenSecurely } from './unixSocket.js';
+import { claimSocketPath, listenSecurely } from '../shared/unixSocket.js';
 
 /** What the gateway is given besides its configuration. */
 export interface GatewayDeps {
@@ -64,7 +64,7 @@ export class Gateway {
       });
       this.dispatchApi = api;
       await api.ready();
-      await listenSecurely(this.config.socketPath, this.config.socketGid, () => api.listen({ path: this.config.socketPath }));
+      await listenSecurely(this.config.socketPath, this.config.socketGid, () => api.listen({ path: this.config.socketPath }), 'NOTIFY_GATEWAY_SOCKET_GROUP');
     } catch (err) {
       await this.stop();
       throw err;
