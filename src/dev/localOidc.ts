@@ -8,27 +8,8 @@
  * Environment: FIRST_RUN_OIDC_PORT, FIRST_RUN_OIDC_CLIENT_ID, FIRST_RUN_OIDC_CLIENT_SECRET,
  * FIRST_RUN_REDIRECT_URI, FIRST_RUN_EMAIL.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
-
-interface InteractionDetails {
-  uid: string;
-}
-interface GrantLike {
-  addOIDCScope(scope: string): void;
-  save(): Promise<string>;
-}
-interface ProviderLike {
-  callback(): (req: http.IncomingMessage, res: http.ServerResponse) => void;
-  interactionDetails(req: http.IncomingMessage, res: http.ServerResponse): Promise<InteractionDetails>;
-  interactionFinished(req: http.IncomingMessage, res: http.ServerResponse, result: Record<string, unknown>, opts?: { mergeWithLastSubmission?: boolean }): Promise<void>;
-  Grant: {
-    new (init: { accountId: string; clientId: string }): GrantLike;
-    find(id: string): Promise<GrantLike | undefined>;
-  };
-  on(event: string, fn: (...args: unknown[]) => void): void;
-}
-type ProviderCtor = new (issuer: string, configuration: Record<string, unknown>) => ProviderLike;
+import { buildLocalProvider, escHtml as esc, interactionPath, readForm } from './oidcCore.js';
 
 function need(name: string): string {
   const v = process.env[name];
@@ -37,10 +18,6 @@ function need(name: string): string {
     process.exit(1);
   }
   return v;
-}
-
-function esc(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function page(title: string, body: string): string {
@@ -71,12 +48,6 @@ ${error ? `<p class="err" role="alert">${esc(error)}</p>` : ''}
   );
 }
 
-async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
-
 async function main(): Promise<void> {
   const port = Number(need('FIRST_RUN_OIDC_PORT'));
   const clientId = need('FIRST_RUN_OIDC_CLIENT_ID');
@@ -85,53 +56,20 @@ async function main(): Promise<void> {
   const email = need('FIRST_RUN_EMAIL').toLowerCase();
   const issuer = `http://127.0.0.1:${port}`;
 
-  const moduleName = 'oidc-provider';
-  const { default: Provider } = (await import(moduleName)) as { default: ProviderCtor };
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: 'first-run' };
-
-  const provider = new Provider(issuer, {
-    clients: [
-      {
-        client_id: clientId,
-        client_secret: clientSecret,
-        redirect_uris: [redirectUri],
-        grant_types: ['authorization_code'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_post',
-      },
-    ],
-    jwks: { keys: [jwk] },
-    cookies: { keys: [randomBytes(16).toString('hex')] },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
-    features: { devInteractions: { enabled: false } },
-    pkce: { required: () => true },
-    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
-    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
-    findAccount: async (_ctx: unknown, id: string) => ({
-      accountId: id,
-      claims: async () => ({ sub: id, email: id, email_verified: true }),
-    }),
-    loadExistingGrant: async (ctx: {
-      oidc: { client: { clientId: string }; session: { accountId: string; grantIdFor(id: string): string | undefined }; result?: { consent?: { grantId?: string } }; provider: ProviderLike };
-    }) => {
-      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
-      if (grantId) {
-        const existing = await ctx.oidc.provider.Grant.find(grantId);
-        if (existing) return existing;
-      }
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
-      grant.addOIDCScope('openid email');
-      await grant.save();
-      return grant;
-    },
+  const provider = await buildLocalProvider({
+    issuer,
+    clientId,
+    clientSecret,
+    redirectUris: [redirectUri],
+    kid: 'first-run',
+    claims: (id) => ({ email: id, email_verified: true }),
+    onError: (message) => console.error(`server error: ${message}`),
   });
-  provider.on('server_error', (_ctx: unknown, err: unknown) => console.error(`server error: ${err instanceof Error ? err.message : String(err)}`));
 
   const callback = provider.callback();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', issuer);
-    const m = /^\/interaction\/([^/]+)(\/login)?$/.exec(url.pathname);
+    const m = interactionPath(url.pathname);
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end(page('Local sign-in', `<h1>Local sign-in</h1><p>Issuer of the first run. Open the dashboard to sign in as <b>${esc(email)}</b>.</p>`));
@@ -149,7 +87,7 @@ async function main(): Promise<void> {
           res.writeHead(200, html).end(loginForm(details.uid, email));
           return;
         }
-        if (req.method === 'POST' && m[2] === '/login') {
+        if (req.method === 'POST' && m.login) {
           const given = ((await readForm(req)).get('email') ?? '').trim().toLowerCase();
           if (given !== email) {
             console.log(`refused a sign-in as '${given}' (only ${email} is known)`);
