@@ -121,6 +121,24 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
       assert.match(status.text ?? '', /Quiet hours 22:00-07:00 Europe\/Prague/);
       assert.match(status.text ?? '', /warehouse_check\.py[^\n]*\n(?:[^\n]*\n)*?\s*🔕 muted/u);
 
+      // The desktop card: a token is shown once, listed, and revoked behind a confirmation.
+      await page.locator('#dt-label').fill('Work laptop');
+      await page.locator('#dt-create').click();
+      await page.locator('#dt-new').waitFor({ state: 'visible', timeout: 10_000 });
+      const token = await page.locator('#dt-token').inputValue();
+      assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT is shown once');
+      await page.locator('#dt-rows').filter({ hasText: 'Work laptop' }).waitFor();
+      const tokens = JSON.parse(readFileSync(join(stack.dataDir, 'desktop_tokens.json'), 'utf8')) as Record<string, { user: string; label?: string; revoked_at?: string }>;
+      const [jti, record] = Object.entries(tokens)[0]!;
+      assert.equal(record.user, 'john.doe');
+      await page.locator('#dt-done').click();
+      await page.locator('#dt-rows button', { hasText: 'Revoke' }).first().click();
+      await page.locator('#dt-revoke-confirm').click();
+      await page.locator('#dt-live').filter({ hasText: /revoked/i }).waitFor();
+      const after = JSON.parse(readFileSync(join(stack.dataDir, 'desktop_tokens.json'), 'utf8')) as Record<string, { revoked_at?: string }>;
+      assert.ok(after[jti]?.revoked_at, 'the token is revoked in desktop_tokens.json');
+      await page.locator('#desktop-card').screenshot({ path: join(ARTIFACTS, 'dashboard-desktop.png') });
+
       // Phone-sized screen.
       await page.setViewportSize({ width: 390, height: 844 });
       await page.locator('#scripts-card').screenshot({ path: join(ARTIFACTS, 'dashboard-scripts-mobile.png') });

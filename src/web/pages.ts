@@ -55,7 +55,7 @@ ${id ? `<meta name="csrf-token" content="${esc(id.csrf)}">\n` : ''}<meta name="r
 <title>${esc(opts.title)}</title>
 <link rel="icon" href="${opts.assets.url('favicon.svg')}" type="image/svg+xml">
 <link rel="stylesheet" href="${opts.assets.url('dashboard.css')}">
-${id ? `<script src="${opts.assets.url('dashboard.js')}" defer></script>\n` : ''}</head>
+${id ? `<script src="${opts.assets.url('api.js')}" defer></script>\n<script src="${opts.assets.url('dashboard.js')}" defer></script>\n` : ''}</head>
 <body class="${opts.variant === 'message' ? 'page-message' : 'page-app'}">
 <a class="skip-link" href="#main">Skip to content</a>
 <header class="topbar">

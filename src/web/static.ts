@@ -27,7 +27,7 @@ interface Asset {
 export class Assets {
   private readonly files = new Map<string, Asset>();
 
-  constructor(names: readonly string[] = ['dashboard.js', 'dashboard.css', 'favicon.svg'], dir = STATIC_DIR) {
+  constructor(names: readonly string[] = ['api.js', 'dashboard.js', 'dashboard.css', 'favicon.svg'], dir = STATIC_DIR) {
     for (const name of names) {
       const body = readFileSync(`${dir}${name}`);
       const ext = name.slice(name.lastIndexOf('.'));

@@ -139,6 +139,7 @@ export async function startBrowserStack(): Promise<BrowserStack> {
       OIDC_CLIENT_SECRET: provider.clientSecret,
       NOTIFY_ALLOWED_DOMAINS: 'example.com',
       NOTIFY_SESSION_SECRET: 'browser-test-session-secret-0123456789abcdef',
+      DESKTOP_JWT_SECRET: 'browser-test-desktop-secret-0123456789abcdef',
       TELEGRAM_BOT_USERNAME: telegram.botInfo.username,
     });
     const app = await buildApp({ config });

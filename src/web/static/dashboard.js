@@ -3,31 +3,8 @@
 'use strict';
 
 (function () {
-  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  const csrf = csrfMeta ? csrfMeta.getAttribute('content') || '' : '';
+  const { api } = window.notifyDashboard;
 
-  /** Calls the dashboard API; resolves to {status, data, retryAfter} or rejects on network failure. */
-  async function api(method, path, body) {
-    const headers = { Accept: 'application/json' };
-    if (method !== 'GET') {
-      headers['X-CSRF-Token'] = csrf;
-      headers['Content-Type'] = 'application/json';
-    }
-    const res = await fetch(path, {
-      method,
-      headers,
-      credentials: 'same-origin',
-      cache: 'no-store',
-      body: method === 'GET' ? undefined : JSON.stringify(body || {}),
-    });
-    let data = {};
-    try {
-      data = await res.json();
-    } catch {
-      data = {};
-    }
-    return { status: res.status, data, retryAfter: res.headers.get('Retry-After') };
-  }
 
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'long', timeStyle: 'short' });
   const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });

@@ -6,25 +6,9 @@
 (function () {
   const card = document.getElementById('desktop-card');
   if (!card) return;
-  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  const csrf = csrfMeta ? csrfMeta.getAttribute('content') || '' : '';
+  const { api } = window.notifyDashboard;
   const $ = (id) => document.getElementById(id);
 
-  async function api(method, path, body) {
-    const headers = { Accept: 'application/json' };
-    if (method !== 'GET') {
-      headers['X-CSRF-Token'] = csrf;
-      headers['Content-Type'] = 'application/json';
-    }
-    const res = await fetch(path, { method, headers, credentials: 'same-origin', cache: 'no-store', body: method === 'GET' ? undefined : JSON.stringify(body || {}) });
-    let data = {};
-    try {
-      data = await res.json();
-    } catch {
-      data = {};
-    }
-    return { status: res.status, data };
-  }
 
   const live = $('dt-live');
   const form = $('dt-create-form');

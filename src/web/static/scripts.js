@@ -4,31 +4,9 @@
 'use strict';
 
 (function () {
-  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  const csrf = csrfMeta ? csrfMeta.getAttribute('content') || '' : '';
+  const { api } = window.notifyDashboard;
   const $ = (id) => document.getElementById(id);
 
-  async function api(method, path, body) {
-    const headers = { Accept: 'application/json' };
-    if (method !== 'GET') {
-      headers['X-CSRF-Token'] = csrf;
-      headers['Content-Type'] = 'application/json';
-    }
-    const res = await fetch(path, {
-      method,
-      headers,
-      credentials: 'same-origin',
-      cache: 'no-store',
-      body: method === 'GET' ? undefined : JSON.stringify(body || {}),
-    });
-    let data = {};
-    try {
-      data = await res.json();
-    } catch {
-      data = {};
-    }
-    return { status: res.status, data };
-  }
 
   const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
   const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
