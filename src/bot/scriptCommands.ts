@@ -8,6 +8,7 @@ import { Composer, type Context } from 'grammy';
 import type { InlineKeyboardButton } from 'grammy/types';
 import type { Clock } from '../shared/clock.js';
 import type { LinkStore } from '../shared/linking.js';
+import { OUTCOME_WORDS } from '../shared/history.js';
 import type { Logger } from '../shared/logger.js';
 import { type ScriptInfo, type ScriptsHelper, ScriptsHelperError } from '../shared/scriptsHelper.js';
 import { callbackData, scriptKey, type ScriptKeys } from './alertKeyboard.js';
@@ -20,20 +21,6 @@ export function runCallbackData(script: string, user: string): string {
   return callbackData('run', script, user);
 }
 
-const OUTCOME_LABEL: Record<string, string> = {
-  sent: 'sent',
-  held_by_cooldown: 'held by cooldown',
-  nothing_to_send: 'nothing to send',
-  failed: 'failed',
-  timed_out: 'timed out',
-  invalid_output: 'invalid output',
-  delivery_failed: 'delivery failed',
-  pending_delivery: 'sent (on demand)',
-  snoozed: 'not sent: snoozed',
-  muted: 'not sent: muted',
-  unchanged: 'not sent: nothing changed',
-  held_quiet_hours: 'held for the quiet-hours digest',
-};
 const OUTCOME_ICON: Record<string, string> = {
   sent: '✅',
   held_by_cooldown: '⏸',
@@ -76,7 +63,7 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
     const outcome = s.last_outcome ?? null;
     b.add(`${outcome ? (OUTCOME_ICON[outcome] ?? '•') : '•'} `).styled(s.name, 'code');
     if (!s.last_run || !outcome) b.add(' - never ran');
-    else b.add(` - ${OUTCOME_LABEL[outcome] ?? outcome}, ${relativeTime(s.last_run, now)} (${shortUtc(s.last_run)})`);
+    else b.add(` - ${(OUTCOME_WORDS as Record<string, string>)[outcome] ?? outcome}, ${relativeTime(s.last_run, now)} (${shortUtc(s.last_run)})`);
     if (s.cooldown_until && Date.parse(s.cooldown_until) > now) b.line().add(`   cooldown until ${shortUtc(s.cooldown_until)}`);
     const extra = extras.perScript?.get(s.name);
     if (extra) b.line().add(`   ${extra}`);

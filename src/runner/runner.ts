@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { type Outcome, OUTCOMES, scriptNameProblem, type Trigger } from '../shared/history.js';
+import { type Outcome, OUTCOME_WORDS, OUTCOMES, scriptNameProblem, type Trigger } from '../shared/history.js';
 import { updateHealth } from './health.js';
 import { runScript, type RunMode, type ScriptContext, type ScriptRunResult } from './runScript.js';
 
@@ -96,20 +96,6 @@ export async function runScripts(
   return { results, counts, deliveryAttempts, deliveryUnavailable, durationMs: ctx.clock.now() - started };
 }
 
-const OUTCOME_WORDS: Record<Outcome, string> = {
-  sent: 'sent',
-  held_by_cooldown: 'held by cooldown',
-  nothing_to_send: 'nothing to send',
-  failed: 'failed',
-  timed_out: 'timed out',
-  invalid_output: 'invalid output',
-  delivery_failed: 'delivery failed',
-  pending_delivery: 'handed over',
-  snoozed: 'snoozed',
-  muted: 'muted',
-  unchanged: 'unchanged',
-  held_quiet_hours: 'held for quiet hours',
-};
 
 /** `2 sent, 1 held by cooldown, 1 failed`. */
 export function describeCounts(counts: Record<Outcome, number>): string {

@@ -68,6 +68,22 @@ export const OUTCOMES = [
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
+/** Each outcome in words, for logs and status lists. */
+export const OUTCOME_WORDS: Record<Outcome, string> = {
+  sent: 'sent',
+  held_by_cooldown: 'held by cooldown',
+  nothing_to_send: 'nothing to send',
+  failed: 'failed',
+  timed_out: 'timed out',
+  invalid_output: 'invalid output',
+  delivery_failed: 'delivery failed',
+  pending_delivery: 'handed over',
+  snoozed: 'snoozed',
+  muted: 'muted',
+  unchanged: 'unchanged',
+  held_quiet_hours: 'held for quiet hours',
+};
+
 /** One run, as a line of history.jsonl. Extra keys are kept (later versions may add some). */
 export const RunRecordSchema = z.looseObject({
   /** Unique id of this run (joins an on-demand run to its notification). */

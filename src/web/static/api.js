@@ -31,5 +31,20 @@
     return { status: res.status, data, retryAfter: res.headers.get('Retry-After') };
   }
 
-  window.notifyDashboard = Object.freeze({ api });
+  /** Marks a button as working (disabled, its label swapped) or restores it. */
+  function busy(button, isBusy, label) {
+    if (!button) return;
+    if (isBusy) {
+      button.dataset.label = button.textContent;
+      button.textContent = label;
+      button.disabled = true;
+      button.setAttribute('aria-busy', 'true');
+    } else {
+      button.textContent = button.dataset.label || button.textContent;
+      button.disabled = false;
+      button.removeAttribute('aria-busy');
+    }
+  }
+
+  window.notifyDashboard = Object.freeze({ api, busy });
 })();

@@ -3,7 +3,7 @@
 'use strict';
 
 (function () {
-  const { api } = window.notifyDashboard;
+  const { api, busy } = window.notifyDashboard;
 
 
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'long', timeStyle: 'short' });
@@ -132,19 +132,6 @@
     else codeInput.setAttribute('aria-invalid', 'true');
   }
 
-  function busy(button, isBusy, label) {
-    if (!button) return;
-    if (isBusy) {
-      button.dataset.label = button.textContent;
-      button.textContent = label;
-      button.disabled = true;
-      button.setAttribute('aria-busy', 'true');
-    } else {
-      button.textContent = button.dataset.label || button.textContent;
-      button.disabled = false;
-      button.removeAttribute('aria-busy');
-    }
-  }
 
   function linkedNow(message) {
     say(message, 'ok');

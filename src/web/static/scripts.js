@@ -4,7 +4,7 @@
 'use strict';
 
 (function () {
-  const { api } = window.notifyDashboard;
+  const { api, busy } = window.notifyDashboard;
   const $ = (id) => document.getElementById(id);
 
 
@@ -56,19 +56,6 @@
     };
   }
 
-  function busy(button, isBusy, label) {
-    if (!button) return;
-    if (isBusy) {
-      button.dataset.label = button.textContent;
-      button.textContent = label;
-      button.disabled = true;
-      button.setAttribute('aria-busy', 'true');
-    } else {
-      button.textContent = button.dataset.label || button.textContent;
-      button.disabled = false;
-      button.removeAttribute('aria-busy');
-    }
-  }
 
   const scriptsCard = $('scripts-card');
   const rulesCard = $('rules-card');
