@@ -112,6 +112,25 @@ void describe('a script alert reaches Telegram through the real bot and runner',
     assert.ok(photo.photo?.equals(png), 'the same bytes');
     assert.equal(photo.caption, 'Daily chart\nSee the chart');
   });
+
+  void it('a photo alert\'s multi-line caption arrives byte for byte as the script printed it (no \\r\\n from the upload)', async () => {
+    const imagePath = join(home, 'lines.png');
+    const message = 'Revenue by region:\nEU 45k\nUS 60k\n\n  indented line\nend';
+    writeFileSync(
+      join(home, 'user', 'notifications', 'multi_line.py'),
+      `import base64, json\nopen(${JSON.stringify(imagePath)}, "wb").write(base64.b64decode(${JSON.stringify(png.toString('base64'))}))\nprint(json.dumps({"notify": True, "title": "Regions", "message": ${JSON.stringify(message)}, "image_path": ${JSON.stringify(imagePath)}}))\n`,
+    );
+    const run = await runRunner(home, h.socketPath);
+    assert.equal(run.code, 0, run.out);
+    const msgs = await h.fake.waitForMessages(CHAT, 6, 15_000);
+    const photo = msgs.find((m) => m.kind === 'photo' && (m.caption ?? '').startsWith('Regions'));
+    assert.ok(photo, `a photo titled Regions among ${JSON.stringify(msgs.map((m) => m.caption ?? m.text))}`);
+    assert.equal(photo.caption, `Regions\n${message}`, 'the caption the fake Telegram received is the title line plus the script\'s message, unchanged');
+    // Telegram drops \r itself, so look at the caption parameter as the fake received it.
+    const sent = String(photo.params.caption);
+    assert.ok(!sent.includes('\r'), `no carriage return was added on the way: ${JSON.stringify(sent)}`);
+    assert.ok(sent.endsWith(message), `the script's message, unchanged, ends the caption parameter: ${JSON.stringify(sent)}`);
+  });
 });
 
 void describe('the bot process itself', () => {

@@ -2,6 +2,7 @@
  * Client for the bot's send API on its unix socket (used by the runner and the dashboard),
  * plus a small HTTP-over-unix-socket helper other clients share.
  */
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 
 /** An HTTP answer read whole. */
@@ -71,6 +72,32 @@ export interface PhotoUpload {
   contentType: string;
 }
 
+/**
+ * A multipart/form-data body of the text fields (non-strings as JSON) and the image in
+ * field `photo`. Encoded here rather than with FormData: the HTML form encoding FormData
+ * follows turns every `\n` of a value into `\r\n`, and a caption must arrive byte for byte
+ * as the script printed it.
+ */
+export function encodeMultipart(fields: Record<string, unknown>, photo: PhotoUpload): { contentType: string; body: Buffer } {
+  const boundary = `----notify${randomBytes(16).toString('hex')}`;
+  const parts: Buffer[] = [];
+  const quoted = (s: string): string => s.replace(/["\r\n\\]/g, (c) => encodeURIComponent(c));
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined || v === null) continue;
+    const value = Buffer.from(typeof v === 'string' ? v : JSON.stringify(v), 'utf8');
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quoted(k)}"\r\n\r\n`, 'utf8'), value, Buffer.from('\r\n'));
+  }
+  parts.push(
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="${quoted(photo.filename)}"\r\nContent-Type: ${photo.contentType}\r\n\r\n`,
+      'utf8',
+    ),
+    Buffer.from(photo.bytes),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  );
+  return { contentType: `multipart/form-data; boundary=${boundary}`, body: Buffer.concat(parts) };
+}
+
 /** Talks to the send API at socketPath. */
 export class SendClient {
   constructor(
@@ -89,18 +116,10 @@ export class SendClient {
 
   /** POST /send_photo as multipart: the text fields plus the image bytes in field `photo`. */
   async sendPhoto(fields: Record<string, unknown>, photo: PhotoUpload, prefer?: Prefer): Promise<UnixResponse> {
-    const form = new FormData();
-    for (const [k, v] of Object.entries(fields)) {
-      if (v === undefined || v === null) continue;
-      form.append(k, typeof v === 'string' ? v : JSON.stringify(v));
-    }
-    form.append('photo', new Blob([photo.bytes], { type: photo.contentType }), photo.filename);
-    // Let the platform encode the multipart body, then send it over the socket.
-    const encoded = new Request('http://localhost/', { method: 'POST', body: form });
-    const bytes = Buffer.from(await encoded.arrayBuffer());
+    const { contentType, body } = encodeMultipart(fields, photo);
     return unixRequest(this.socketPath, 'POST', '/send_photo', {
-      headers: { 'content-type': encoded.headers.get('content-type') ?? 'multipart/form-data', ...preferHeader(prefer) },
-      body: bytes,
+      headers: { 'content-type': contentType, ...preferHeader(prefer) },
+      body,
       timeoutMs: this.timeoutMs,
     });
   }
