@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { DesktopTokenStore } from '../src/shared/desktopTokens.js';
-import { GatewayClient } from '../src/shared/gatewayClient.js';
+import { GatewayClient } from '../src/gateway/client.js';
 
 const ABORT_AFTER_MS = 120_000;
 const ROOT = new URL('../../', import.meta.url).pathname;

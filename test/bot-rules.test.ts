@@ -267,7 +267,7 @@ void describe('nothing accepted is lost by the rules', () => {
   });
 
   void it('gives two analysts\' same long script name different button keys', async () => {
-    const { callbackData } = await import('../src/bot/alertKeyboard.js');
+    const { callbackData } = await import('../src/bot/commands/alertKeyboard.js');
     const long = `${'very_long_script_name_'.repeat(3)}.py`;
     const a = callbackData('sn1h', long, 'alice');
     const b = callbackData('sn1h', long, 'bob');

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LinkStore } from '../src/shared/linking.js';
-import { ScriptsHelper } from '../src/shared/scriptsHelper.js';
+import { ScriptsHelper } from '../src/scripts/client.js';
 import { ARTIFACTS, type BrowserStack, CHROMIUM, PROJECT_ROOT, startBrowserStack } from './support/browserStack.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;

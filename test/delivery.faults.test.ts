@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Fault } from './support/fakeTelegram.js';
+import type { Fault } from '../src/fake-telegram/fakeTelegram.js';
 import { BotHarness, burst, compareDelivery, describeReport, expectedByChat, sendInOrder } from './support/botHarness.js';
 
 const OUTAGE_MS = Number(process.env.NOTIFY_TEST_OUTAGE_MS ?? 20_000);

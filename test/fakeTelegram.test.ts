@@ -11,7 +11,7 @@ import {
   startFakeTelegram,
   type FakeTelegram,
   type FakeTelegramOptions,
-} from './support/fakeTelegram.js';
+} from '../src/fake-telegram/fakeTelegram.js';
 
 // ---- helpers ------------------------------------------------------------------------------
 

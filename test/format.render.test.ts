@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_CAPTION, MAX_TEXT, parseLegacyMarkdown, photoParts, plainFallback, renderContent, splitRichText, textParts, type Entity, type RichText } from '../src/bot/render.js';
+import { MAX_CAPTION, MAX_TEXT, parseLegacyMarkdown, photoParts, plainFallback, renderContent, splitRichText, textParts, type Entity, type RichText } from '../src/bot/format/render.js';
 
 /** The text each entity covers. */
 function covered(r: RichText): Array<[string, string]> {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GatewayClient, type DesktopNotification } from '../src/shared/gatewayClient.js';
+import { GatewayClient, type DesktopNotification } from '../src/gateway/client.js';
 import { signToken, startTestGateway, tempDir, TestDesktop, type TestGateway } from './support/gatewayHarness.js';
 
 const note: DesktopNotification = {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { ScriptInfoSchema } from '../src/shared/scriptsHelper.js';
+import { ScriptInfoSchema } from '../src/scripts/client.js';
 import {
   closeSandboxes,
   HELPER,

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { RunRecord } from '../src/shared/history.js';
 import { userByName } from '../src/shared/posix.js';
-import { commandFor, ScriptsHelper, ScriptsHelperError, splitCommand } from '../src/shared/scriptsHelper.js';
+import { commandFor, ScriptsHelper, ScriptsHelperError, splitCommand } from '../src/scripts/client.js';
 import { HELPER, makeHome, PATH, printing, ROOT, RUNNER, type RunResult, runProcess, script } from './support/runnerSandbox.js';
 import { startSendApiStub } from './support/sendApiStub.js';
 
@@ -382,7 +382,7 @@ print(json.dumps({"notify": True, "title": "Report for " + os.environ["USER"], "
       driver,
       `import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import { ScriptsHelper } from ${JSON.stringify(join(ROOT, 'dist', 'src', 'shared', 'scriptsHelper.js'))};
+import { ScriptsHelper } from ${JSON.stringify(join(ROOT, 'dist', 'src', 'scripts', 'client.js'))};
 const [analyst, home] = process.argv.slice(2);
 const helper = ScriptsHelper.fromEnv();
 const out = {};

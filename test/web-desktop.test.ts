@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import { DesktopTokenStore } from '../src/shared/desktopTokens.js';
-import { ScriptsHelper } from '../src/shared/scriptsHelper.js';
+import { ScriptsHelper } from '../src/scripts/client.js';
 import { buildApp } from '../src/web/app.js';
 import { readWebConfig } from '../src/web/config.js';
 import { pngBytes } from './support/botHarness.js';

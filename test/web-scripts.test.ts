@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { ScriptsHelper } from '../src/shared/scriptsHelper.js';
+import { ScriptsHelper } from '../src/scripts/client.js';
 import { buildApp } from '../src/web/app.js';
 import { readWebConfig } from '../src/web/config.js';
 import { type SignedIn, signIn, webEnv } from './support/oidcFlow.js';

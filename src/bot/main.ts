@@ -2,7 +2,7 @@
 import { EnvReader, ConfigError } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { BOT_ENV_HELP, readBotConfig } from './config.js';
-import { OutboxStore } from './outbox.js';
+import { OutboxStore } from './delivery/outbox.js';
 import { startBotService } from './service.js';
 
 const USAGE = `Usage:

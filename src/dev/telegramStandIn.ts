@@ -1,6 +1,6 @@
 /**
  * The first run's Telegram stand-in, started by `npm start` when TELEGRAM_BOT_TOKEN is not
- * set: the fake Telegram Bot API (the one the tests use, test/support/fakeTelegram.ts) for
+ * set: the fake Telegram Bot API (the one the tests use, src/fake-telegram/) for
  * the real bot to talk to, and a chat page where a person plays the Telegram user of one
  * chat. Both listen on 127.0.0.1 only.
  *
@@ -8,7 +8,7 @@
  * FIRST_RUN_TELEGRAM_TOKEN, FIRST_RUN_CHAT_ID, FIRST_RUN_USER.
  */
 import http from 'node:http';
-import { startFakeTelegram } from '../../test/support/fakeTelegram.js';
+import { startFakeTelegram } from '../fake-telegram/fakeTelegram.js';
 import { chatPageHtml } from './chatPage.js';
 
 export const STAND_IN_BOT = 'notify_local_bot';

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { VerifiedDesktopToken } from '../shared/desktopTokens.js';
-import type { DesktopNotification } from '../shared/gatewayClient.js';
+import type { DesktopNotification } from './client.js';
 import { DesktopConnection, type ConnectionLimits } from './connection.js';
 import { CloseCode, type ServerMessage } from './protocol.js';
 import { ConnectionRegistry } from './registry.js';

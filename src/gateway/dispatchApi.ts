@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { describeZodError } from '../shared/contract.js';
-import { DispatchRequestSchema, type DesktopNotification, type GatewayHealth } from '../shared/gatewayClient.js';
+import { DispatchRequestSchema, type DesktopNotification, type GatewayHealth } from './client.js';
 import { peerCredentials } from '../shared/posix.js';
 import type { PeerDecision, PeerPolicy } from './peerPolicy.js';
 

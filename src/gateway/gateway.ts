@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { DesktopTokenStore, verifyDesktopToken } from '../shared/desktopTokens.js';
-import type { DesktopNotification, GatewayHealth } from '../shared/gatewayClient.js';
+import type { DesktopNotification, GatewayHealth } from './client.js';
 import type { GatewayConfig } from './config.js';
 import { DesktopServer } from './desktopServer.js';
 import { buildDispatchApi } from './dispatchApi.js';

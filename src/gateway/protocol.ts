@@ -3,7 +3,7 @@
  * close codes it uses. Every frame is one JSON object with a `type`.
  */
 import { z } from 'zod';
-import type { DesktopNotification } from '../shared/gatewayClient.js';
+import type { DesktopNotification } from './client.js';
 
 /** Close codes the gateway uses (4000-4999 is the range for applications). */
 export const CloseCode = {

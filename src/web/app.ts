@@ -15,7 +15,7 @@ import { LinkTokenStore } from '../shared/linkTokens.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
 import { isUserInGroup } from '../shared/posix.js';
-import { ScriptsHelper } from '../shared/scriptsHelper.js';
+import { ScriptsHelper } from '../scripts/client.js';
 import { SendClient } from '../shared/sendClient.js';
 import { authPlugin } from './auth.js';
 import type { WebConfig } from './config.js';

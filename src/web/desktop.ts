@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../shared/clock.js';
 import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, verifyDesktopToken } from '../shared/desktopTokens.js';
-import { type ScriptsHelper, ScriptsHelperError, type ScriptsHelperErrorKind } from '../shared/scriptsHelper.js';
+import { type ScriptsHelper, ScriptsHelperError, type ScriptsHelperErrorKind } from '../scripts/client.js';
 import { type SendClient, SocketUnavailableError, errorText } from '../shared/sendClient.js';
 import { ruleOutcome } from './scripts.js';
 import { type DashboardPanel, esc } from './pages.js';

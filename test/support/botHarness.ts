@@ -27,7 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { deflateSync, crc32 } from 'node:zlib';
 import { LinkStore } from '../../src/shared/linking.js';
 import { SendClient, unixRequest, type UnixResponse } from '../../src/shared/sendClient.js';
-import { startFakeTelegram, type FakeTelegram, type FakeTelegramOptions, type SentMessage } from './fakeTelegram.js';
+import { startFakeTelegram, type FakeTelegram, type FakeTelegramOptions, type SentMessage } from '../../src/fake-telegram/fakeTelegram.js';
 
 /** The project's root (where `bin/` is), whether run from dist/ or not. */
 export const PROJECT_ROOT = process.env.NOTIFY_PROJECT_ROOT ?? new URL('../../../', import.meta.url).pathname;

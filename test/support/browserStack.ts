@@ -15,7 +15,7 @@ import { type Browser, chromium } from 'playwright-core';
 import { SendClient } from '../../src/shared/sendClient.js';
 import { buildApp } from '../../src/web/app.js';
 import { readWebConfig } from '../../src/web/config.js';
-import { type FakeTelegram, startFakeTelegram } from './fakeTelegram.js';
+import { type FakeTelegram, startFakeTelegram } from '../../src/fake-telegram/fakeTelegram.js';
 import { type TestOidcProvider, startOidcProvider } from './oidcProvider.js';
 
 /** Debian's chromium. */

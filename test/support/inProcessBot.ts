@@ -13,7 +13,7 @@ import { type RunningBot, startBotService } from '../../src/bot/service.js';
 import { AlertRulesStore } from '../../src/shared/alertRules.js';
 import { LinkStore } from '../../src/shared/linking.js';
 import { SendClient } from '../../src/shared/sendClient.js';
-import { type FakeTelegram, startFakeTelegram } from './fakeTelegram.js';
+import { type FakeTelegram, startFakeTelegram } from '../../src/fake-telegram/fakeTelegram.js';
 
 /** The repository root (two levels above dist/test/support). */
 export const repoRoot = join(new URL('.', import.meta.url).pathname, '..', '..', '..');

@@ -4,11 +4,11 @@
  * gets.
  */
 import { Composer, type Context } from 'grammy';
-import { CODE_TTL_SECONDS, type LinkStore } from '../shared/linking.js';
-import { LINK_TOKEN_RE, type LinkTokenStore } from '../shared/linkTokens.js';
-import type { Logger } from '../shared/logger.js';
-import { welcomeMessage } from '../shared/welcome.js';
-import type { Notifier } from './notifier.js';
+import { CODE_TTL_SECONDS, type LinkStore } from '../../shared/linking.js';
+import { LINK_TOKEN_RE, type LinkTokenStore } from '../../shared/linkTokens.js';
+import type { Logger } from '../../shared/logger.js';
+import { welcomeMessage } from '../../shared/welcome.js';
+import type { Notifier } from '../delivery/notifier.js';
 
 /** The exact answer to anything but /start in an unlinked chat. */
 export const UNLINKED_REPLY = 'Use /start to link your account.';

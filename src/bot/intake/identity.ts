@@ -4,7 +4,7 @@
  * own account and the configured trusted services may send for anyone.
  */
 import type { Socket } from 'node:net';
-import { peerCredentials, userByUid, isUserInGroup } from '../shared/posix.js';
+import { peerCredentials, userByUid, isUserInGroup } from '../../shared/posix.js';
 
 /** The process at the other end of a request. */
 export interface Caller {

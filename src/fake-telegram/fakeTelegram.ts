@@ -1,5 +1,4 @@
-// A fake Telegram Bot API server for tests (and, later, the local "Telegram stand-in").
-//
+// A fake Telegram Bot API server, used by the tests and by the first run's Telegram stand-in.
 // Real grammY bots talk to it over HTTP exactly as they talk to api.telegram.org:
 // `new Bot(fake.token, { client: { apiRoot: fake.apiRoot } })`. It keeps Telegram's rules
 // that matter to a notification bot: update offsets and long polling, markup parsing with
@@ -8,7 +7,7 @@
 // methods (a message typed, a button pressed) and read what the bot sent. Faults (server
 // errors, dropped connections, latency, outages, forced 429s) are injected with setFault.
 //
-// This file deliberately imports nothing from node:test so it can run outside the tests.
+// It imports nothing from node:test: it is part of the build and runs outside the tests.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +21,7 @@ import {
   sortEntities,
   type FakeEntity,
   type FormattedText,
-} from './fakeTelegramMarkup.js';
+} from './markup.js';
 import {
   BodyError,
   isUploadedFile,
@@ -31,10 +30,10 @@ import {
   type ImageInfo,
   type ParamValue,
   type UploadedFile,
-} from './fakeTelegramBody.js';
+} from './body.js';
 
-export type { FakeEntity, FormattedText } from './fakeTelegramMarkup.js';
-export { parseMarkup, fixFormattedText, MarkupError } from './fakeTelegramMarkup.js';
+export type { FakeEntity, FormattedText } from './markup.js';
+export { parseMarkup, fixFormattedText, MarkupError } from './markup.js';
 
 // ---------------------------------------------------------------------------------------
 // Public types

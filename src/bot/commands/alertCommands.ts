@@ -5,15 +5,15 @@
  */
 import { Composer, type Context } from 'grammy';
 import type { MessageEntity } from 'grammy/types';
-import { type AlertRulesStore, formatLocalTime, type HeldAlert, inQuietHours } from '../shared/alertRules.js';
-import type { Clock } from '../shared/clock.js';
-import { parseDurationMs } from '../shared/config.js';
-import type { LinkStore } from '../shared/linking.js';
-import type { Logger } from '../shared/logger.js';
+import { type AlertRulesStore, formatLocalTime, type HeldAlert, inQuietHours } from '../../shared/alertRules.js';
+import type { Clock } from '../../shared/clock.js';
+import { parseDurationMs } from '../../shared/config.js';
+import type { LinkStore } from '../../shared/linking.js';
+import type { Logger } from '../../shared/logger.js';
 import { alertKeyboard, parseCallbackData, type ScriptKeys, undoKeyboard } from './alertKeyboard.js';
-import type { Notifier } from './notifier.js';
+import type { Notifier } from '../delivery/notifier.js';
 import type { StatusExtras } from './scriptCommands.js';
-import { TextBuilder } from './textBuilder.js';
+import { TextBuilder } from '../format/textBuilder.js';
 
 /** What the alert commands need. */
 export interface AlertCommandDeps {

@@ -6,7 +6,7 @@
  * line boundaries. HTML and MarkdownV2 are passed to Telegram as given (with a plain
  * fallback at send time).
  */
-import type { ParseMode } from '../shared/contract.js';
+import type { ParseMode } from '../../shared/contract.js';
 
 /** Telegram's limits, in UTF-16 code units after entity parsing. */
 export const MAX_TEXT = 4096;

@@ -5,13 +5,13 @@
  */
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../shared/contract.js';
-import type { Logger } from '../shared/logger.js';
-import { QueueFullError } from './deliverer.js';
+import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../../shared/contract.js';
+import type { Logger } from '../../shared/logger.js';
+import { QueueFullError } from '../delivery/deliverer.js';
 import { authorize, type Caller, callerFromUid, notePeer, peerUidOf } from './identity.js';
-import type { Notifier, Submission } from './notifier.js';
+import type { Notifier, Submission } from '../delivery/notifier.js';
 import { checkUpload, PhotoError, readCallerPhoto } from './photos.js';
-import type { Content } from './render.js';
+import type { Content } from '../format/render.js';
 
 /** What the send API needs. */
 export interface SendApiDeps {

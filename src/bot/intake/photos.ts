@@ -5,7 +5,7 @@
  * could not.
  */
 import { constants, promises as fsp } from 'node:fs';
-import { readAtMost } from '../shared/boundedRead.js';
+import { readAtMost } from '../../shared/boundedRead.js';
 import type { Caller } from './identity.js';
 
 /** The image type of bytes by their magic numbers, or null. */

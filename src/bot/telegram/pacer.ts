@@ -3,7 +3,7 @@
  * bot (about 30 messages per second) and a token bucket per chat (short bursts, then about
  * one per second), plus a bot-wide pause when Telegram asks for one (429 retry_after).
  */
-import type { Clock } from '../shared/clock.js';
+import type { Clock } from '../../shared/clock.js';
 
 /** Pacing limits. */
 export interface PacerLimits {

@@ -6,15 +6,15 @@
  */
 import { Composer, type Context } from 'grammy';
 import type { InlineKeyboardButton } from 'grammy/types';
-import type { Clock } from '../shared/clock.js';
-import type { LinkStore } from '../shared/linking.js';
-import { OUTCOME_WORDS } from '../shared/history.js';
-import type { Logger } from '../shared/logger.js';
-import { type ScriptInfo, type ScriptsHelper, ScriptsHelperError } from '../shared/scriptsHelper.js';
+import type { Clock } from '../../shared/clock.js';
+import type { LinkStore } from '../../shared/linking.js';
+import { OUTCOME_WORDS } from '../../shared/history.js';
+import type { Logger } from '../../shared/logger.js';
+import { type ScriptInfo, type ScriptsHelper, ScriptsHelperError } from '../../scripts/client.js';
 import { callbackData, scriptKey, type ScriptKeys } from './alertKeyboard.js';
 import { demoReport } from './demoChart.js';
-import type { Notifier } from './notifier.js';
-import { relativeTime, shortUtc, TextBuilder } from './textBuilder.js';
+import type { Notifier } from '../delivery/notifier.js';
+import { relativeTime, shortUtc, TextBuilder } from '../format/textBuilder.js';
 
 /** Callback data that runs a script (the contract's `run:<script file name>`, or a short key). */
 export function runCallbackData(script: string, user: string): string {

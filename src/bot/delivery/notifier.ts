@@ -5,16 +5,16 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { type AlertRulesStore, inQuietHours, quietHoursEnd, suppressionFor } from '../shared/alertRules.js';
-import type { Clock } from '../shared/clock.js';
-import type { SendResponse, TelegramChannelStatus } from '../shared/contract.js';
-import type { LinkStore } from '../shared/linking.js';
-import type { Logger } from '../shared/logger.js';
-import { alertKeyboard, type ScriptKeys } from './alertKeyboard.js';
+import { type AlertRulesStore, inQuietHours, quietHoursEnd, suppressionFor } from '../../shared/alertRules.js';
+import type { Clock } from '../../shared/clock.js';
+import type { SendResponse, TelegramChannelStatus } from '../../shared/contract.js';
+import type { LinkStore } from '../../shared/linking.js';
+import type { Logger } from '../../shared/logger.js';
+import { alertKeyboard, type ScriptKeys } from '../commands/alertKeyboard.js';
 import type { Deliverer } from './deliverer.js';
 import { newOutboxId, type OutboxRecord, type OutboxStore } from './outbox.js';
-import { imageType } from './photos.js';
-import { type Content, photoParts, textParts } from './render.js';
+import { imageType } from '../intake/photos.js';
+import { type Content, photoParts, textParts } from '../format/render.js';
 
 /** A notification as the desktop gateway carries it (the contract's fields). */
 export interface DesktopNotification {

@@ -15,8 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { close, fsync, open, promises as fsp, rename, unlink, write } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { fsyncDir } from '../shared/jsonFile.js';
-import type { Part } from './render.js';
+import { fsyncDir } from '../../shared/jsonFile.js';
+import type { Part } from '../format/render.js';
 
 const EntitySchema = z.object({
   type: z.enum(['bold', 'italic', 'code', 'pre', 'text_link']),

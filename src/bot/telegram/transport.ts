@@ -4,8 +4,8 @@
  */
 import { type Api, GrammyError, HttpError, InputFile } from 'grammy';
 import type { MessageEntity } from 'grammy/types';
-import { SendFailure, type TelegramTransport } from './deliverer.js';
-import type { Part } from './render.js';
+import { SendFailure, type TelegramTransport } from '../delivery/deliverer.js';
+import type { Part } from '../format/render.js';
 
 const MARKUP = /can't parse entities|can't find end|unsupported start tag|entity|character .* is reserved/i;
 const IMAGE = /IMAGE_PROCESS_FAILED|PHOTO_INVALID|PHOTO_EXT_INVALID|wrong type of the web page|wrong file identifier|failed to get HTTP URL content|PHOTO_INVALID_DIMENSIONS|PHOTO_SAVE_FILE_INVALID/i;

@@ -8,13 +8,13 @@
  */
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { EnvReader } from './config.js';
-import { ScriptOutputSchema, type ScriptOutput } from './contract.js';
-import { type DeliveryReport, newRunId, OUTCOMES, RunRecordSchema, type RunRecord, scriptNameProblem, TRIGGERS } from './history.js';
-import type { PhotoUpload } from './sendClient.js';
+import { EnvReader } from '../shared/config.js';
+import { ScriptOutputSchema, type ScriptOutput } from '../shared/contract.js';
+import { type DeliveryReport, newRunId, OUTCOMES, RunRecordSchema, type RunRecord, scriptNameProblem, TRIGGERS } from '../shared/history.js';
+import type { PhotoUpload } from '../shared/sendClient.js';
 
-export { scriptNameProblem } from './history.js';
-export type { DeliveryReport, RunRecord } from './history.js';
+export { scriptNameProblem } from '../shared/history.js';
+export type { DeliveryReport, RunRecord } from '../shared/history.js';
 
 /** The default helper command; `{user}` becomes the analyst's user name. */
 export const DEFAULT_SCRIPTS_COMMAND = 'sudo -n -u {user} /usr/local/bin/notify-scripts';

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { InlineKeyboardButton } from 'grammy/types';
-import { JsonFile } from '../shared/jsonFile.js';
+import { JsonFile } from '../../shared/jsonFile.js';
 
 const MAX_CALLBACK_BYTES = 64;
 

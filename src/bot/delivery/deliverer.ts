@@ -5,11 +5,11 @@
  * then dead-letter, fall back to plain text (markup refused), or stop for good (the user
  * blocked the bot, the chat is gone).
  */
-import type { Logger } from '../shared/logger.js';
-import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Clock } from '../../shared/clock.js';
 import { type DeliveryOutcome, type DeliveryStatus, type OutboxRecord, OutboxStore, readOutcomes } from './outbox.js';
-import type { Pacer } from './pacer.js';
-import { type Part, plainFallback } from './render.js';
+import type { Pacer } from '../telegram/pacer.js';
+import { type Part, plainFallback } from '../format/render.js';
 
 /** Why Telegram (or the way to it) did not take a message. */
 export type SendFailureKind = 'rate_limited' | 'markup' | 'refused' | 'image' | 'bad_request' | 'transient';

@@ -6,7 +6,7 @@
  */
 import { type Bot, GrammyError, HttpError } from 'grammy';
 import type { Update } from 'grammy/types';
-import type { Logger } from '../shared/logger.js';
+import type { Logger } from '../../shared/logger.js';
 
 /** Polling settings. */
 export interface PollerOptions {
