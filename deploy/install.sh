@@ -10,7 +10,7 @@
 # docs/operations.md explains the accounts, groups, modes and units this creates.
 set -euo pipefail
 
-readonly PROGRAMS=(notify-bot notify-web notify-gateway notify-runner notify-scripts)
+readonly PROGRAMS=(notify-bot notify-web notify-gateway notify-runner notify-scripts notify)
 readonly SERVICES=(notify-bot notify-web notify-gateway)
 # What of a built checkout the installed package needs.
 readonly APP_PARTS=(package.json package-lock.json bin dist/src node_modules docs)
@@ -20,7 +20,7 @@ usage() {
 Usage: deploy/install.sh [options]
 
 Installs or updates the notification engine from a built checkout (npm ci has run):
-service accounts and groups, the package in /opt/notify, the five programs in
+service accounts and groups, the package in /opt/notify, the six programs in
 /usr/local/bin, the systemd units, the sudoers rule, the data directory, the
 environment file (created once, never overwritten), the analysts' docs and examples
 in /data/docs, and restarts only what changed. Run it as root. Safe to run again.

@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../..', import.meta.url));
 const IS_ROOT = process.getuid?.() === 0;
-const PROGRAMS = ['notify-bot', 'notify-web', 'notify-gateway', 'notify-runner', 'notify-scripts'];
+const PROGRAMS = ['notify-bot', 'notify-web', 'notify-gateway', 'notify-runner', 'notify-scripts', 'notify'];
 const SERVICES = ['notify-bot', 'notify-web', 'notify-gateway'];
 
 // Test-unique account and group names (install.sh takes them as options).

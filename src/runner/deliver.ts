@@ -1,9 +1,10 @@
 /**
- * Handing a script's notification to the send API (`Prefer: respond-async`), and reading
- * its answer: sent (or queued), or accepted but suppressed or held by the analyst's rules.
+ * Handing a notification to the send API (the runner asks for `Prefer: respond-async`, the
+ * `notify` command may wait), and reading its answer: sent (or queued), or accepted but
+ * suppressed or held by the analyst's rules.
  */
-import type { ScriptOutput } from '../shared/contract.js';
-import { errorText, type PhotoUpload, type SendClient, SocketUnavailableError } from '../shared/sendClient.js';
+import type { ScriptOutput, TelegramChannelStatus } from '../shared/contract.js';
+import { errorText, type PhotoUpload, type Prefer, type SendClient, SocketUnavailableError } from '../shared/sendClient.js';
 
 /** What the send API did with a notification. */
 export type DeliveryResult =
@@ -18,6 +19,10 @@ export type DeliveryResult =
       held?: 'quiet_hours';
       /** Until when the snooze, mute or quiet hours hold, ISO-8601 UTC, when the API said. */
       until?: string;
+      /** What the Telegram channel did, when the API said. */
+      telegram?: TelegramChannelStatus;
+      /** Desktop connections reached, or 'pending' / 'unavailable', when the API said. */
+      desktop?: number | string;
     }
   | {
       ok: false;
@@ -57,11 +62,24 @@ function ruleOutcome(body: Record<string, unknown>): { suppressed?: Suppression;
   return out;
 }
 
-/** Sends the notification (as multipart with the image bytes when there is an image). */
-export async function deliver(client: SendClient, fields: Record<string, unknown>, image: PhotoUpload | null): Promise<DeliveryResult> {
+const TELEGRAM_STATUSES: readonly TelegramChannelStatus[] = ['delivered', 'queued', 'not_linked', 'refused', 'failed', 'suppressed', 'held'];
+
+/** The channel fields of a 2xx answer. */
+function channels(body: Record<string, unknown>): { telegram?: TelegramChannelStatus; desktop?: number | string } {
+  const out: { telegram?: TelegramChannelStatus; desktop?: number | string } = {};
+  if (typeof body.telegram === 'string' && (TELEGRAM_STATUSES as readonly string[]).includes(body.telegram)) out.telegram = body.telegram as TelegramChannelStatus;
+  if (typeof body.desktop === 'number' || typeof body.desktop === 'string') out.desktop = body.desktop;
+  return out;
+}
+
+/**
+ * Sends the notification (as multipart with the image bytes when there is an image);
+ * `prefer` says how long the API may wait for delivery before answering.
+ */
+export async function deliver(client: SendClient, fields: Record<string, unknown>, image: PhotoUpload | null, prefer: Prefer): Promise<DeliveryResult> {
   let res;
   try {
-    res = image ? await client.sendPhoto(fields, image, 'respond-async') : await client.send(fields, 'respond-async');
+    res = image ? await client.sendPhoto(fields, image, prefer) : await client.send(fields, prefer);
   } catch (err) {
     if (err instanceof SocketUnavailableError) {
       return { ok: false, unavailable: true, error: `the send API is unreachable: ${err.message}` };
@@ -74,10 +92,10 @@ export async function deliver(client: SendClient, fields: Record<string, unknown
     if (id === '') {
       return { ok: false, unavailable: true, status: res.status, error: `the send API answered ${res.status} without a notification id` };
     }
-    return { ok: true, id, queued: res.status === 202, status: res.status, ...ruleOutcome(body) };
+    return { ok: true, id, queued: res.status === 202, status: res.status, ...ruleOutcome(body), ...channels(body) };
   }
   const retry = res.headers['retry-after'];
-  const retryNote = res.status === 503 && retry ? ` (it asked to retry after ${String(retry)} s; the next run will)` : '';
+  const retryNote = res.status === 503 && retry ? ` (it asked to retry after ${String(retry)} s)` : '';
   return {
     ok: false,
     unavailable: res.status >= 500,

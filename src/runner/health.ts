@@ -84,7 +84,7 @@ export function recoveredAlert(record: RunRecord, failures: number): Record<stri
 /** Sends a health alert; true when the send API took it (sent, held, or suppressed by the analyst's rules). */
 async function sendHealthAlert(ctx: ScriptContext, kind: string, fields: Record<string, unknown>): Promise<boolean> {
   const name = String(fields.script);
-  const result = await deliver(ctx.client, fields, null);
+  const result = await deliver(ctx.client, fields, null, 'respond-async');
   if (!result.ok) {
     ctx.log.line(`${name}: health: the "${kind}" alert could not be sent (the next run tries again): ${result.error}`);
     return false;

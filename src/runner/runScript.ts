@@ -271,7 +271,7 @@ export async function runScript(ctx: ScriptContext, name: string, opts: ScriptRu
 
   if (opts.mode === 'dry_run') return finish('sent', base);
 
-  const delivery = await deliver(ctx.client, fields, image);
+  const delivery = await deliver(ctx.client, fields, image, 'respond-async');
   result.delivery = delivery;
   if (!delivery.ok) return finish('delivery_failed', { ...base, error: delivery.error });
   const accepted: Partial<RunRecord> = { ...base, id: delivery.id, ...(delivery.until !== undefined ? { held_until: delivery.until } : {}) };
