@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -25,6 +25,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../..', import.meta.url));
@@ -219,7 +221,7 @@ void describe('deploy/install.sh into a temporary root', { skip: IS_ROOT ? false
     const expected: [string, string][] = [
       ['/opt/notify', '755 root:root'],
       ['/opt/notify/bin/notify-bot.js', '755 root:root'],
-      ['/opt/notify/docs/operations.md', '644 root:root'],
+      ['/opt/notify/dist/src/web/static/dashboard.js', '644 root:root'],
       ['/usr/local/sbin/notify-add-analyst', '755 root:root'],
       ['/etc/systemd/system/notify-bot.service', '644 root:root'],
       ['/etc/systemd/system/notify-web.service', '644 root:root'],
@@ -251,6 +253,7 @@ void describe('deploy/install.sh into a temporary root', { skip: IS_ROOT ? false
     assert.equal(loose, '', `not root-owned or writable by others:\n${loose.slice(0, 2000)}`);
     for (const p of PROGRAMS) assert.ok(existsSync(r(`/opt/notify/bin/${p}.js`)), `bin/${p}.js missing`);
     assert.equal(existsSync(r('/opt/notify/dist/test')), false, 'the tests were installed');
+    assert.equal(existsSync(r('/opt/notify/src')), false, 'the sources were installed: the package must run from the build output');
     // The contract module loads zod from /opt/notify/node_modules: the tree is complete.
     must(process.execPath, [
       '--input-type=module',
@@ -258,6 +261,45 @@ void describe('deploy/install.sh into a temporary root', { skip: IS_ROOT ? false
       'const m = await import(process.argv.at(-1)); if (!m.ScriptOutputSchema) process.exit(3);',
       r('/opt/notify/dist/src/shared/contract.js'),
     ]);
+  });
+
+  void test('the installed dashboard starts from the package alone and serves its assets', async () => {
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as { port: number }).port;
+    probe.close();
+    const data = join(work, 'web-data');
+    const web = spawn(process.execPath, [r('/opt/notify/bin/notify-web.js')], {
+      cwd: '/',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        NOTIFY_DATA_DIR: data,
+        NOTIFY_WEB_PORT: String(port),
+        OIDC_ISSUER: 'http://127.0.0.1:9/unused',
+        OIDC_CLIENT_ID: 'deploy-test',
+        NOTIFY_SESSION_SECRET: 'x'.repeat(40),
+        NOTIFY_ALLOWED_DOMAINS: 'example.com',
+      },
+    });
+    let output = '';
+    web.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    web.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    try {
+      const ready = await new Promise<boolean>((resolve) => {
+        web.stdout.on('data', () => output.includes('notify-web ready') && resolve(true));
+        web.once('exit', () => resolve(false));
+      });
+      assert.ok(ready, `the installed notify-web did not start:\n${output}`);
+      for (const name of ['api.js', 'dashboard.js', 'dashboard.css']) {
+        const res = await fetch(`http://127.0.0.1:${port}/static/${name}`);
+        assert.equal(res.status, 200, `/static/${name} from the installed tree`);
+        assert.equal(await res.text(), readFileSync(join(ROOT, 'src/web/static', name), 'utf8'), `/static/${name} is not the source's`);
+      }
+    } finally {
+      web.kill('SIGTERM');
+      if (web.exitCode === null) await once(web, 'exit');
+    }
   });
 
   void test('each program is a wrapper that runs node on /opt/notify/bin/<program>.js', () => {

@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { isJournalStream, prefixForLogLine } from './journal.js';
 
 export type { Logger } from 'pino';
 
@@ -37,7 +38,7 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions): Logger {
   const secrets = (opts.secrets ?? []).filter((s) => s.length > 0);
   const streams: pino.StreamEntry[] = [];
-  if (opts.stdout !== false) streams.push({ stream: pino.destination({ dest: 1, sync: false }) });
+  if (opts.stdout !== false) streams.push({ stream: journalPriorities(pino.destination({ dest: 1, sync: false })) });
   if (opts.file) {
     mkdirSync(dirname(opts.file), { recursive: true });
     streams.push({ stream: pino.destination({ dest: opts.file, sync: false, mode: 0o660 }) });
@@ -51,6 +52,12 @@ export function createLogger(opts: LoggerOptions): Logger {
     },
     streams.length === 1 ? streams[0]!.stream : pino.multistream(streams),
   );
+}
+
+/** Under systemd, each line on standard output carries its level as a journal priority. */
+function journalPriorities(out: pino.DestinationStream & { flush?: () => void }): pino.DestinationStream {
+  if (!isJournalStream(1)) return out;
+  return { write: (line: string) => out.write(prefixForLogLine(line) + line), flush: () => out.flush?.() } as pino.DestinationStream;
 }
 
 /** A logger that writes nothing (tests and library use). */

@@ -1,6 +1,7 @@
 /**
  * The page's static assets (client script, stylesheet, icon), read once at start-up from
- * `src/web/static/` and served under `/static/` with a content hash in their URLs, so they
+ * the `static/` folder beside this module (the build copies `src/web/static/` into
+ * `dist/src/web/static/`, so an installed package needs no `src/`) and served under `/static/` with a content hash in their URLs, so they
  * can be cached for long and still change with a deploy.
  */
 import { createHash } from 'node:crypto';
@@ -8,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 
-/** The assets directory: from dist/src/web/ (compiled) or src/web/ (sources), the same folder. */
-export const STATIC_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/src/web/') ? '../../../src/web/static/' : './static/', import.meta.url));
+/** The assets directory, beside this module in the build output. */
+export const STATIC_DIR = fileURLToPath(new URL('./static/', import.meta.url));
 
 const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',
