@@ -19,7 +19,7 @@ import { ScriptsHelper } from '../scripts/client.js';
 import { SendClient } from '../shared/sendClient.js';
 import { authPlugin } from './auth.js';
 import type { WebConfig } from './config.js';
-import { desktopBearer, desktopPlugin } from './desktop.js';
+import { desktopBearer, desktopBearerRoute, desktopPlugin } from './desktop/index.js';
 import { OidcClient } from './oidc.js';
 import { type DashboardPanel, dashboardPage, messagePage } from './pages.js';
 import { AttemptLimiter } from './rateLimit.js';
@@ -120,7 +120,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
   });
 
   const desktopTokens = new DesktopTokenStore(config.dataDir, clock);
-  installSessionGuard(app, sessions, desktopBearer(desktopTokens, config.desktopSecret, clock));
+  installSessionGuard(app, sessions, desktopBearer(desktopTokens, config.desktopSecret, clock, desktopBearerRoute));
 
   app.addHook('onResponse', async (request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '/';

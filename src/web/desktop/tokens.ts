@@ -1,44 +1,26 @@
 /**
- * The desktop channel on the dashboard: the "Desktop app" card where analysts create (shown
- * once) and revoke desktop tokens, the images the bot keeps for desktop notifications
- * (`GET /api/images/:id`, owner only), and the desktop app's REST endpoints
- * (`GET /api/desktop/scripts`, `POST /api/desktop/scripts/run`).
- *
- * Desktop tokens are accepted as `Authorization: Bearer` on the image and REST routes only
- * (never on the token routes: a token cannot mint or revoke tokens). The store is read on
- * every bearer request, so a revoked token stops working there at once.
+ * Desktop tokens on the dashboard: the "Desktop app" card where analysts create (shown once)
+ * and revoke tokens, the token routes behind it (browser session and anti-forgery token
+ * only: a token cannot mint or revoke tokens), and the bearer authentication the desktop
+ * routes accept. The store is read on every bearer request, so a revoked token stops
+ * working at once.
  */
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Clock } from '../shared/clock.js';
-import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, verifyDesktopToken } from '../shared/desktopTokens.js';
-import { type ScriptsHelper, ScriptsHelperError, type ScriptsHelperErrorKind } from '../scripts/client.js';
-import { type SendClient, SocketUnavailableError, errorText } from '../shared/sendClient.js';
-import { ruleOutcome } from './scripts.js';
-import { type DashboardPanel, esc } from './pages.js';
-import type { BearerAuth, Identity } from './session.js';
-import type { Assets } from './static.js';
-
-/** The bot's image ids (`<base36 time>-<6 hex>`): nothing else reaches the file system. */
-export const IMAGE_ID_RE = /^[a-z0-9]+-[0-9a-f]{6}$/;
+import type { Clock } from '../../shared/clock.js';
+import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, verifyDesktopToken } from '../../shared/desktopTokens.js';
+import { type DashboardPanel, esc } from '../pages.js';
+import type { BearerAuth, Identity } from '../session.js';
+import type { Assets } from '../static.js';
+import { errors, field, NOT_CONFIGURED, who } from './common.js';
 
 /** Validity choices offered on the card (any whole number of days 1..365 is accepted). */
 export const TOKEN_DAYS = [30, 90, 365] as const;
 const MAX_LABEL = 64;
 
-const NOT_CONFIGURED = 'Desktop tokens are not enabled on this server (DESKTOP_JWT_SECRET is not set). Tell an administrator.';
-
-/** The routes that accept a desktop bearer token. */
-function bearerRoute(method: string, path: string): boolean {
-  if (method === 'GET' || method === 'HEAD') return path === '/api/desktop/scripts' || path.startsWith('/api/images/');
-  return method === 'POST' && path === '/api/desktop/scripts/run';
-}
-
 /** Desktop tokens as the session guard's bearer authentication. */
-export function desktopBearer(store: DesktopTokenStore, secret: string | undefined, clock: Clock): BearerAuth {
+export function desktopBearer(store: DesktopTokenStore, secret: string | undefined, clock: Clock, accepts: BearerAuth['accepts']): BearerAuth {
   return {
-    accepts: bearerRoute,
+    accepts,
     async identify(token) {
       if (secret === undefined) return { error: NOT_CONFIGURED };
       if (token === '') return { error: 'The Authorization header holds no token.' };
@@ -55,52 +37,18 @@ export function desktopBearer(store: DesktopTokenStore, secret: string | undefin
   };
 }
 
-/** What the desktop feature needs. */
-export interface DesktopPluginOptions {
+/** What the token card and routes need. */
+export interface DesktopTokensOptions {
   store: DesktopTokenStore;
   /** DESKTOP_JWT_SECRET; undefined disables token creation. */
   secret: string | undefined;
-  dataDir: string;
-  /** The script helper, made on first use (its configuration comes from the environment). */
-  helper: () => ScriptsHelper;
-  /** The bot's send API (the dashboard's account is a trusted service there). */
-  send: SendClient;
   assets: Assets;
   panels: DashboardPanel[];
 }
 
-const ErrorSchema = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] } as const;
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 422: ErrorSchema, 500: ErrorSchema, 502: ErrorSchema, 503: ErrorSchema };
-
 /** A token as the API lists it (never the token itself). */
 function tokenView(t: DesktopTokenInfo): Record<string, unknown> {
   return { jti: t.jti, label: t.label ?? '', created_at: t.created_at, expires_at: t.expires_at, revoked: t.revoked_at !== undefined, ...(t.revoked_at !== undefined ? { revoked_at: t.revoked_at } : {}) };
-}
-
-function who(request: FastifyRequest): Identity {
-  const identity = request.identity;
-  if (!identity) throw new Error('identity missing behind the session guard');
-  return identity;
-}
-
-function field(body: unknown, name: string): unknown {
-  return body !== null && typeof body === 'object' && name in body ? (body as Record<string, unknown>)[name] : undefined;
-}
-
-/** HTTP status of a helper failure. */
-function helperStatus(kind: ScriptsHelperErrorKind): 400 | 404 | 422 | 502 {
-  switch (kind) {
-    case 'invalid_request':
-      return 400;
-    case 'not_found':
-      return 404;
-    case 'script_failed':
-    case 'invalid_output':
-    case 'timed_out':
-      return 422;
-    default:
-      return 502;
-  }
 }
 
 function utcText(iso: string): string {
@@ -171,11 +119,9 @@ export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; enabled: b
 <script src="${esc(opts.scriptUrl)}" defer></script>`;
 }
 
-/** The desktop card, its token API, the images and the desktop REST, as a Fastify plugin. */
-export async function desktopPlugin(app: FastifyInstance, opts: DesktopPluginOptions): Promise<void> {
+/** The token card and its routes, as a Fastify plugin. */
+export async function desktopTokensPlugin(app: FastifyInstance, opts: DesktopTokensOptions): Promise<void> {
   const { store } = opts;
-  const imageDir = join(opts.dataDir, 'images');
-  const running = new Set<string>();
   opts.assets.add('desktop.js');
 
   opts.panels.push({
@@ -240,92 +186,5 @@ export async function desktopPlugin(app: FastifyInstance, opts: DesktopPluginOpt
     if (result === 'not_found') return reply.code(404).send({ error: 'You have no such token.' });
     request.log.info({ user: identity.username, jti, result }, 'desktop token revoked');
     return { ok: true, message: result === 'revoked' ? 'The token is revoked.' : 'The token was already revoked.' };
-  });
-
-  // ---- Images of desktop notifications (session or bearer; owner only) ----
-  app.get<{ Params: { id: string } }>('/api/images/:id', async (request, reply) => {
-    const identity = who(request);
-    const id = request.params.id;
-    if (!IMAGE_ID_RE.test(id)) return reply.code(400).header('cache-control', 'no-store').send({ error: 'That is not an image id.' });
-    const notFound = (): FastifyReply => reply.code(404).header('cache-control', 'no-store').send({ error: 'There is no such image.' });
-    let meta: unknown;
-    try {
-      meta = JSON.parse(await fsp.readFile(join(imageDir, `${id}.json`), 'utf8'));
-    } catch {
-      return notFound();
-    }
-    const owner = field(meta, 'user');
-    // Another user's image is "not found" too, so ids cannot be probed.
-    if (typeof owner !== 'string' || owner !== identity.username) return notFound();
-    let bytes: Buffer;
-    try {
-      bytes = await fsp.readFile(join(imageDir, `${id}.img`));
-    } catch {
-      return notFound();
-    }
-    const declared = field(meta, 'content_type');
-    const type = typeof declared === 'string' && /^image\/(png|jpeg|gif|webp)$/.test(declared) ? declared : 'application/octet-stream';
-    return reply.type(type).header('cache-control', 'private').header('x-content-type-options', 'nosniff').send(bytes);
-  });
-
-  // ---- Desktop REST (bearer or session) ----
-  app.get('/api/desktop/scripts', { schema: { response: errors } }, async (request, reply) => {
-    const identity = who(request);
-    reply.header('cache-control', 'no-store');
-    try {
-      return { scripts: await opts.helper().list(identity.username) };
-    } catch (err) {
-      if (!(err instanceof ScriptsHelperError)) throw err;
-      request.log.warn({ user: identity.username, kind: err.kind, reason: err.message }, 'could not list scripts for the desktop app');
-      return reply.code(helperStatus(err.kind)).send({ error: `Could not list your scripts: ${err.message}` });
-    }
-  });
-
-  app.post<{ Body: unknown }>('/api/desktop/scripts/run', { schema: { response: errors } }, async (request, reply) => {
-    const identity = who(request);
-    const user = identity.username;
-    reply.header('cache-control', 'no-store');
-    const name = field(request.body, 'name');
-    if (typeof name !== 'string' || name === '') return reply.code(400).send({ error: 'Say which script to run ("name", e.g. "report.py").' });
-    const key = `${user}/${name}`;
-    if (running.has(key)) return reply.code(409).send({ error: `${name} is already running.` });
-    running.add(key);
-    try {
-      let run;
-      try {
-        run = await opts.helper().run(user, name);
-      } catch (err) {
-        if (!(err instanceof ScriptsHelperError)) throw err;
-        request.log.warn({ user, script: name, kind: err.kind, reason: err.message }, 'desktop run failed');
-        return await reply.code(helperStatus(err.kind)).send({ error: err.message });
-      }
-      const base = { ok: true, script: name, run_id: run.runId, ...(run.warning ? { warning: run.warning } : {}) };
-      if (run.outcome === 'nothing_to_send') return { ...base, notified: false, message: `${name} ran: nothing to report right now.` };
-      const out = run.output;
-      const fields: Record<string, unknown> = { user, script: name };
-      if (typeof out.title === 'string') fields.title = out.title;
-      if (typeof out.message === 'string') fields.message = out.message;
-      if (out.data !== undefined && out.data !== null) fields.data = out.data;
-      let failure: string;
-      try {
-        const res = run.image ? await opts.send.sendPhoto(fields, run.image, 'respond-async') : await opts.send.send(fields, 'respond-async');
-        const body = res.body as { id?: unknown; suppressed?: unknown; held?: unknown; until?: unknown } | null;
-        if (res.status >= 200 && res.status < 300 && body && typeof body.id === 'string') {
-          await opts.helper().recordDelivery(user, run.runId, { id: body.id, queued: res.status === 202, ...ruleOutcome(body) }).catch((err: unknown) => {
-            request.log.warn({ user, reason: err instanceof Error ? err.message : String(err) }, 'could not record the delivery in the run history');
-          });
-          request.log.info({ user, script: name, id: body.id }, 'desktop run delivered to the bot');
-          return { ...base, notified: true, id: body.id, delivery: res.body, ...(run.imageError ? { image_error: run.imageError } : {}) };
-        }
-        failure = errorText(res);
-      } catch (err) {
-        failure = err instanceof SocketUnavailableError ? err.message : err instanceof Error ? err.message : String(err);
-      }
-      await opts.helper().recordDelivery(user, run.runId, { error: failure }).catch(() => undefined);
-      request.log.warn({ user, script: name, reason: failure }, 'desktop run: the notification could not be handed to the bot');
-      return await reply.code(502).send({ error: `${name} ran, but its notification could not be sent: ${failure}` });
-    } finally {
-      running.delete(key);
-    }
   });
 }
