@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
-import { systemClock } from '../shared/clock.js';
+import { type Clock, systemClock } from '../shared/clock.js';
 import { ConfigError, EnvReader } from '../shared/config.js';
 import { HistoryStore, scriptNameProblem } from '../shared/history.js';
 import { type HeldLock, tryLock } from '../shared/lock.js';
@@ -17,7 +17,7 @@ import { killAllRunning } from './execute.js';
 import { describeImage } from './image.js';
 import { analystPaths, type AnalystPaths } from './paths.js';
 import { fileRunLog, localTimestamp, memoryRunLog, rotateIfLarge, type RunLog } from './runLog.js';
-import { discoverScripts, describeCounts, runScripts, type RunSummary } from './runner.js';
+import { discoverScripts, describeCounts, type PassPlan, planPass, runScripts, type RunSummary } from './runner.js';
 import { formatDuration, type ScriptContext } from './runScript.js';
 
 /** Exit statuses (documented in --help). */
@@ -44,6 +44,14 @@ script asks for through the send API. Scripts find NOTIFY_TRIGGER=schedule (or
 on_demand, when run by notify-scripts) in their environment. For the crontab, e.g.
   */5 * * * * notify-runner >> ~/.notifications/logs/cron.log 2>&1
 
+A script may carry its own schedule in a comment among its first 30 lines:
+  # schedule: 0 9 * * 1-5 Europe/Prague
+(5 cron fields or @hourly/@daily/@weekly/@monthly/@yearly, then optionally a time
+zone; without one, the server's). It then runs only when a scheduled time passed since
+its last scheduled run: once, however many were missed. Scripts without one run on
+every pass. An invalid schedule is a failed run saying what is wrong. --script runs the
+named script whatever its schedule.
+
 A script that fails NOTIFY_HEALTH_FAILURES runs in a row gets you one "is failing"
 alert, and one "recovered" message when it works again (at most one new failing alert
 per script a day).
@@ -59,9 +67,9 @@ Environment:
 ${vars}
 
 Files:
-  ~/.notifications/state/<stem>.json   cooldown state {"last_sent": <unix seconds>}, and the
+  ~/.notifications/state/<stem>.json   cooldown state {"last_sent": <unix seconds>}, the
                                        script's health (consecutive_failures, health_state,
-                                       health_alert_at)
+                                       health_alert_at) and last_scheduled_run
   ~/.notifications/logs/runner.log     one line per script run (kept under 5 MiB, then .1)
   ~/.notifications/history.jsonl       every run, scheduled or on demand (notify-scripts history)
   ~/.notifications/runner.lock         held while a runner works
@@ -93,8 +101,8 @@ export async function main(argv: string[]): Promise<void> {
   process.exitCode = await runCli(argv, process.env, processIo);
 }
 
-/** The runner's command line; returns the exit status. */
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+/** The runner's command line; returns the exit status. `clock` decides what "now" is for schedules and cooldowns. */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io, clock: Clock = systemClock): Promise<number> {
   let args;
   try {
     args = parseArgs({
@@ -146,7 +154,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
     }
   }
 
-  if (args['dry-run']) return dryRun(paths, config, env, io, only, args.force);
+  if (args['dry-run']) return dryRun(paths, config, env, io, only, args.force, clock);
 
   try {
     for (const dir of [paths.baseDir, paths.stateDir, paths.logsDir]) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -183,7 +191,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
   process.once('SIGHUP', onHup);
   try {
     rotateIfLarge(paths.runnerLog, LOG_ROTATE_BYTES);
-    return await scheduledRun(paths, config, env, log, io, only, args.force);
+    return await scheduledRun(paths, config, env, log, io, only, args.force, clock);
   } finally {
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
@@ -192,8 +200,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
   }
 }
 
-function context(paths: AnalystPaths, config: RunnerConfig, env: NodeJS.ProcessEnv, log: RunLog, history: HistoryStore | null): ScriptContext {
-  return { paths, config, env, clock: systemClock, log, history, client: new SendClient(config.socketPath, config.sendTimeoutMs) };
+function context(paths: AnalystPaths, config: RunnerConfig, env: NodeJS.ProcessEnv, log: RunLog, history: HistoryStore | null, clock: Clock): ScriptContext {
+  return { paths, config, env, clock, log, history, client: new SendClient(config.socketPath, config.sendTimeoutMs) };
 }
 
 /** Finds the scripts to run, or the exit status and message of why it cannot. */
@@ -220,6 +228,7 @@ async function scheduledRun(
   io: Io,
   only: string | undefined,
   force: boolean,
+  clock: Clock,
 ): Promise<number> {
   const selected = await selectScripts(paths, only, log);
   if (!Array.isArray(selected)) {
@@ -231,11 +240,19 @@ async function scheduledRun(
     log.line(`no scripts to run in ${paths.scriptsDir}`);
     return EXIT.ok;
   }
-  log.line(`run started: ${selected.length} script${selected.length === 1 ? '' : 's'}${force ? ' (--force: cooldowns ignored)' : ''}`);
-  const ctx = context(paths, config, env, log, new HistoryStore(paths.history, config.history));
-  const summary = await runScripts(ctx, selected, { mode: 'send', trigger: 'schedule', force });
+  const ctx = context(paths, config, env, log, new HistoryStore(paths.history, config.history), clock);
+  const plan = await planPass(ctx, selected, { ignoreSchedules: only !== undefined });
+  log.line(`run started: ${plan.run.length} script${plan.run.length === 1 ? '' : 's'}${force ? ' (--force: cooldowns ignored)' : ''}${describeWaiting(plan)}`);
+  const summary = await runScripts(ctx, plan.run, { mode: 'send', trigger: 'schedule', force, plan });
   log.line(`run finished in ${formatDuration(summary.durationMs)}: ${describeCounts(summary.counts)}`);
   return exitStatus(summary, config, log, io);
+}
+
+/** `; 2 waiting for their schedule (daily.py next 2026-05-04T09:00:00+02:00, ...)`, or ''. */
+function describeWaiting(plan: PassPlan): string {
+  if (plan.waiting.length === 0) return '';
+  const each = plan.waiting.map((w) => `${w.name} next ${w.next ? localTimestamp(new Date(w.next)) : 'never'}`).join(', ');
+  return `; ${plan.waiting.length} waiting for ${plan.waiting.length === 1 ? 'its' : 'their'} schedule (${each})`;
 }
 
 function exitStatus(summary: RunSummary, config: RunnerConfig, log: RunLog, io: Io): number {
@@ -261,6 +278,7 @@ async function dryRun(
   io: Io,
   only: string | undefined,
   force: boolean,
+  clock: Clock,
 ): Promise<number> {
   const log = memoryRunLog();
   const selected = await selectScripts(paths, only, log);
@@ -273,10 +291,16 @@ async function dryRun(
     io.out(`No scripts in ${paths.scriptsDir}.\n`);
     return EXIT.ok;
   }
-  const ctx = context(paths, config, env, log, null);
-  const summary = await runScripts(ctx, selected, { mode: 'dry_run', trigger: 'schedule', force });
+  const ctx = context(paths, config, env, log, null, clock);
+  const plan = await planPass(ctx, selected, { ignoreSchedules: only !== undefined });
+  for (const w of plan.waiting) {
+    io.out(`${w.name}: waiting for its schedule ${plan.status.get(w.name)?.schedule ?? ''}; next run ${w.next ? localTimestamp(new Date(w.next)) : 'never'} (--script ${w.name} runs it now)\n`);
+  }
+  const summary = await runScripts(ctx, plan.run, { mode: 'dry_run', trigger: 'schedule', force, plan });
   for (const r of summary.results) {
     const rec = r.record;
+    const sched = plan.status.get(rec.script);
+    if (sched) io.out(`${rec.script}: schedule ${sched.schedule}${only !== undefined && !sched.due ? ' (not due; run because you named it)' : ' (due)'}\n`);
     const cd = r.cooldown;
     const lastSent = cd?.lastSent !== undefined ? `last sent ${localTimestamp(new Date(cd.lastSent * 1000))}` : 'never sent before';
     switch (rec.outcome) {

@@ -48,6 +48,8 @@ export interface ScriptRunOptions {
   runId?: string;
   /** Read and check the image in hand_over mode, so the caller can upload its bytes. */
   loadImage?: boolean;
+  /** Do not run the script: record a failed run with this error (an invalid schedule). */
+  refuse?: string;
 }
 
 /** The result of one script's run. */
@@ -165,12 +167,17 @@ export function describeRun(record: RunRecord): string {
   }
 }
 
+/** The "execution" of a script that was not started. */
+function refusedExec(): ExecResult {
+  return { stdout: Buffer.alloc(0), stderrTail: '', durationMs: 0, exitCode: null, signal: null, end: { kind: 'exited', exitCode: null, signal: null } };
+}
+
 /** Runs one script and records the run. Never throws for a script's own problems. */
 export async function runScript(ctx: ScriptContext, name: string, opts: ScriptRunOptions): Promise<ScriptRunResult> {
   const startedMs = ctx.clock.now();
   const runId = opts.runId ?? newRunId(startedMs);
   const python = pythonFor(ctx.paths);
-  const exec = await executeScript({
+  const exec: ExecResult = opts.refuse !== undefined ? refusedExec() : await executeScript({
     command: python,
     args: [join(ctx.paths.scriptsDir, name)],
     cwd: ctx.paths.home,
@@ -209,6 +216,7 @@ export async function runScript(ctx: ScriptContext, name: string, opts: ScriptRu
     return result;
   };
 
+  if (opts.refuse !== undefined) return finish('failed', { error: opts.refuse });
   const failure = executionFailure(exec, ctx.config, python);
   if (failure) return finish(failure.outcome, { error: failure.error });
 

@@ -4,9 +4,12 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { type Outcome, OUTCOME_WORDS, OUTCOMES, scriptNameProblem, type Trigger } from '../shared/history.js';
+import { type Outcome, OUTCOME_WORDS, OUTCOMES, scriptNameProblem, scriptStem, type Trigger } from '../shared/history.js';
+import { readState, updateState } from './cooldown.js';
 import { updateHealth } from './health.js';
+import { stateFile } from './paths.js';
 import { runScript, type RunMode, type ScriptContext, type ScriptRunResult } from './runScript.js';
+import { LAST_SCHEDULED_RUN, readSchedule, scheduleReference, type ScheduleStatus, scheduleStatus } from './schedule.js';
 
 /** The scripts found in `~/user/notifications`. */
 export interface Discovery {
@@ -61,11 +64,72 @@ export interface RunSummary {
   durationMs: number;
 }
 
+/** Which scripts a pass runs, given their schedules. */
+export interface PassPlan {
+  /** Scripts to run now, in order. */
+  run: string[];
+  /** Scripts not run: their schedule has no time since their last scheduled run. */
+  waiting: { name: string; next: string | null }[];
+  /** Scripts with an invalid schedule: a failed run with this error, not a silent skip. */
+  refused: Map<string, string>;
+  /** Scripts run because of their schedule (their last scheduled run is recorded). */
+  scheduled: Set<string>;
+  /** Each scheduled script's schedule status, for dry runs. */
+  status: Map<string, ScheduleStatus>;
+}
+
+/**
+ * Decides which scripts run in this pass: those without a schedule, always; those with one
+ * when a scheduled time passed since their last scheduled run (or, never run on schedule,
+ * since their file was last changed); with `ignoreSchedules` (a script named on the command
+ * line) every valid one.
+ */
+export async function planPass(ctx: ScriptContext, names: readonly string[], opts: { ignoreSchedules?: boolean } = {}): Promise<PassPlan> {
+  const plan: PassPlan = { run: [], waiting: [], refused: new Map(), scheduled: new Set(), status: new Map() };
+  const nowMs = ctx.clock.now();
+  for (const name of names) {
+    const path = join(ctx.paths.scriptsDir, name);
+    let read;
+    let mtimeMs: number;
+    try {
+      read = await readSchedule(path);
+      mtimeMs = (await fsp.stat(path)).mtimeMs;
+    } catch {
+      plan.run.push(name); // unreadable: running it reports why
+      continue;
+    }
+    if (read.kind === 'none') {
+      plan.run.push(name);
+      continue;
+    }
+    if (read.kind === 'invalid') {
+      plan.refused.set(name, `${read.error}. The script was not run; fix the "# schedule:" line (or remove it to run on every runner pass)`);
+      plan.run.push(name);
+      continue;
+    }
+    let state: Record<string, unknown> = {};
+    try {
+      state = await readState(stateFile(ctx.paths, scriptStem(name)));
+    } catch {
+      // An unreadable state file: judged as never run on schedule; the run reports the file.
+    }
+    const status = scheduleStatus(read.schedule, scheduleReference(state, mtimeMs), nowMs);
+    plan.status.set(name, status);
+    if (opts.ignoreSchedules || status.due) {
+      plan.run.push(name);
+      plan.scheduled.add(name);
+    } else {
+      plan.waiting.push({ name, next: status.next_run });
+    }
+  }
+  return plan;
+}
+
 /** Runs the scripts with at most `concurrency` at once; results in the order of `names`. */
 export async function runScripts(
   ctx: ScriptContext,
   names: readonly string[],
-  opts: { mode: RunMode; trigger: Trigger; force?: boolean },
+  opts: { mode: RunMode; trigger: Trigger; force?: boolean; plan?: PassPlan },
 ): Promise<RunSummary> {
   const started = ctx.clock.now();
   const results: ScriptRunResult[] = new Array<ScriptRunResult>(names.length);
@@ -73,10 +137,23 @@ export async function runScripts(
   const worker = async (): Promise<void> => {
     while (next < names.length) {
       const i = next++;
-      const result = await runScript(ctx, names[i]!, { mode: opts.mode, trigger: opts.trigger, force: opts.force ?? false });
-      // Script health follows real scheduled runs only (never dry runs; on-demand runs go
-      // through runScript directly and are left out on purpose, see health.ts).
-      if (opts.mode === 'send' && opts.trigger === 'schedule') await updateHealth(ctx, result.record);
+      const name = names[i]!;
+      const refuse = opts.plan?.refused.get(name);
+      const result = await runScript(ctx, name, { mode: opts.mode, trigger: opts.trigger, force: opts.force ?? false, ...(refuse !== undefined ? { refuse } : {}) });
+      if (opts.mode === 'send' && opts.trigger === 'schedule') {
+        // Script health follows real scheduled runs only (never dry runs; on-demand runs go
+        // through runScript directly and are left out on purpose, see health.ts).
+        await updateHealth(ctx, result.record);
+        // The scheduled time is used up by this run, unless the send API could not take the
+        // notification: then the next pass tries again, as for unscheduled scripts.
+        if (opts.plan?.scheduled.has(name) && result.record.outcome !== 'delivery_failed') {
+          try {
+            await updateState(stateFile(ctx.paths, scriptStem(name)), { [LAST_SCHEDULED_RUN]: Math.floor(started / 1000) });
+          } catch (err) {
+            ctx.log.line(`${name}: could not record the scheduled run (${(err as Error).message}); the next pass may run it again`);
+          }
+        }
+      }
       results[i] = result;
     }
   };

@@ -70,6 +70,16 @@ export const ScriptInfoSchema = z.looseObject({
   cooldown_until: z.string().optional(),
   /** Its cooldown state file is unreadable (the runner reports it as a failure). */
   state_error: z.string().optional(),
+  /** Its `# schedule:` line as written (cron expression and zone), when it has one. */
+  schedule: z.string().optional(),
+  /** The time zone the schedule is read in. */
+  schedule_zone: z.string().optional(),
+  /** The next scheduled time the runner acts on (ISO-8601 UTC); past when due. */
+  next_run: z.string().nullable().optional(),
+  /** A scheduled time passed since its last scheduled run: the next runner pass runs it. */
+  schedule_due: z.boolean().optional(),
+  /** Why its schedule is invalid. */
+  schedule_error: z.string().optional(),
 });
 export type ScriptInfo = z.infer<typeof ScriptInfoSchema>;
 

@@ -4,9 +4,9 @@
  * `sudo -n -u <analyst> notify-scripts ...`, and answers in JSON on stdout. Errors are
  * `{"error": "...", "code": "..."}` with exit status 1.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, promises as fsp, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../shared/clock.js';
 import { ConfigError, EnvReader } from '../shared/config.js';
@@ -26,12 +26,13 @@ import {
 import { userByUid } from '../shared/posix.js';
 import { SendClient } from '../shared/sendClient.js';
 import { readRunnerConfig, RUNNER_ENV_HELP, type RunnerConfig } from '../runner/config.js';
-import { readState } from '../runner/cooldown.js';
+import { readState, type ScriptState } from '../runner/cooldown.js';
 import { killAllRunning } from '../runner/execute.js';
 import { analystPaths, type AnalystPaths, stateFile } from '../runner/paths.js';
 import { fileRunLog } from '../runner/runLog.js';
 import { discoverScripts } from '../runner/runner.js';
 import { runScript } from '../runner/runScript.js';
+import { readSchedule, scheduleReference, scheduleStatus } from '../runner/schedule.js';
 
 /** Codes of the `{"error", "code"}` answers. */
 export type ErrorCode = 'usage' | 'invalid_name' | 'not_found' | 'failed' | 'timed_out' | 'invalid_output' | 'unknown_run' | 'internal';
@@ -59,7 +60,9 @@ Commands:
   list                          the scripts in ~/user/notifications with their last run:
                                 [{"name", "stem", "last_run", "last_outcome", "last_error"?,
                                   "last_sent", "cooldown"?, "cooldown_until"?,
-                                  "consecutive_failures"?, "health_failing"?, ...}]
+                                  "consecutive_failures"?, "health_failing"?,
+                                  "schedule"?, "schedule_zone"?, "next_run"?,
+                                  "schedule_due"?, "schedule_error"?, ...}]
   history [--limit N] [--script NAME]
                                 recent runs, newest first (default 50, at most 2000)
   run [--run-id ID] [--with-image] NAME.py
@@ -186,6 +189,14 @@ export interface ListedScript {
   consecutive_failures?: number;
   /** A "script is failing" alert was sent and no "recovered" yet. */
   health_failing?: true;
+  /** Its `# schedule:` line as written, the zone it is read in, and the next scheduled time. */
+  schedule?: string;
+  schedule_zone?: string;
+  next_run?: string | null;
+  /** A scheduled time passed since its last scheduled run: the next runner pass runs it. */
+  schedule_due?: boolean;
+  /** Its `# schedule:` line is invalid (the runner records a failed run saying so). */
+  schedule_error?: string;
 }
 
 async function listScripts(paths: AnalystPaths, nowMs: number): Promise<ListedScript[]> {
@@ -210,8 +221,9 @@ async function listScripts(paths: AnalystPaths, nowMs: number): Promise<ListedSc
     if (run?.warning) item.last_warning = run.warning;
     const cooldown = lastCooldown.get(name);
     if (cooldown) item.cooldown = cooldown;
+    let state: ScriptState = {};
     try {
-      const state = await readState(stateFile(paths, stem));
+      state = await readState(stateFile(paths, stem));
       if (state.last_sent !== undefined) {
         item.last_sent = new Date(state.last_sent * 1000).toISOString();
         const seconds = cooldown ? parseCooldownSeconds(cooldown) : null;
@@ -225,9 +237,32 @@ async function listScripts(paths: AnalystPaths, nowMs: number): Promise<ListedSc
     } catch (err) {
       item.state_error = (err as Error).message;
     }
+    await addSchedule(item, join(paths.scriptsDir, name), state, nowMs);
     out.push(item);
   }
   return out;
+}
+
+/** Adds the script's schedule and next run to its list entry, when it has a schedule. */
+async function addSchedule(item: ListedScript, path: string, state: Record<string, unknown>, nowMs: number): Promise<void> {
+  let read;
+  let mtimeMs;
+  try {
+    read = await readSchedule(path);
+    mtimeMs = (await fsp.stat(path)).mtimeMs;
+  } catch {
+    return;
+  }
+  if (read.kind === 'invalid') {
+    item.schedule = read.text;
+    item.schedule_error = read.error;
+  } else if (read.kind === 'ok') {
+    const status = scheduleStatus(read.schedule, scheduleReference(state, mtimeMs), nowMs);
+    item.schedule = status.schedule;
+    item.schedule_zone = status.schedule_zone;
+    item.next_run = status.next_run;
+    item.schedule_due = status.due;
+  }
 }
 
 async function history(paths: AnalystPaths, argv: string[]): Promise<RunRecord[]> {
