@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { runCli } from '../src/runner/main.js';
 import { parseSchedule } from '../src/runner/schedule.js';
-import { ScriptInfoSchema } from '../src/shared/scriptsHelper.js';
+import { ScriptInfoSchema } from '../src/scripts/client.js';
 import { closeSandboxes, HELPER, historyOf, PATH, runBin, runnerLog, type Sandbox, sandbox as makeSandbox, script } from './support/runnerSandbox.js';
 
 afterEach(closeSandboxes);
