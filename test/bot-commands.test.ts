@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HistoryStore } from '../src/shared/history.js';
 import { BOT_COMMANDS } from '../src/bot/service.js';
+import { FREE_TEXT_REPLY, STALE_BUTTON_REPLY } from '../src/bot/commands/menu.js';
+import { UNLINKED_REPLY } from '../src/bot/commands/linkCommands.js';
 import { type BotWorld, pyScript, repoRoot, startBotWorld } from './support/inProcessBot.js';
 
 const USER = 'carol';
@@ -48,7 +50,7 @@ void describe('commands of a linked chat', () => {
     assert.match(help, /~\/user\/notifications\//);
     for (const c of ['/status', '/test', '/whoami', '/unlink']) assert.ok(help.includes(c), `help mentions ${c}`);
     w.fake.sendUserMessage(CHAT, '/whoami');
-    assert.match(await next(2), /linked to the server account carol since \d{4}-\d\d-\d\dT/);
+    assert.match(await next(2), /linked to the server account carol since \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d+ s ago\)\.$/, 'times as /status shows them');
   });
 
   void it('/status lists every script with a Run button; Run sends its notification and records the run', async () => {
@@ -118,5 +120,60 @@ void describe('commands of a linked chat', () => {
     const dir = join(repoRoot, 'test-artifacts');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'test-chart.png'), photo.photo);
+  });
+});
+
+void describe('a chat that always answers', () => {
+  let w: BotWorld;
+  const chat = 8300;
+  before(async () => {
+    w = await startBotWorld();
+    await w.link('dana', chat);
+  });
+  after(async () => {
+    await w.close();
+  });
+
+  async function answerTo(text: string): Promise<string> {
+    const before = w.fake.sentMessages(chat).length;
+    w.fake.sendUserMessage(chat, text);
+    const msgs = await w.fake.waitForMessages(chat, before + 1, 15_000);
+    return msgs[before]!.text ?? '';
+  }
+
+  void it('free text in a linked chat gets a pointer to /help', async () => {
+    assert.equal(await answerTo('hello, are you there?'), FREE_TEXT_REPLY);
+    assert.match(FREE_TEXT_REPLY, /\/help/);
+  });
+
+  void it('an unknown command names itself and points to /help', async () => {
+    assert.equal(await answerTo('/frobnicate now'), 'Unknown command /frobnicate. Send /help to see what I can do.');
+  });
+
+  void it('/help lists every command of the menu but /start, /mute and /unmute included', async () => {
+    const help = await answerTo('/help');
+    for (const c of BOT_COMMANDS) {
+      if (c.command === 'start') continue;
+      assert.ok(help.includes(`/${c.command} - ${c.description}`), `help lists /${c.command}: ${help}`);
+    }
+    assert.match(help, /\/mute - /);
+    assert.match(help, /\/unmute - /);
+  });
+
+  void it('a button nothing recognises any more answers with a notice', async () => {
+    const help = w.fake.sentMessages(chat).at(-1)!;
+    const qid = w.fake.pressButton(chat, help.message_id, 'gone:feature', { unchecked: true });
+    const answer = await w.fake.waitForCallbackAnswer(qid, 10_000);
+    assert.equal(answer.text, STALE_BUTTON_REPLY);
+  });
+
+  void it('a button pressed after the chat was unlinked answers that the chat is not linked', async () => {
+    const status = await answerTo('/status');
+    assert.match(status, /Scripts of dana/);
+    const statusMsg = w.fake.sentMessages(chat).at(-1)!;
+    await w.links.unlinkChat(chat);
+    const qid = w.fake.pressButton(chat, statusMsg.message_id, 'run:anything.py', { unchecked: true });
+    const answer = await w.fake.waitForCallbackAnswer(qid, 10_000);
+    assert.equal(answer.text, UNLINKED_REPLY);
   });
 });

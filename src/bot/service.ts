@@ -17,6 +17,7 @@ import { alertCommands, rulesStatus, scheduleDigests } from './commands/alertCom
 import { ScriptKeys } from './commands/alertKeyboard.js';
 import { Deliverer } from './delivery/deliverer.js';
 import { linkCommands } from './commands/linkCommands.js';
+import { BOT_COMMANDS, fallbackReplies } from './commands/menu.js';
 import { Notifier } from './delivery/notifier.js';
 import { OutboxStore } from './delivery/outbox.js';
 import { paceInteractiveApi } from './telegram/pacedApi.js';
@@ -46,17 +47,7 @@ export class AlreadyRunningError extends Error {
   }
 }
 
-/** The commands shown in Telegram's menu. */
-export const BOT_COMMANDS = [
-  { command: 'start', description: 'Link this chat to your server account' },
-  { command: 'status', description: 'Your scripts and their last runs' },
-  { command: 'test', description: 'Send a sample report' },
-  { command: 'mute', description: 'Mute all alerts for a while, e.g. /mute 2h' },
-  { command: 'unmute', description: 'End every mute and snooze' },
-  { command: 'whoami', description: 'Which account this chat is linked to' },
-  { command: 'help', description: 'What I can do' },
-  { command: 'unlink', description: 'Stop notifications to this chat' },
-];
+export { BOT_COMMANDS } from './commands/menu.js';
 
 /** Starts the bot service. */
 export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock = systemClock): Promise<RunningBot> {
@@ -164,10 +155,11 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     bot = new Bot(cfg.token, { client: { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.pollTimeoutSeconds + 15 } });
     paceInteractiveApi(bot.api, pacer);
     bot.catch((err) => log.error({ err: err.error, update_id: err.ctx.update.update_id }, 'a Telegram update could not be handled'));
-    bot.use(linkCommands({ links, linkTokens, notifier, log, publicUrl: cfg.publicUrl }));
+    bot.use(linkCommands({ links, linkTokens, notifier, log, publicUrl: cfg.publicUrl, clock }));
     const helper = new ScriptsHelper({ command: cfg.scriptsCommand, timeoutMs: cfg.scriptsHelperTimeoutMs });
     bot.use(alertCommands({ links, rules, scriptKeys, notifier, clock, log }));
     bot.use(scriptCommands({ links, helper, notifier, log, clock, scriptKeys, statusExtras: rulesStatus(rules, clock) }));
+    bot.use(fallbackReplies());
 
     let fatalResolve: (e: Error) => void = () => undefined;
     const fatal = new Promise<Error>((resolve) => {
@@ -180,7 +172,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     void (async () => {
       for (let attempt = 0; attempt < 20; attempt += 1) {
         try {
-          await theBot.api.setMyCommands(BOT_COMMANDS);
+          await theBot.api.setMyCommands([...BOT_COMMANDS]);
           return;
         } catch (err) {
           log.debug({ err }, 'setMyCommands failed; retrying');

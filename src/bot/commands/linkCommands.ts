@@ -4,11 +4,16 @@
  * gets.
  */
 import { Composer, type Context } from 'grammy';
+import type { Clock } from '../../shared/clock.js';
 import { CODE_TTL_SECONDS, type LinkStore } from '../../shared/linking.js';
 import { LINK_TOKEN_RE, type LinkTokenStore } from '../../shared/linkTokens.js';
 import type { Logger } from '../../shared/logger.js';
 import { welcomeMessage } from '../../shared/welcome.js';
 import type { Notifier } from '../delivery/notifier.js';
+import { relativeTime, shortUtc } from '../format/textBuilder.js';
+import { code, helpText } from './menu.js';
+
+export { code, helpText } from './menu.js';
 
 /** The exact answer to anything but /start in an unlinked chat. */
 export const UNLINKED_REPLY = 'Use /start to link your account.';
@@ -21,26 +26,7 @@ export interface LinkCommandDeps {
   log: Logger;
   /** The dashboard's address, shown in instructions. */
   publicUrl: string;
-}
-
-/** Wraps a name for legacy Markdown so `_` and `*` in it stay literal. */
-export function code(text: string): string {
-  return `\`${text.replace(/`/g, "'")}\``;
-}
-
-/** Text of /help for a linked chat. */
-export function helpText(username: string): string {
-  return [
-    `*Notifications for* ${code(username)}`,
-    '',
-    'Put scripts in `~/user/notifications/` on the server; the runner in your crontab runs them and I send what they report.',
-    '',
-    '/status - your scripts, their last runs, and a Run button for each',
-    '/test - a sample report with a chart',
-    '/whoami - which server account this chat is linked to',
-    '/unlink - stop notifications to this chat',
-    '/help - this message',
-  ].join('\n');
+  clock: Clock;
 }
 
 /** Builds the linking handlers. Register them before the linked-chat commands. */
@@ -85,7 +71,10 @@ export function linkCommands(deps: LinkCommandDeps): Composer<Context> {
   // Every other message from an unlinked chat gets the same answer; linked chats go on.
   c.on(['message', 'callback_query'], async (ctx, next) => {
     const chatId = ctx.chat?.id;
-    if (chatId === undefined) return;
+    if (chatId === undefined) {
+      if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text: UNLINKED_REPLY });
+      return;
+    }
     const linked = await deps.links.userOfChat(chatId);
     if (!linked) {
       if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text: UNLINKED_REPLY });
@@ -99,7 +88,8 @@ export function linkCommands(deps: LinkCommandDeps): Composer<Context> {
     const user = await deps.links.userOfChat(ctx.chat.id);
     if (!user) return;
     const link = await deps.links.linkOf(user);
-    await ctx.reply(`This chat is linked to the server account ${code(user)}${link ? ` since ${link.linked_at}` : ''}.`, { parse_mode: 'Markdown' });
+    const since = link ? ` since ${shortUtc(link.linked_at)} (${relativeTime(link.linked_at, deps.clock.now())})` : '';
+    await ctx.reply(`This chat is linked to the server account ${code(user)}${since}.`, { parse_mode: 'Markdown' });
   });
 
   c.command('help', async (ctx) => {
