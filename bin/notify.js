@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 // Thin launcher: the program lives in the compiled TypeScript (npm ci builds it).
-import { main } from '../dist/src/notify/main.js';
+import { launch } from '../dist/src/shared/launch.js';
 
-await main(process.argv.slice(2));
+await launch('notify', () => import('../dist/src/notify/main.js'));

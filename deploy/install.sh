@@ -13,9 +13,9 @@ set -euo pipefail
 readonly PROGRAMS=(notify-bot notify-web notify-gateway notify-runner notify-scripts notify)
 readonly SERVICES=(notify-bot notify-web notify-gateway)
 # What of a built checkout the installed package needs: the build output (dist/src holds
-# the compiled programs and every file they read at run time), the launchers and the
-# production dependencies. Nothing from src/.
-readonly APP_PARTS=(package.json package-lock.json bin dist/src node_modules)
+# the compiled programs and every file they read at run time), the launchers, the
+# dependencies, and the guides the units' Documentation= names. Nothing from src/.
+readonly APP_PARTS=(package.json package-lock.json bin dist/src node_modules docs)
 
 usage() {
   cat <<'EOF'

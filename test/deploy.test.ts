@@ -222,6 +222,7 @@ void describe('deploy/install.sh into a temporary root', { skip: IS_ROOT ? false
       ['/opt/notify', '755 root:root'],
       ['/opt/notify/bin/notify-bot.js', '755 root:root'],
       ['/opt/notify/dist/src/web/static/dashboard.js', '644 root:root'],
+      ['/opt/notify/docs/operations.md', '644 root:root'],
       ['/usr/local/sbin/notify-add-analyst', '755 root:root'],
       ['/etc/systemd/system/notify-bot.service', '644 root:root'],
       ['/etc/systemd/system/notify-web.service', '644 root:root'],
