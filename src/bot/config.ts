@@ -27,6 +27,8 @@ export interface BotConfig extends CommonConfig {
   rescanMs: number;
   maxBodyBytes: number;
   maxPhotoBytes: number;
+  /** New notifications are refused (507) while the data disk has less free space. */
+  minFreeDiskBytes: number;
   pollTimeoutSeconds: number;
   requestTimeoutSeconds: number;
   scriptsCommand: string;
@@ -61,6 +63,7 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_OUTBOX_RESCAN', '5s', 'how often the queue directory is scanned for re-queued messages'],
   ['NOTIFY_MAX_BODY', '256KiB', 'largest JSON body of /send (bytes)'],
   ['NOTIFY_MAX_PHOTO', '10MiB', 'largest photo (bytes)'],
+  ['NOTIFY_MIN_FREE_DISK', '64MiB', 'new notifications are refused (507) while the data directory\'s file system has less free space (bytes); what is queued still has room'],
   ['NOTIFY_POLL_TIMEOUT', '30', 'long-polling timeout in seconds'],
   ['NOTIFY_TELEGRAM_TIMEOUT', '30', 'timeout of one send request to Telegram, seconds'],
   ['NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts', 'how services run an analyst\'s scripts'],
@@ -99,6 +102,7 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     rescanMs: r.durationMs('NOTIFY_OUTBOX_RESCAN', 5000),
     maxBodyBytes: r.int('NOTIFY_MAX_BODY', 256 * 1024, 1024, 64 * 1024 * 1024),
     maxPhotoBytes: r.int('NOTIFY_MAX_PHOTO', 10 * 1024 * 1024, 1024, 50 * 1024 * 1024),
+    minFreeDiskBytes: r.int('NOTIFY_MIN_FREE_DISK', 64 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     pollTimeoutSeconds: r.int('NOTIFY_POLL_TIMEOUT', 30, 0, 50),
     requestTimeoutSeconds: r.int('NOTIFY_TELEGRAM_TIMEOUT', 30, 1, 600),
     scriptsCommand: r.string('NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts'),

@@ -9,7 +9,8 @@ import { GatewayClient } from '../gateway/client.js';
 import { LinkStore } from '../shared/linking.js';
 import { LinkTokenStore } from '../shared/linkTokens.js';
 import { type HeldLock, tryLock } from '../shared/lock.js';
-import type { Logger } from '../shared/logger.js';
+import { DiskGuard } from '../shared/diskSpace.js';
+import { type Logger, logFileState } from '../shared/logger.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
 import type { BotConfig } from './config.js';
@@ -114,6 +115,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     await deliverer.start();
     stoppers.push(() => deliverer.stop());
 
+    const disk = new DiskGuard(cfg.dataDir, cfg.minFreeDiskBytes);
     const gateway = new GatewayClient(cfg.gatewaySocketPath, cfg.gatewayTimeoutMs);
     const rules = new AlertRulesStore(cfg.dataDir, clock);
     const scriptKeys = new ScriptKeys(cfg.dataDir);
@@ -122,7 +124,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       outbox,
       deliverer,
       gateway,
-      { dataDir: cfg.dataDir, publicUrl: cfg.publicUrl, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000 },
+      { dataDir: cfg.dataDir, publicUrl: cfg.publicUrl, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000, disk },
       clock,
       log,
       rules,
@@ -146,7 +148,21 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       sendWaitMaxMs: cfg.sendWaitMaxMs,
       maxBodyBytes: cfg.maxBodyBytes,
       maxPhotoBytes: cfg.maxPhotoBytes,
-      health: () => ({ queued: deliverer.size, uptime_s: Math.round((clock.now() - startedAt) / 1000), delivery: deliverer.stats, telegram_polling: bot?.isInited() ?? false }),
+      health: async () => {
+        const problems: string[] = [];
+        const diskState = await disk.state();
+        if (diskState.problem) problems.push(`data disk full: ${diskState.problem}; new notifications are refused with 507`);
+        const logFile = logFileState(log);
+        if (logFile && !logFile.ok) problems.push(`bot.log cannot be written (${logFile.error}); ${logFile.dropped} line(s) dropped so far`);
+        return {
+          queued: deliverer.size,
+          uptime_s: Math.round((clock.now() - startedAt) / 1000),
+          delivery: deliverer.stats,
+          telegram_polling: bot?.isInited() ?? false,
+          disk: diskState,
+          ...(problems.length > 0 ? { problems } : {}),
+        };
+      },
     });
     await listenOnUnixSocket(sendApi, cfg.socketPath, 'notify-bot', { name: cfg.socketGroup, setting: 'NOTIFY_SOCKET_GROUP' });
     stoppers.push(() => sendApi.close());

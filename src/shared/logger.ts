@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { isJournalStream, prefixForLogLine } from './journal.js';
+import { LogFile, type LogFileState } from './logFile.js';
 
 export type { Logger } from 'pino';
 
@@ -25,7 +26,7 @@ export function redact(text: string, secrets: readonly string[] = []): string {
 /** Where and how a program logs. */
 export interface LoggerOptions {
   name: string;
-  /** Also append to this file (created with mode 0660 if missing). */
+  /** Also append to this file (created with mode 0660 if missing); see LogFile: never blocks. */
   file?: string;
   /** Values that must never appear in a log line. */
   secrets?: readonly string[];
@@ -38,12 +39,14 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions): Logger {
   const secrets = (opts.secrets ?? []).filter((s) => s.length > 0);
   const streams: pino.StreamEntry[] = [];
+  let file: LogFile | undefined;
   if (opts.stdout !== false) streams.push({ stream: journalPriorities(pino.destination({ dest: 1, sync: false })) });
   if (opts.file) {
     mkdirSync(dirname(opts.file), { recursive: true });
-    streams.push({ stream: pino.destination({ dest: opts.file, sync: false, mode: 0o660 }) });
+    file = new LogFile(opts.file);
+    streams.push({ stream: file });
   }
-  return pino(
+  const logger = pino(
     {
       name: opts.name,
       level: opts.level ?? process.env.NOTIFY_LOG_LEVEL ?? 'info',
@@ -52,6 +55,15 @@ export function createLogger(opts: LoggerOptions): Logger {
     },
     streams.length === 1 ? streams[0]!.stream : pino.multistream(streams),
   );
+  if (file) logFiles.set(logger, file);
+  return logger;
+}
+
+const logFiles = new WeakMap<Logger, LogFile>();
+
+/** How the log file of a logger made by createLogger fares (undefined: it has none). */
+export function logFileState(logger: Logger): LogFileState | undefined {
+  return logFiles.get(logger)?.state;
 }
 
 /** Under systemd, each line on standard output carries its level as a journal priority. */

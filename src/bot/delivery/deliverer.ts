@@ -219,6 +219,8 @@ export class Deliverer {
       await this.store.put(record);
     } catch (err) {
       this.known.delete(record.id);
+      // Not accepted: nothing of it may stay behind to be found and delivered by a rescan.
+      await this.store.remove(record).catch((e: unknown) => this.log.error({ err: e, id: record.id }, 'could not remove a record that was not accepted'));
       throw err;
     } finally {
       this.accepting -= 1;
@@ -316,7 +318,13 @@ export class Deliverer {
     try {
       await this.sendPart(record);
     } catch (err) {
-      await this.handleFailure(chatId, c, record, err);
+      try {
+        await this.handleFailure(chatId, c, record, err);
+      } catch (e) {
+        // Recording the failure failed too (a full disk): keep the record and try later.
+        c.readyAt = this.clock.now() + this.opts.retryMaxMs;
+        this.log.error({ err: e, id: record.id }, 'could not record a delivery failure; the message stays queued');
+      }
     } finally {
       c.busy = false;
       this.inFlight -= 1;

@@ -9,6 +9,7 @@ import { type AlertRulesStore, inQuietHours, quietHoursEnd, suppressionFor } fro
 import type { Clock } from '../../shared/clock.js';
 import type { SendResponse, TelegramChannelStatus } from '../../shared/contract.js';
 import type { LinkStore } from '../../shared/linking.js';
+import type { DiskGuard } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
 import { alertKeyboard, type ScriptKeys } from '../commands/alertKeyboard.js';
 import type { Deliverer } from './deliverer.js';
@@ -67,6 +68,8 @@ export interface NotifierOptions {
   gatewayTimeoutMs: number;
   /** How long images for desktop clients are kept. */
   imageRetentionMs: number;
+  /** Free space of the data directory: new work is refused when it is short. */
+  disk?: DiskGuard;
 }
 
 function plainOf(content: Content): { title: string; message: string } {
@@ -178,6 +181,20 @@ export class Notifier {
 
   /** Accepts a notification; see the contract's "Channels" and "Durability". */
   async submit(original: Submission, opts: SubmitOptions): Promise<SubmitResult> {
+    const disk = this.opts.disk;
+    if (!disk) return this.accept(original, opts);
+    await disk.check();
+    try {
+      const result = await this.accept(original, opts);
+      disk.noteSuccess();
+      return result;
+    } catch (err) {
+      if (disk.noteFailure(err)) this.log.error({ err, user: original.user }, 'the data disk is full; a notification was refused');
+      throw err;
+    }
+  }
+
+  private async accept(original: Submission, opts: SubmitOptions): Promise<SubmitResult> {
     const now = this.clock.now();
     const { id, seq } = newOutboxId(now);
     const ruled = await this.applyRules(original, id, now);

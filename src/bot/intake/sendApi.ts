@@ -6,6 +6,7 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../../shared/contract.js';
+import { DiskFullError, outOfSpaceCode } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
 import { QueueFullError } from '../delivery/deliverer.js';
 import { authorize, type Caller, callerFromUid, notePeer, peerUidOf } from './identity.js';
@@ -23,8 +24,11 @@ export interface SendApiDeps {
   sendWaitMaxMs: number;
   maxBodyBytes: number;
   maxPhotoBytes: number;
-  /** Extra fields for GET /health. */
-  health: () => Record<string, unknown>;
+  /**
+   * Extra fields for GET /health; `problems` (what keeps the service from working fully,
+   * for an operator) makes the status "degraded".
+   */
+  health: () => Promise<Record<string, unknown> & { problems?: string[] }>;
   /** Overrides the peer uid (for app.inject() tests, which have no socket). */
   identify?: (req: FastifyRequest) => number | null;
 }
@@ -74,6 +78,11 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
       void reply.code(err.status).headers(err.headers).send({ error: err.message });
       return;
     }
+    if (err instanceof DiskFullError || outOfSpaceCode(err)) {
+      const message = err instanceof DiskFullError ? err.message : new DiskFullError(`${outOfSpaceCode(err)} while storing it`).message;
+      void reply.code(507).headers({ 'retry-after': '60' }).send({ error: message });
+      return;
+    }
     const status = err.statusCode ?? 500;
     let message = err.message;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') message = `the request body is larger than ${deps.maxBodyBytes} bytes`;
@@ -117,7 +126,10 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     }
   }
 
-  app.get('/health', async () => ({ status: 'ok', ...deps.health() }));
+  app.get('/health', async () => {
+    const h = await deps.health();
+    return { status: h.problems && h.problems.length > 0 ? 'degraded' : 'ok', ...h };
+  });
 
   app.post('/send', async (req, reply) => {
     const caller = callerOf(req);

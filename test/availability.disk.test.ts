@@ -1,0 +1,165 @@
+/**
+ * A full data disk: the real bot process with its data directory on a small tmpfs that a
+ * filler file fills up. Sends get a quick 507 with a reason (never a hang, never a send
+ * that is refused and then delivered anyway), /health says the disk is full and still
+ * answers while the bot logs on, notifications accepted before are still delivered, and
+ * when space comes back the bot takes notifications again by itself.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BotHarness } from './support/botHarness.js';
+
+const IS_ROOT = process.getuid?.() === 0;
+
+/** A bot harness whose data directory is a tmpfs of `size` (bot stopped, unmounted and removed after the test). */
+async function botOnTmpfs(t: TestContext, prefix: string, size: string, env: Record<string, string>): Promise<BotHarness> {
+  const h = await BotHarness.start({ users: 0, start: false, prefix, env });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0770`, 'notify-test-full', h.dataDir]);
+  t.after(async () => {
+    await h.kill();
+    execFileSync('umount', ['-l', h.dataDir]);
+    await h.cleanup();
+  });
+  return h;
+}
+
+/** Writes a file until the file system is full; returns its path. */
+function fillDisk(dir: string): string {
+  const path = join(dir, 'filler.bin');
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(16 * 1024, 1);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    closeSync(fd);
+  }
+  // What is left is smaller than a chunk: fill it too, down to the last block.
+  const fd2 = openSync(path, 'a');
+  try {
+    for (;;) writeSync(fd2, Buffer.alloc(512, 1));
+  } catch {
+    // Full.
+  } finally {
+    closeSync(fd2);
+  }
+  return path;
+}
+
+/** Polls an asynchronous check (every 100 ms) until it gives a value. */
+async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(what());
+    await sleep(100);
+  }
+}
+
+async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t0 = Date.now();
+  const value = await f();
+  return { value, ms: Date.now() - t0 };
+}
+
+void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount a tmpfs' }, () => {
+  void it('answers 507 with a reason, says so on /health, loses nothing accepted, delivers nothing refused, and resumes', async (t) => {
+    const h = await botOnTmpfs(t, 'notify-full-', '3m', { NOTIFY_MIN_FREE_DISK: '0' });
+    const user = await h.link('u1', 100_001);
+    await h.startBot();
+
+    // Accepted before the disk fills, held back by Telegram failing for now.
+    h.fake.setFault({ kind: 'status', status: 500 });
+    const before: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const text = `accepted before the disk filled ${i}`;
+      const r = await h.client.send({ user: user.name, message: text }, 'respond-async');
+      assert.equal(r.status, 202, `accepted: ${JSON.stringify(r.body)}`);
+      before.push(text);
+    }
+
+    const filler = fillDisk(h.dataDir);
+    // Many refused sends, each logged: the logger must neither block nor grow without bound.
+    const refused: string[] = [];
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => {
+        const text = `sent while the disk is full ${i}`;
+        refused.push(text);
+        return timed(() => h.client.send({ user: user.name, message: text, title: 'x'.repeat(200) }, 'respond-async'));
+      }),
+    );
+    for (const a of answers) {
+      assert.ok(a.value.status === 507 || a.value.status === 503, `a send on a full disk answers 507 or 503, got ${a.value.status} ${JSON.stringify(a.value.body)}`);
+      assert.match(String((a.value.body as { error?: string }).error), /disk is full/, 'the error says the disk is full');
+    }
+    t.diagnostic(`40 sends on a full disk answered 507 in at most ${Math.max(...answers.map((a) => a.ms))} ms`);
+
+    const health = await timed(() => h.health());
+    assert.equal(health.value.status, 200);
+    const hb = health.value.body as { status: string; problems?: string[] };
+    assert.equal(hb.status, 'degraded', `/health says degraded: ${JSON.stringify(hb)}`);
+    assert.ok(hb.problems?.some((p) => /data disk full/.test(p)), `/health names the full disk: ${JSON.stringify(hb.problems)}`);
+
+    // Telegram is back while the disk is still full: what was accepted goes out.
+    h.fake.setFault(null);
+    for (const [i, text] of before.entries()) {
+      await h.waitUntil(() => h.fake.sentMessages(user.chatId).some((m) => m.text?.includes(text)), 30_000, () => `accepted message ${i} was not delivered while the disk was full (log: ${h.logTail(5)})`);
+    }
+    const stillHealthy = await timed(() => h.health());
+    assert.equal(stillHealthy.value.status, 200, 'the bot still answers');
+
+    // Space comes back: new sends are taken again without a restart.
+    rmSync(filler);
+    const after = 'sent after space came back';
+    const r = await until(
+      async () => {
+        const a = await h.client.send({ user: user.name, message: after }, 'respond-async');
+        return a.status === 202 ? a : undefined;
+      },
+      30_000,
+      () => 'the bot did not take sends again after space came back',
+    );
+    assert.equal(r.status, 202);
+    await h.waitUntil(() => h.fake.sentMessages(user.chatId).some((m) => m.text?.includes(after)), 30_000, () => 'the send after recovery was not delivered');
+    await until(
+      async () => ((await h.health()).body as { status: string }).status === 'ok' || undefined,
+      30_000,
+      () => `/health did not return to ok (log: ${h.logTail(5)})`,
+    );
+
+    const delivered = h.fake.sentMessages(user.chatId).map((m) => m.text ?? '');
+    for (const text of refused) assert.ok(!delivered.some((d) => d.includes(text)), `a send answered 507 was delivered anyway: ${text}`);
+    assert.equal(h.queuedIds().length, 0, 'nothing is left in the queue');
+    assert.ok(h.proc, 'the bot kept running');
+  });
+
+  void it('refuses new work while free space is below the reserve, before writing anything', async (t) => {
+    const h = await botOnTmpfs(t, 'notify-reserve-', '3m', { NOTIFY_MIN_FREE_DISK: String(2 * 1024 * 1024) });
+    const user = await h.link('u1', 100_001);
+    await h.startBot();
+    const filler = join(h.dataDir, 'filler.bin');
+    execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k', 'count=24', 'status=none']);
+    await until(
+      async () => (((await h.health()).body as { status: string }).status === 'degraded' ? true : undefined),
+      10_000,
+      () => '/health did not report the disk below its reserve',
+    );
+    const r = await h.client.send({ user: user.name, message: 'below the reserve' }, 'respond-async');
+    assert.equal(r.status, 507, `a send below the reserve is refused with 507: ${JSON.stringify(r.body)}`);
+    assert.match(String((r.body as { error: string }).error), /NOTIFY_MIN_FREE_DISK/, 'the reason names the setting');
+    assert.ok(r.headers['retry-after'], 'a Retry-After header says when to try again');
+    assert.equal(h.queuedIds().length, 0, 'nothing was written to the queue');
+    rmSync(filler);
+    await until(
+      async () => (await h.client.send({ user: user.name, message: 'after the reserve is back' }, 'respond-async')).status === 202 || undefined,
+      10_000,
+      () => 'sends were not taken again once space was back',
+    );
+  });
+});
