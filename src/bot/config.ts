@@ -27,6 +27,10 @@ export interface BotConfig extends CommonConfig {
   rescanMs: number;
   maxBodyBytes: number;
   maxPhotoBytes: number;
+  /** A send API request must arrive whole within this long. */
+  requestTimeoutMs: number;
+  /** Connections one uid may hold open on the send socket at once. */
+  maxConnectionsPerUid: number;
   /** New notifications are refused (507) while the data disk has less free space. */
   minFreeDiskBytes: number;
   pollTimeoutSeconds: number;
@@ -63,6 +67,8 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_OUTBOX_RESCAN', '5s', 'how often the queue directory is scanned for re-queued messages'],
   ['NOTIFY_MAX_BODY', '256KiB', 'largest JSON body of /send (bytes)'],
   ['NOTIFY_MAX_PHOTO', '10MiB', 'largest photo (bytes)'],
+  ['NOTIFY_REQUEST_TIMEOUT', '30s', 'a send API request (headers and body) must arrive within this long, else 408 and the connection is closed'],
+  ['NOTIFY_MAX_CONNECTIONS_PER_UID', '32', 'connections one uid may hold open on the send socket at once; more are answered 503 and closed'],
   ['NOTIFY_MIN_FREE_DISK', '64MiB', 'new notifications are refused (507) while the data directory\'s file system has less free space (bytes); what is queued still has room'],
   ['NOTIFY_POLL_TIMEOUT', '30', 'long-polling timeout in seconds'],
   ['NOTIFY_TELEGRAM_TIMEOUT', '30', 'timeout of one send request to Telegram, seconds'],
@@ -102,6 +108,8 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     rescanMs: r.durationMs('NOTIFY_OUTBOX_RESCAN', 5000),
     maxBodyBytes: r.int('NOTIFY_MAX_BODY', 256 * 1024, 1024, 64 * 1024 * 1024),
     maxPhotoBytes: r.int('NOTIFY_MAX_PHOTO', 10 * 1024 * 1024, 1024, 50 * 1024 * 1024),
+    requestTimeoutMs: r.durationMs('NOTIFY_REQUEST_TIMEOUT', 30_000),
+    maxConnectionsPerUid: r.int('NOTIFY_MAX_CONNECTIONS_PER_UID', 32, 1, 100_000),
     minFreeDiskBytes: r.int('NOTIFY_MIN_FREE_DISK', 64 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     pollTimeoutSeconds: r.int('NOTIFY_POLL_TIMEOUT', 30, 0, 50),
     requestTimeoutSeconds: r.int('NOTIFY_TELEGRAM_TIMEOUT', 30, 1, 600),

@@ -148,6 +148,8 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       sendWaitMaxMs: cfg.sendWaitMaxMs,
       maxBodyBytes: cfg.maxBodyBytes,
       maxPhotoBytes: cfg.maxPhotoBytes,
+      requestTimeoutMs: cfg.requestTimeoutMs,
+      maxConnectionsPerUid: cfg.maxConnectionsPerUid,
       health: async () => {
         const problems: string[] = [];
         const diskState = await disk.state();

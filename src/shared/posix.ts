@@ -61,28 +61,53 @@ function errno(): number {
   return koffi.decode(errnoLocation(), 'int') as number;
 }
 
+/**
+ * The user database could not answer (out of file descriptors, an NSS service down): not
+ * the same as "no such account", and never to be answered as one.
+ */
+export class UserDatabaseError extends Error {
+  constructor(detail: string) {
+    super(`the user database could not be read (${detail})`);
+    this.name = 'UserDatabaseError';
+  }
+}
+
+/** getpw*_r answers that mean "not found" (see getpwnam_r(3)). */
+const NOT_FOUND = new Set([1 /* EPERM */, 2 /* ENOENT */, 3 /* ESRCH */, 9 /* EBADF */]);
+
 function withGrowingBuffer<T>(call: (buf: Buffer) => { rc: number; value: T | null }): T | null {
   for (let size = 1024; size <= 1 << 20; size *= 4) {
     const { rc, value } = call(Buffer.alloc(size));
     if (rc === ERANGE) continue;
-    if (rc !== 0) throw new Error(`user database look-up failed (error ${rc})`);
+    if (rc !== 0 && !(NOT_FOUND.has(rc) && value === null)) throw new UserDatabaseError(`error ${rc}${rc === 24 ? ', EMFILE: too many open files' : rc === 23 ? ', ENFILE' : ''}`);
     return value;
   }
-  throw new Error('user database entry too large');
+  throw new UserDatabaseError('entry too large');
 }
 
 function toEntry(p: RawPasswd): PasswdEntry {
   return { name: p.pw_name, uid: p.pw_uid, gid: p.pw_gid, home: p.pw_dir, shell: p.pw_shell };
 }
 
-/** The account with this uid, or null when the uid has no passwd entry. */
-export function userByUid(uid: number): PasswdEntry | null {
+function lookUpUid(uid: number): PasswdEntry | null {
   return withGrowingBuffer((buf) => {
     const pwd = {} as RawPasswd;
     const result: [unknown] = [null];
     const rc = getpwuid_r(uid, pwd, buf, buf.length, result) as number;
     return { rc, value: result[0] ? toEntry(pwd) : null };
   });
+}
+
+/**
+ * The account with this uid, or null when the uid has no passwd entry. Some NSS services
+ * answer "not found" when they could not look at all (e.g. out of file descriptors): a
+ * "not found" counts only when root, which every system has, is found right after;
+ * otherwise it is a UserDatabaseError.
+ */
+export function userByUid(uid: number): PasswdEntry | null {
+  const entry = lookUpUid(uid);
+  if (entry === null && uid !== 0 && lookUpUid(0) === null) throw new UserDatabaseError('not even root could be looked up');
+  return entry;
 }
 
 /** The account with this name, or null when there is none. */

@@ -8,6 +8,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../../shared/contract.js';
 import { DiskFullError, outOfSpaceCode } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
+import { guardConnections } from '../../shared/connectionGuard.js';
+import { UserDatabaseError } from '../../shared/posix.js';
 import { QueueFullError } from '../delivery/deliverer.js';
 import { authorize, type Caller, callerFromUid, notePeer, peerUidOf } from './identity.js';
 import type { Notifier, Submission } from '../delivery/notifier.js';
@@ -24,6 +26,10 @@ export interface SendApiDeps {
   sendWaitMaxMs: number;
   maxBodyBytes: number;
   maxPhotoBytes: number;
+  /** A request must arrive whole within this long (else 408). */
+  requestTimeoutMs: number;
+  /** Connections one uid may hold open at once. */
+  maxConnectionsPerUid: number;
   /**
    * Extra fields for GET /health; `problems` (what keeps the service from working fully,
    * for an operator) makes the status "degraded".
@@ -65,6 +71,17 @@ function contentOf(body: { title?: string | undefined; message?: string | undefi
 export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: deps.maxBodyBytes, return503OnClosing: true, forceCloseConnections: true });
   app.server.on('connection', notePeer);
+  const connections = guardConnections(app.server, {
+    requestTimeoutMs: deps.requestTimeoutMs,
+    perCallerMax: deps.maxConnectionsPerUid,
+    totalMax: 0,
+    callerOf: (socket) => {
+      const uid = peerUidOf(socket);
+      return uid === null ? null : String(uid);
+    },
+    describeCaller: (uid) => `uid ${uid}`,
+    settings: { requestTimeout: 'NOTIFY_REQUEST_TIMEOUT', perCaller: 'NOTIFY_MAX_CONNECTIONS_PER_UID', total: '' },
+  });
   await app.register(multipart, {
     limits: { fileSize: deps.maxPhotoBytes, files: 1, fields: 20, fieldSize: deps.maxBodyBytes, parts: 22 },
   });
@@ -76,6 +93,11 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof HttpProblem) {
       void reply.code(err.status).headers(err.headers).send({ error: err.message });
+      return;
+    }
+    if (err instanceof UserDatabaseError) {
+      deps.log.error({ err, url: req.url }, 'could not tell who is calling: the user database did not answer');
+      void reply.code(503).headers({ 'retry-after': '5' }).send({ error: `cannot tell who is calling right now: ${err.message}; nothing was accepted, try again shortly` });
       return;
     }
     if (err instanceof DiskFullError || outOfSpaceCode(err)) {
@@ -128,7 +150,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
 
   app.get('/health', async () => {
     const h = await deps.health();
-    return { status: h.problems && h.problems.length > 0 ? 'degraded' : 'ok', ...h };
+    return { status: h.problems && h.problems.length > 0 ? 'degraded' : 'ok', ...h, connections: connections.stats() };
   });
 
   app.post('/send', async (req, reply) => {

@@ -1,0 +1,210 @@
+/**
+ * Slow request bodies cannot take the send API down: a Linux account made for the test
+ * opens many connections to the real bot's socket, sends headers and trickles the body.
+ * It holds at most NOTIFY_MAX_CONNECTIONS_PER_UID of them (the rest are answered 503 at
+ * once), those are closed with a 408 after NOTIFY_REQUEST_TIMEOUT, and meanwhile another
+ * account sends as usual. Running out of file descriptors is a 503 "cannot tell who is
+ * calling", never "uid has no account". Needs root (useradd, runuser); skipped otherwise.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { userByName } from '../src/shared/posix.js';
+import { BotHarness, PROJECT_ROOT } from './support/botHarness.js';
+
+const isRoot = process.getuid?.() === 0;
+const hasTools = spawnSync('sh', ['-c', 'command -v useradd && command -v userdel && command -v runuser && command -v prlimit'], { encoding: 'utf8' }).status === 0;
+const skip = !isRoot ? 'needs root to create Linux accounts' : !hasTools ? 'needs useradd, userdel, runuser and prlimit' : false;
+
+/**
+ * Opens `count` connections, each sending headers of a large body and then one byte every
+ * second; prints `{"settled": ...}` once every connection is either refused or has been open
+ * a while, then `{"done": ...}` when all are closed, counting the answers by status.
+ */
+const SLOW_CLIENT = `
+import net from 'node:net';
+const [socketPath, countText] = process.argv.slice(2);
+const count = Number(countText);
+const answers = {};
+let closed = 0, settled = 0, printedSettled = false, openAtSettle = 0;
+const live = new Set();
+function settle() {
+  settled += 1;
+  if (settled === count && !printedSettled) {
+    printedSettled = true;
+    console.log(JSON.stringify({ settled: true, open: live.size, answers }));
+  }
+}
+for (let i = 0; i < count; i += 1) {
+  const s = net.connect(socketPath);
+  let data = '';
+  let settledThis = false;
+  const once = () => { if (!settledThis) { settledThis = true; settle(); } };
+  s.on('connect', () => {
+    live.add(s);
+    s.write('POST /send HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Type: application/json\\r\\nContent-Length: 100000\\r\\n\\r\\n{');
+    const t = setInterval(() => s.writable && s.write(' '), 1000);
+    s.on('close', () => clearInterval(t));
+    setTimeout(once, 1500);
+  });
+  s.on('data', (d) => (data += d));
+  s.on('error', () => {});
+  s.on('close', () => {
+    live.delete(s);
+    const status = /^HTTP\\/1\\.1 (\\d+)/.exec(data)?.[1] ?? 'none';
+    answers[status] = (answers[status] ?? 0) + 1;
+    once();
+    closed += 1;
+    if (closed === count) {
+      console.log(JSON.stringify({ done: true, answers, body: data.split('\\r\\n\\r\\n')[1] }));
+      process.exit(0);
+    }
+  });
+}
+`;
+
+/** One ordinary send, printed as JSON. */
+const SEND_CLIENT = `
+import http from 'node:http';
+const [socketPath, body] = process.argv.slice(2);
+const req = http.request({ socketPath, method: 'POST', path: '/send', headers: { 'content-type': 'application/json', host: 'localhost', prefer: 'respond-async' } }, (res) => {
+  let text = '';
+  res.on('data', (c) => (text += c));
+  res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, body: JSON.parse(text) })));
+});
+req.on('error', (e) => console.log(JSON.stringify({ status: 0, body: { error: String(e) } })));
+req.end(body);
+`;
+
+/** Fills its file descriptors, then looks up an existing and a missing uid; prints what each gave. */
+const EMFILE_PROBE = `
+import { openSync } from 'node:fs';
+const { userByUid } = await import(process.argv[2]);
+const [uidText] = process.argv.slice(3);
+const held = [];
+try { for (;;) held.push(openSync('/dev/null', 'r')); } catch (e) { if (e.code !== 'EMFILE') throw e; }
+const out = {};
+for (const [k, uid] of [['existing', Number(uidText)], ['missing', 61999]]) {
+  try { const u = userByUid(uid); out[k] = u ? 'found ' + u.name : 'not found'; } catch (e) { out[k] = e.name + ': ' + e.message; }
+}
+console.log(JSON.stringify(out));
+`;
+
+interface Lines {
+  lines: Array<Record<string, unknown>>;
+  exit: Promise<number | null>;
+  waitFor: (key: string, timeoutMs: number) => Promise<Record<string, unknown>>;
+}
+
+function runAs(user: string, args: string[], cwd: string): Lines {
+  const child = spawn('runuser', ['-u', user, '--', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters = new Set<() => void>();
+  let buf = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => {
+    buf += c.toString('utf8');
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+      buf = buf.slice(i + 1);
+      for (const w of waiters) w();
+    }
+  });
+  child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => {
+    for (const w of waiters) w();
+    resolve(code);
+  }));
+  const waitFor = (key: string, timeoutMs: number): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const l = lines.find((x) => key in x);
+        if (l) {
+          clearTimeout(t);
+          waiters.delete(check);
+          resolve(l);
+        } else if (child.exitCode !== null) {
+          clearTimeout(t);
+          waiters.delete(check);
+          reject(new Error(`the client exited without '${key}': ${err}`));
+        }
+      };
+      const t = setTimeout(() => {
+        waiters.delete(check);
+        child.kill('SIGKILL');
+        reject(new Error(`no '${key}' from the client within ${timeoutMs} ms (stderr: ${err})`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
+  return { lines, exit, waitFor };
+}
+
+void describe('slow request bodies', { skip }, () => {
+  const tag = randomBytes(3).toString('hex');
+  const group = `notify-c-${tag}`;
+  const slow = `notify-s-${tag}`;
+  const other = `notify-o-${tag}`;
+  const work = mkdtempSync(join(tmpdir(), 'notify-conn-'));
+  let h: BotHarness;
+
+  before(async () => {
+    assert.equal(spawnSync('groupadd', [group]).status, 0, 'groupadd');
+    for (const u of [slow, other]) assert.equal(spawnSync('useradd', ['--system', '-M', '-s', '/usr/sbin/nologin', '-G', group, u]).status, 0, `useradd ${u}`);
+    chmodSync(work, 0o755);
+    writeFileSync(join(work, 'slow.mjs'), SLOW_CLIENT, { mode: 0o644 });
+    writeFileSync(join(work, 'send.mjs'), SEND_CLIENT, { mode: 0o644 });
+    writeFileSync(join(work, 'emfile.mjs'), EMFILE_PROBE, { mode: 0o644 });
+    h = await BotHarness.start({ users: 0, env: { NOTIFY_SOCKET_GROUP: group, NOTIFY_REQUEST_TIMEOUT: '4s' }, prefix: 'notify-conn-bot-' });
+    chmodSync(h.dir, 0o711);
+    chmodSync(join(h.dir, 'run'), 0o711);
+    await h.link(other, 525_252);
+  });
+
+  after(async () => {
+    await h?.cleanup();
+    rmSync(work, { recursive: true, force: true });
+    for (const u of [slow, other]) spawnSync('userdel', [u]);
+    spawnSync('groupdel', [group]);
+    assert.equal(userByName(slow), null, 'the test accounts were removed');
+  });
+
+  void it('one uid holds at most NOTIFY_MAX_CONNECTIONS_PER_UID slow connections, they time out with 408, and others still send', async (t) => {
+    const count = 60;
+    const rssBefore = h.rssKb();
+    const flood = runAs(slow, [join(work, 'slow.mjs'), h.socketPath, String(count)], work);
+    const settled = await flood.waitFor('settled', 60_000);
+    const health = (await h.health()).body as { connections: { largestCaller: number; refusedPerCaller: number } };
+    const held = health.connections.largestCaller;
+    const rssUnder = h.rssKb();
+    assert.equal(held, 32, `the slow uid holds the default cap of 32 connections (health: ${JSON.stringify(health.connections)}, client: ${JSON.stringify(settled)})`);
+    assert.equal((settled.answers as Record<string, number>)['503'], count - 32, `the connections over the cap are answered 503 at once: ${JSON.stringify(settled)}`);
+
+    // Meanwhile another analyst sends as usual.
+    const send = runAs(other, [join(work, 'send.mjs'), h.socketPath, JSON.stringify({ message: 'while someone trickles' })], work);
+    const answer = await send.waitFor('status', 30_000);
+    assert.equal(answer.status, 202, `another account's send is accepted: ${JSON.stringify(answer)}`);
+    await h.fake.waitForMessages(525_252, 1, 20_000);
+
+    const done = await flood.waitFor('done', 60_000);
+    const answers = done.answers as Record<string, number>;
+    assert.equal(answers['408'], 32, `every held connection is closed with 408 after the request timeout: ${JSON.stringify(done)}`);
+    t.diagnostic(`slow connections one uid can hold open: ${held} (of ${count} tried; ${count - held} answered 503 at once); bot RSS ${rssBefore ?? '?'} kB before, ${rssUnder ?? '?'} kB under the flood`);
+    const after408 = (await h.health()).body as { connections: { open: number } };
+    assert.ok(after408.connections.open <= 1, `no connection of the flood is left open: ${JSON.stringify(after408.connections)}`);
+  });
+
+  void it('out of file descriptors, a uid look-up is an error, never "no such account"', async () => {
+    const uid = userByName(other)!.uid;
+    const probe = spawnSync('prlimit', ['--nofile=64:64', '--', process.execPath, join(work, 'emfile.mjs'), join(PROJECT_ROOT, 'dist', 'src', 'shared', 'posix.js'), String(uid)], { encoding: 'utf8', cwd: work });
+    assert.equal(probe.status, 0, probe.stderr);
+    const out = JSON.parse(probe.stdout) as { existing: string; missing: string };
+    assert.match(out.existing, /^UserDatabaseError/, `an existing account looked up without file descriptors: ${out.existing}`);
+    assert.match(out.missing, /^UserDatabaseError/, `a missing account looked up without file descriptors: ${out.missing}`);
+  });
+});
