@@ -1,6 +1,7 @@
 /** The bot service's configuration, from the environment (see the README's table). */
 import { userByUid } from '../shared/posix.js';
 import { EnvReader, readCommonConfig, type CommonConfig } from '../shared/config.js';
+import { METRICS_ENV_HELP, type MetricsAddress, readMetricsAddress } from '../shared/metrics.js';
 
 export interface BotConfig extends CommonConfig {
   token: string;
@@ -40,6 +41,8 @@ export interface BotConfig extends CommonConfig {
   digestCheckMs: number;
   publicUrl: string;
   botUsername: string | undefined;
+  /** Where to serve Prometheus metrics; undefined = nowhere. */
+  metricsAddr: MetricsAddress | undefined;
 }
 
 /** Every variable the bot reads, with its default, for --help and the README. */
@@ -77,6 +80,7 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_DIGEST_CHECK', '30s', 'how often the bot looks for quiet hours that ended (to send their digest)'],
   ['NOTIFY_PUBLIC_URL', 'http://localhost:8080', "the dashboard's URL (links in messages, desktop image URLs)"],
   ['TELEGRAM_BOT_USERNAME', '(from getMe)', "the bot's @name, for messages"],
+  METRICS_ENV_HELP,
 ];
 
 /** Reads and validates the bot's configuration. */
@@ -118,6 +122,7 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     digestCheckMs: r.durationMs('NOTIFY_DIGEST_CHECK', 30_000),
     publicUrl: r.url('NOTIFY_PUBLIC_URL', 'http://localhost:8080'),
     botUsername: r.optional('TELEGRAM_BOT_USERNAME')?.replace(/^@/, ''),
+    metricsAddr: readMetricsAddress(r),
   };
   if (self === null) r.problem('the bot runs under a uid with no passwd entry');
   r.done();

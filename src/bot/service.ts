@@ -12,7 +12,9 @@ import { type HeldLock, tryLock } from '../shared/lock.js';
 import { DiskGuard } from '../shared/diskSpace.js';
 import { type Logger, logFileState } from '../shared/logger.js';
 import { ScriptsHelper } from '../scripts/client.js';
+import { startMetrics } from '../shared/metrics.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
+import { BotMetrics } from './metrics.js';
 import type { BotConfig } from './config.js';
 import { alertCommands, rulesStatus, scheduleDigests } from './commands/alertCommands.js';
 import { ScriptKeys } from './commands/alertKeyboard.js';
@@ -89,9 +91,21 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     } catch {
       // Reported above.
     }
+    // Built only when asked for; reads the deliverer's queue at scrape time.
+    const metrics: BotMetrics | null = cfg.metricsAddr
+      ? new BotMetrics(
+          {
+            get size(): number {
+              return deliverer.size;
+            },
+            oldestAcceptedAt: (): number | null => deliverer.oldestAcceptedAt(),
+          },
+          () => clock.now(),
+        )
+      : null;
     const sendingApi = new Api(cfg.token, { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.requestTimeoutSeconds });
     let bot: Bot | null = null;
-    const deliverer = new Deliverer(
+    const deliverer: Deliverer = new Deliverer(
       outbox,
       new GrammyTransport(sendingApi),
       pacer,
@@ -103,6 +117,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
           refusedChats.add(chatId);
           links.markDeliveryRefused(user, chatId, reason).catch((err: unknown) => log.error({ err, user }, 'could not mark the link as refused'));
         },
+        ...(metrics ? { metrics } : {}),
         onDelivered: (record) => {
           if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');
           // A chat that refused earlier (blocked the bot) takes messages again: clear the mark.
@@ -129,6 +144,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       log,
       rules,
       scriptKeys,
+      metrics,
     );
     stoppers.push(scheduleDigests({ rules, notifier, clock, log }, cfg.digestCheckMs));
     const housekeeping = setInterval(() => {
@@ -183,7 +199,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const fatal = new Promise<Error>((resolve) => {
       fatalResolve = resolve;
     });
-    const poller = new Poller(bot, log, { timeoutSeconds: cfg.pollTimeoutSeconds, minBackoffMs: 500, maxBackoffMs: 30_000, onFatal: fatalResolve });
+    const poller = new Poller(bot, log, { timeoutSeconds: cfg.pollTimeoutSeconds, minBackoffMs: 500, maxBackoffMs: 30_000, onFatal: fatalResolve, ...(metrics ? { onPoll: (ok: boolean) => metrics.polled(ok) } : {}) });
     poller.start();
     stoppers.push(() => poller.stop());
     const theBot = bot;
@@ -198,6 +214,10 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         }
       }
     })();
+    if (metrics) {
+      const server = await startMetrics(metrics.registry, cfg.metricsAddr, log);
+      if (server) stoppers.push(() => server.close());
+    }
     log.info({ dataDir: cfg.dataDir, queued: deliverer.size }, 'notify-bot started');
 
     return { deliverer, notifier, sendApi, bot, stop: stopAll, fatal };

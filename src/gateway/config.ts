@@ -3,6 +3,7 @@
  * listed once, in GATEWAY_VARIABLES, which `--help` prints.
  */
 import { EnvReader, readCommonConfig } from '../shared/config.js';
+import { METRICS_ENV_HELP, type MetricsAddress, readMetricsAddress } from '../shared/metrics.js';
 import { groupIdByName } from '../shared/posix.js';
 
 /** Everything the gateway needs to run. */
@@ -26,6 +27,8 @@ export interface GatewayConfig {
   maxConnections: number;
   maxMessageBytes: number;
   revocationIntervalMs: number;
+  /** Where to serve Prometheus metrics; undefined = nowhere. */
+  metricsAddr?: MetricsAddress | undefined;
 }
 
 /** One documented variable: name, default as shown to people, meaning. */
@@ -59,6 +62,7 @@ export const GATEWAY_VARIABLES: readonly VariableDoc[] = [
     meaning: 'how often desktop_tokens.json is re-read; revoked or expired tokens lose their connections',
   },
   { name: 'NOTIFY_LOG_LEVEL', fallback: 'info', meaning: 'log level (trace, debug, info, warn, error)' },
+  { name: METRICS_ENV_HELP[0], fallback: METRICS_ENV_HELP[1], meaning: METRICS_ENV_HELP[2] },
 ];
 
 /** Usage text for `notify-gateway --help`. */
@@ -109,6 +113,7 @@ export function readGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxConnections: r.int('NOTIFY_GATEWAY_MAX_CONNECTIONS', 10_000, 1, 10_000_000),
     maxMessageBytes: r.int('NOTIFY_GATEWAY_MAX_MESSAGE_BYTES', 16_384, 1024, 16 * 1024 * 1024),
     revocationIntervalMs: positiveDuration(r, 'NOTIFY_GATEWAY_REVOCATION_INTERVAL', 30_000),
+    metricsAddr: readMetricsAddress(r),
   };
   r.done();
   return config;

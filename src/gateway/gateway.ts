@@ -16,6 +16,8 @@ import { PeerPolicy } from './peerPolicy.js';
 import { CloseCode } from './protocol.js';
 import { RevocationWatcher } from './revocation.js';
 import { claimSocketPath, listenSecurely } from '../shared/unixSocket.js';
+import { type MetricsServer, startMetrics } from '../shared/metrics.js';
+import { GatewayMetrics } from './metrics.js';
 
 /** What the gateway is given besides its configuration. */
 export interface GatewayDeps {
@@ -32,6 +34,8 @@ export class Gateway {
   private dispatchApi: FastifyInstance | null = null;
   private sweepTimer: NodeJS.Timeout | undefined;
   private address: AddressInfo | null = null;
+  private readonly metrics: GatewayMetrics | null;
+  private metricsServer: MetricsServer | null = null;
 
   constructor(
     readonly config: GatewayConfig,
@@ -48,6 +52,7 @@ export class Gateway {
       (token) => verifyDesktopToken(config.jwtSecret, token, this.revocations, { clock: this.clock }),
       this.logger.child({ component: 'desktops' }),
     );
+    this.metrics = config.metricsAddr ? new GatewayMetrics(this.desktops.registry) : null;
   }
 
   /** Starts everything; on failure, stops what had started and rethrows. */
@@ -65,6 +70,7 @@ export class Gateway {
       this.dispatchApi = api;
       await api.ready();
       await listenSecurely(this.config.socketPath, this.config.socketGid, () => api.listen({ path: this.config.socketPath }), 'NOTIFY_GATEWAY_SOCKET_GROUP');
+      if (this.metrics) this.metricsServer = await startMetrics(this.metrics.registry, this.config.metricsAddr, this.logger);
     } catch (err) {
       await this.stop();
       throw err;
@@ -91,7 +97,9 @@ export class Gateway {
 
   /** Sends a notification to every desktop of `user`; returns how many connections got it. */
   deliver(user: string, notification: DesktopNotification): number {
-    return this.desktops.deliver(user, notification);
+    const sent = this.desktops.deliver(user, notification);
+    this.metrics?.dispatched(sent);
+    return sent;
   }
 
   /** Connection counts for /health. */
@@ -126,6 +134,8 @@ export class Gateway {
     this.sweepTimer = undefined;
     const api = this.dispatchApi;
     this.dispatchApi = null;
-    await Promise.allSettled([this.desktops.close(), api?.close()]);
+    const metricsServer = this.metricsServer;
+    this.metricsServer = null;
+    await Promise.allSettled([this.desktops.close(), api?.close(), metricsServer?.close()]);
   }
 }

@@ -4,6 +4,7 @@
  * desktop tokens later add their own plugin and dashboard panel the same way).
  * Tests drive it with `app.inject()`; main.ts makes it listen.
  */
+import type { WebMetrics } from './metrics.js';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
@@ -37,6 +38,8 @@ export interface WebDeps {
   isMember?: (username: string, group: string) => boolean;
   /** Runs `notify-scripts` as an analyst; ScriptsHelper.fromEnv() (on first use) by default. */
   scriptsHelper?: ScriptsHelper;
+  /** Counts sign-ins and code verifications (when metrics are served). */
+  metrics?: WebMetrics;
 }
 
 /** Limits on one-tap link requests (not guesses: each replaces the user's earlier link). */
@@ -173,6 +176,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     allowedDomains: config.allowedDomains,
     allowedEmails: config.allowedEmails,
     secureCookies: config.secureCookies,
+    metrics: deps.metrics,
   });
 
   const track = (p: Promise<void>): void => {
@@ -190,6 +194,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     sendWelcome: welcomeSender(new SendClient(config.socketPath, 10_000), app.log, track),
     clock,
     panels,
+    metrics: deps.metrics,
   });
 
   let scriptsHelper = deps.scriptsHelper;

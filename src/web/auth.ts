@@ -4,6 +4,7 @@
  * `POST /logout` ends it. What must survive the round trip (state, nonce, PKCE verifier)
  * rides in a short-lived signed cookie.
  */
+import type { WebMetrics } from './metrics.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { decideAccount, type AccountDecision } from './accounts.js';
@@ -25,6 +26,7 @@ export interface AuthPluginOptions {
   allowedDomains: readonly string[];
   allowedEmails: readonly string[];
   secureCookies: boolean;
+  metrics?: WebMetrics | undefined;
 }
 
 function refusalParagraphs(decision: Extract<AccountDecision, { ok: false }>, allowedDomains: readonly string[]): string[] {
@@ -98,6 +100,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     const providerError = request.query.error;
     if (providerError !== undefined) {
       request.log.info({ error: providerError.slice(0, 64) }, 'sign-in ended by the provider');
+      opts.metrics?.signIn('failed');
       return failure(
         reply,
         400,
@@ -107,6 +110,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     }
     if (!pending) {
       request.log.warn('sign-in callback without a valid pending sign-in');
+      opts.metrics?.signIn('failed');
       return failure(reply, 400, 'Sign-in expired', ['This sign-in took too long, or it was started in another browser. Start again.']);
     }
     const search = request.url.slice(request.url.indexOf('?') === -1 ? request.url.length : request.url.indexOf('?'));
@@ -117,6 +121,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     } catch (err) {
       // openid-client's messages say which check failed (state, nonce, PKCE); none holds a secret.
       request.log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'sign-in callback refused');
+      opts.metrics?.signIn('failed');
       if (err instanceof IssuerUnavailableError) {
         return failure(reply, 502, 'Sign-in is unavailable', ['The sign-in provider could not be reached. Try again in a minute.']);
       }
@@ -125,6 +130,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     if (!decision.ok) {
       sessions.clear(reply);
       request.log.warn({ email: decision.email, reason: decision.reason }, 'sign-in refused');
+      opts.metrics?.signIn('refused');
       return reply
         .code(403)
         .header('cache-control', 'no-store')
@@ -142,6 +148,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     }
     sessions.start(reply, { username: decision.username, email: decision.email });
     request.log.info({ user: decision.username }, 'signed in');
+    opts.metrics?.signIn('ok');
     return reply.header('cache-control', 'no-store').redirect('/', 303);
   });
 

@@ -2,6 +2,7 @@
  * The dashboard's configuration, read from the environment, and the `--help` text that
  * lists every variable with its default.
  */
+import { METRICS_ENV_HELP, type MetricsAddress, readMetricsAddress } from '../shared/metrics.js';
 import { ConfigError, EnvReader, readCommonConfig } from '../shared/config.js';
 
 /** Everything notify-web needs to know from its environment. */
@@ -42,6 +43,8 @@ export interface WebConfig {
   desktopSecret: string | undefined;
   /** Values that must never be logged. */
   secrets: string[];
+  /** Where to serve Prometheus metrics; undefined = nowhere. */
+  metricsAddr?: MetricsAddress | undefined;
 }
 
 /** One documented variable: what `--help` prints. */
@@ -73,6 +76,7 @@ export const WEB_VARIABLES: readonly VariableDoc[] = [
   { name: 'NOTIFY_VERIFY_WINDOW', fallback: '15m', meaning: 'the window of those two limits' },
   { name: 'DESKTOP_JWT_SECRET', fallback: '(none)', meaning: 'HS256 secret for desktop tokens; never logged' },
   { name: 'NOTIFY_LOG_LEVEL', fallback: 'info', meaning: 'log level (debug, info, warn, error)' },
+  { name: METRICS_ENV_HELP[0], fallback: METRICS_ENV_HELP[1], meaning: METRICS_ENV_HELP[2] },
 ];
 
 /** The `--help` text. */
@@ -172,6 +176,7 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
     trustProxy: bool(r, env, 'NOTIFY_WEB_TRUST_PROXY'),
     desktopSecret: r.optional('DESKTOP_JWT_SECRET'),
     secrets: [clientSecret, sessionSecret, r.optional('DESKTOP_JWT_SECRET')].filter((s): s is string => s !== undefined && s !== ''),
+    metricsAddr: readMetricsAddress(r),
   };
   r.done();
   return config;

@@ -5,6 +5,8 @@
 import { constants, promises as fsp } from 'node:fs';
 import { createLogger } from '../shared/logger.js';
 import { buildApp } from './app.js';
+import { startMetrics } from '../shared/metrics.js';
+import { WebMetrics } from './metrics.js';
 import { ConfigError, helpText, readWebConfig, type WebConfig } from './config.js';
 
 async function checkDataDir(dir: string): Promise<string | null> {
@@ -45,7 +47,8 @@ export async function main(argv: string[]): Promise<void> {
   }
   const logger = createLogger({ name: 'notify-web', secrets: config.secrets });
   if (!config.botUsername) logger.warn('TELEGRAM_BOT_USERNAME is not set: the card cannot name the bot, and one-tap linking is off');
-  const app = await buildApp({ config, logger });
+  const metrics = config.metricsAddr ? new WebMetrics() : undefined;
+  const app = await buildApp({ config, logger, ...(metrics ? { metrics } : {}) });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -53,6 +56,10 @@ export async function main(argv: string[]): Promise<void> {
     await app.close();
     process.exitCode = 1;
     return;
+  }
+  if (metrics) {
+    const server = await startMetrics(metrics.registry, config.metricsAddr, logger);
+    if (server) app.addHook('onClose', () => server.close());
   }
   logger.info(
     { public_url: config.publicUrl, issuer: config.oidc.issuer, bot: config.botUsername ?? null, analyst_group: config.analystGroup ?? null },

@@ -4,6 +4,7 @@
  * Verification goes through the shared LinkStore (the bot's files), guesses are bounded by
  * an AttemptLimiter, and a successful link triggers the welcome message through the send API.
  */
+import type { WebMetrics } from './metrics.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import type { Clock } from '../shared/clock.js';
@@ -35,6 +36,7 @@ export interface TelegramPluginOptions {
   clock: Clock;
   /** The dashboard's panel list, to add the card to. */
   panels: DashboardPanel[];
+  metrics?: WebMetrics | undefined;
 }
 
 const ErrorSchema = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] } as const;
@@ -258,15 +260,18 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
     const attempt = opts.verifyLimiter.take(identity.username);
     if (isRefusal(attempt)) {
       request.log.warn({ user: identity.username, ip: request.ip, limit: attempt.scope }, 'code attempt refused: too many attempts');
+      opts.metrics?.codeVerification('rate_limited');
       return tooMany(reply, attempt, 'code');
     }
     try {
       const link = await links.verifyCode(identity.username, code);
       attempt.refund();
       request.log.info({ user: identity.username, chat_id: link.chat_id }, 'telegram linked with a code');
+      opts.metrics?.codeVerification('ok');
     } catch (err) {
       if (err instanceof VerifyError) {
         request.log.warn({ user: identity.username, ip: request.ip, reason: err.reason }, 'code attempt failed');
+        opts.metrics?.codeVerification('invalid');
         return reply.code(400).send({ error: err.message });
       }
       attempt.refund();

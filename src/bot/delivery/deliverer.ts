@@ -9,6 +9,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { Clock } from '../../shared/clock.js';
 import { type DeliveryOutcome, type DeliveryStatus, type OutboxRecord, OutboxStore, readOutcomes } from './outbox.js';
 import type { Pacer } from '../telegram/pacer.js';
+import type { DeliveryMetrics } from '../metrics.js';
 import { type Part, plainFallback } from '../format/render.js';
 
 /** Why Telegram (or the way to it) did not take a message. */
@@ -123,7 +124,7 @@ export class Deliverer {
     private readonly opts: DelivererOptions,
     private readonly clock: Clock,
     private readonly log: Logger,
-    private readonly hooks: { onRefused?: RefusalHook; onDelivered?: DeliveredHook } = {},
+    private readonly hooks: { onRefused?: RefusalHook; onDelivered?: DeliveredHook; metrics?: DeliveryMetrics } = {},
   ) {
     this.outcomes = new OutcomeWriter(store, log);
   }
@@ -202,6 +203,13 @@ export class Deliverer {
       this.chats.set(record.chat_id, c);
     }
     c.queue.push(record);
+  }
+
+  /** Acceptance time (ms) of the oldest notification waiting for delivery, or null when none waits. */
+  oldestAcceptedAt(): number | null {
+    let oldest: number | null = null;
+    for (const c of this.chats.values()) for (const r of c.queue) if (oldest === null || r.accepted_at < oldest) oldest = r.accepted_at;
+    return oldest;
   }
 
   /** Refuses new work when the queue is at its bound. */
@@ -368,6 +376,7 @@ export class Deliverer {
       return;
     }
     await this.finish(record, 'delivered');
+    this.hooks.metrics?.delivered(this.clock.now() - record.accepted_at);
     this.hooks.onDelivered?.(record);
   }
 
@@ -404,6 +413,7 @@ export class Deliverer {
     switch (failure.kind) {
       case 'rate_limited': {
         this.stats.rateLimited += 1;
+        this.hooks.metrics?.rateLimited();
         this.pacer.pause(failure.retryAfterMs);
         c.readyAt = now + failure.retryAfterMs;
         this.log.warn({ id: record.id, chat: chatId, retryAfterMs: failure.retryAfterMs }, 'Telegram asked to slow down (429); waiting as told');
@@ -413,12 +423,16 @@ export class Deliverer {
         this.log.warn({ user: record.user, chat: chatId, reason: failure.message }, 'Telegram refused delivery for good; not retrying');
         this.hooks.onRefused?.(record.user, chatId, failure.message);
         // Everything queued for this chat would meet the same answer.
-        for (const r of [...c.queue]) await this.finish(r, 'refused', failure.message);
+        for (const r of [...c.queue]) {
+          await this.finish(r, 'refused', failure.message);
+          this.hooks.metrics?.refused();
+        }
         return;
       }
       case 'bad_request': {
         this.log.error({ id: record.id, user: record.user, reason: failure.message }, 'Telegram rejected the message; moved to the dead-letter queue');
         await this.finish(record, 'given_up', `rejected by Telegram: ${failure.message}`);
+        this.hooks.metrics?.deadLettered('rejected');
         return;
       }
       default: {
@@ -428,11 +442,13 @@ export class Deliverer {
         if (age >= this.opts.maxAgeMs) {
           this.log.error({ id: record.id, user: record.user, attempts: record.attempts, reason: failure.message }, 'delivery retries exhausted; moved to the dead-letter queue');
           await this.finish(record, 'given_up', `gave up after ${record.attempts} attempts: ${failure.message}`);
+          this.hooks.metrics?.deadLettered('retries_exhausted');
           return;
         }
         const delay = this.backoff(record.attempts);
         c.readyAt = now + delay;
         this.stats.retries += 1;
+        this.hooks.metrics?.retried(failure.kind);
         this.log.warn({ id: record.id, chat: chatId, attempt: record.attempts, retryInMs: delay, reason: failure.message }, 'delivery failed; will retry');
         try {
           await this.store.put(record);

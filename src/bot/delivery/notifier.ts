@@ -13,6 +13,7 @@ import type { DiskGuard } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
 import { alertKeyboard, type ScriptKeys } from '../commands/alertKeyboard.js';
 import type { Deliverer } from './deliverer.js';
+import type { IntakeMetrics } from '../metrics.js';
 import { newOutboxId, type OutboxRecord, type OutboxStore } from './outbox.js';
 import { imageType } from '../intake/photos.js';
 import { type Content, photoParts, textParts } from '../format/render.js';
@@ -92,6 +93,7 @@ export class Notifier {
     private readonly log: Logger,
     private readonly rules: AlertRulesStore | null = null,
     private readonly scriptKeys: ScriptKeys | null = null,
+    private readonly metrics: IntakeMetrics | null = null,
   ) {
     this.imageDir = join(opts.dataDir, 'images');
   }
@@ -176,7 +178,14 @@ export class Notifier {
 
   private dispatchDesktop(user: string, n: DesktopNotification): Promise<{ sent: number } | { error: string }> {
     if (!this.desktop) return Promise.resolve({ error: 'no desktop gateway configured' });
-    return this.desktop.dispatch(user, n).catch((err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }));
+    this.metrics?.accepted('desktop');
+    return this.desktop
+      .dispatch(user, n)
+      .catch((err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }))
+      .then((d) => {
+        this.metrics?.desktop('sent' in d ? (d.sent > 0 ? 'delivered' : 'no_connection') : 'failed');
+        return d;
+      });
   }
 
   /** Accepts a notification; see the contract's "Channels" and "Durability". */
@@ -198,7 +207,12 @@ export class Notifier {
     const now = this.clock.now();
     const { id, seq } = newOutboxId(now);
     const ruled = await this.applyRules(original, id, now);
-    if ('stop' in ruled) return ruled.stop;
+    if ('stop' in ruled) {
+      const body = ruled.stop.body as Partial<SendResponse>;
+      const reason = body.suppressed ?? (body.held ? 'quiet_hours' : undefined);
+      if (reason) this.metrics?.suppressed(reason);
+      return ruled.stop;
+    }
     const sub = ruled.go;
     const onAccepted = async (): Promise<void> => {
       await ruled.accepted?.().catch((err: unknown) => this.log.error({ err, id }, 'could not record the data of an only-if-changed notification'));
@@ -246,6 +260,7 @@ export class Notifier {
     if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
     try {
       await this.deliverer.accept(record);
+      this.metrics?.accepted('telegram');
     } catch (err) {
       if (record.photo) await this.outbox.removePhoto(record.photo).catch(() => undefined);
       throw err;

@@ -15,6 +15,8 @@ export interface PollerOptions {
   maxBackoffMs: number;
   /** Called when polling cannot go on (bad token). */
   onFatal: (err: Error) => void;
+  /** Called after each getUpdates: whether it succeeded (for metrics). */
+  onPoll?: (ok: boolean) => void;
 }
 
 function chatOf(u: Update): number {
@@ -83,12 +85,14 @@ export class Poller {
           this.abort.signal as never,
         );
         backoff = this.opts.minBackoffMs;
+        this.opts.onPoll?.(true);
         for (const u of updates) {
           offset = u.update_id + 1;
           this.dispatch(u);
         }
       } catch (err) {
         if (!this.running) break;
+        this.opts.onPoll?.(false);
         if (err instanceof GrammyError && err.error_code === 401) {
           this.log.fatal('Telegram refused the bot token (401 Unauthorized); check TELEGRAM_BOT_TOKEN');
           this.running = false;

@@ -1,0 +1,186 @@
+/**
+ * The Prometheus endpoint (NOTIFY_METRICS_ADDR): off unless asked for; on the real bot,
+ * scraped before and after a burst (with 429s from Telegram), its counts agree with what
+ * the fake Telegram received; on the gateway, connections and dispatches. No label value
+ * is a user name or a chat id.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { readBotConfig } from '../src/bot/config.js';
+import { ConfigError } from '../src/shared/config.js';
+import { parseMetricsAddress } from '../src/shared/metrics.js';
+import { BotHarness, compareDelivery, describeReport, expectedByChat, burst, sendInOrder } from './support/botHarness.js';
+import { notification, signToken, startTestGateway, tempDir, TestDesktop, waitFor, type TestGateway } from './support/gatewayHarness.js';
+
+/** One sample: metric name, labels, value. */
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the Prometheus text format (enough of it for these checks). */
+function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `not a Prometheus sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+/** The value of one sample (0 when absent); `labels` must all match. */
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  const hits = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  return hits.reduce((n, s) => n + s.value, 0);
+}
+
+async function scrape(port: number): Promise<{ text: string; samples: Sample[] }> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+  const text = await res.text();
+  return { text, samples: parseMetrics(text) };
+}
+
+/** Every label value in the scrape, for the "no users, no chats" check. */
+function labelValues(samples: Sample[]): Set<string> {
+  return new Set(samples.flatMap((s) => Object.values(s.labels)));
+}
+
+void describe('metrics settings', () => {
+  const base = { TELEGRAM_BOT_TOKEN: '123456:abcdefghijklmnopqrstuvwxyz0123456789' };
+
+  void it('are off unless NOTIFY_METRICS_ADDR is set', () => {
+    assert.equal(readBotConfig(base).metricsAddr, undefined);
+    assert.deepEqual(readBotConfig({ ...base, NOTIFY_METRICS_ADDR: '127.0.0.1:9464' }).metricsAddr, { host: '127.0.0.1', port: 9464 });
+  });
+
+  void it('refuse an address that is not host:port, naming the variable', () => {
+    assert.throws(() => readBotConfig({ ...base, NOTIFY_METRICS_ADDR: '9464' }), (err: unknown) => err instanceof ConfigError && /NOTIFY_METRICS_ADDR must be <host>:<port>.*got '9464'/.test(err.message));
+    assert.deepEqual(parseMetricsAddress('[::1]:9464'), { host: '::1', port: 9464 });
+    assert.deepEqual(parseMetricsAddress(':9464'), { host: '0.0.0.0', port: 9464 });
+    assert.equal(parseMetricsAddress('host:99999'), null);
+  });
+});
+
+void describe('the bot\'s metrics endpoint', () => {
+  let h: BotHarness;
+  let port = 0;
+
+  before(async () => {
+    h = await BotHarness.start({ users: 4, env: { NOTIFY_METRICS_ADDR: '127.0.0.1:0' }, prefix: 'notify-metrics-' });
+    const line = await h.waitForLog((l) => l.msg === 'metrics endpoint listening at /metrics', 10_000, 'the metrics endpoint to listen');
+    port = Number(line.port);
+  });
+
+  after(async () => {
+    await h?.cleanup();
+  });
+
+  void it('agrees with what Telegram received after a burst with 429s, and names no user or chat', async () => {
+    const first = await scrape(port);
+    assert.equal(value(first.samples, 'notify_queue_depth'), 0);
+    for (const name of ['notify_notifications_accepted_total', 'notify_notifications_delivered_total', 'notify_notifications_dead_lettered_total', 'notify_telegram_rate_limited_total', 'notify_delivery_latency_seconds_count']) {
+      assert.ok(first.samples.some((s) => s.name === name), `${name} is exported before any event`);
+    }
+    await waitFor('polling to succeed once', async () => value((await scrape(port)).samples, 'notify_telegram_polling_up') === 1, 15_000);
+    const polled = await scrape(port);
+    assert.ok(value(polled.samples, 'notify_telegram_polling_last_success_timestamp_seconds') > 0);
+
+    const sentBefore = h.fake.sentMessages().length;
+    const tooManyBefore = h.fake.stats.tooManyRequests;
+    // Telegram answers the next three sends with 429 (retry after 1 s).
+    h.fake.setFault({ kind: '429', retryAfter: 1, count: 3 });
+    const items = burst(h.users, 6, 'metrics');
+    const answers = await sendInOrder(items, 8, ({ user, text }) => h.client.send({ user: user.name, message: text }, 'respond-async'));
+    assert.ok(answers.every((a) => a.status === 202), 'every notification was accepted');
+    const expected = expectedByChat(items);
+    await h.waitForDelivery(expected, 60_000);
+    const report = compareDelivery(h.fake, expected);
+    assert.deepEqual(report.missing, [], describeReport(report));
+
+    const afterBurst = await scrape(port);
+    const delta = (name: string, labels: Record<string, string> = {}): number => value(afterBurst.samples, name, labels) - value(first.samples, name, labels);
+    const received = h.fake.sentMessages().length - sentBefore;
+    assert.equal(received, items.length, 'Telegram received each message once');
+    assert.equal(delta('notify_notifications_accepted_total', { channel: 'telegram' }), items.length);
+    assert.equal(delta('notify_notifications_delivered_total', { channel: 'telegram' }), received);
+    assert.equal(delta('notify_delivery_latency_seconds_count'), received);
+    assert.equal(delta('notify_telegram_rate_limited_total'), h.fake.stats.tooManyRequests - tooManyBefore);
+    assert.ok(delta('notify_telegram_rate_limited_total') >= 3, 'the injected 429s were counted');
+    assert.equal(delta('notify_notifications_dead_lettered_total'), 0);
+    assert.equal(value(afterBurst.samples, 'notify_queue_depth'), 0);
+    assert.equal(value(afterBurst.samples, 'notify_queue_oldest_age_seconds'), 0);
+    // The 429s made some wait a second or more: the latency histogram shows it.
+    assert.ok(value(afterBurst.samples, 'notify_delivery_latency_seconds_bucket', { le: '+Inf' }) > value(afterBurst.samples, 'notify_delivery_latency_seconds_bucket', { le: '0.5' }));
+
+    const labels = labelValues(afterBurst.samples);
+    for (const u of h.users) {
+      assert.ok(!labels.has(u.name), `user ${u.name} is not a label value`);
+      assert.ok(!labels.has(String(u.chatId)), `chat ${u.chatId} is not a label value`);
+    }
+  });
+
+  void it('shows the queue depth and the age of the oldest message during an outage', async () => {
+    h.fake.setFault({ kind: 'outage' });
+    try {
+      await h.client.send({ user: h.users[0]!.name, message: 'during the outage' }, 'respond-async');
+      const s = await scrape(port);
+      assert.equal(value(s.samples, 'notify_queue_depth'), 1);
+      await waitFor('the oldest message to age', async () => value((await scrape(port)).samples, 'notify_queue_oldest_age_seconds') > 0.2, 10_000);
+      await waitFor('a retry to be counted', async () => value((await scrape(port)).samples, 'notify_notifications_retried_total') > 0, 10_000);
+    } finally {
+      h.fake.setFault(null);
+    }
+    await h.fake.waitForMessages(h.users[0]!.chatId, 7, 30_000);
+    await waitFor('the queue to empty', async () => value((await scrape(port)).samples, 'notify_queue_depth') === 0, 10_000);
+  });
+
+  void it('answers 404 outside /metrics', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(res.status, 404);
+  });
+});
+
+void describe('the gateway\'s metrics endpoint', () => {
+  const dir = tempDir('notify-gw-metrics-');
+  let gw: TestGateway;
+  let port = 0;
+
+  before(async () => {
+    gw = await startTestGateway(dir.path, { metricsAddr: { host: '127.0.0.1', port: 0 } });
+    const line = gw.logLines.find((l) => l.msg === 'metrics endpoint listening at /metrics');
+    assert.ok(line, 'the gateway logged where metrics are served');
+    port = Number(line.port);
+  });
+
+  after(async () => {
+    await gw?.stop();
+    dir.remove();
+  });
+
+  void it('counts desktop connections and dispatches, naming no user', async () => {
+    const before = await scrape(port);
+    assert.equal(value(before.samples, 'notify_desktop_connections'), 0);
+    const desktop = await TestDesktop.authenticated(gw.url, await signToken({ sub: 'metrics-ann' }));
+    try {
+      await waitFor('the connection to count', async () => value((await scrape(port)).samples, 'notify_desktop_connections') === 1);
+      gw.gateway.deliver('metrics-ann', notification('m1') as never);
+      gw.gateway.deliver('metrics-bob', notification('m2') as never);
+      const s = await scrape(port);
+      assert.equal(value(s.samples, 'notify_desktop_users'), 1);
+      assert.equal(value(s.samples, 'notify_gateway_dispatches_total', { result: 'delivered' }), 1);
+      assert.equal(value(s.samples, 'notify_gateway_dispatches_total', { result: 'no_connection' }), 1);
+      assert.equal(value(s.samples, 'notify_gateway_notifications_sent_total'), 1);
+      const labels = labelValues(s.samples);
+      assert.ok(!labels.has('metrics-ann') && !labels.has('metrics-bob'), 'no user name is a label value');
+    } finally {
+      desktop.ws.close();
+    }
+  });
+});
