@@ -104,6 +104,11 @@ void describe('the bot\'s metrics endpoint', () => {
     const report = compareDelivery(h.fake, expected);
     assert.deepEqual(report.missing, [], describeReport(report));
 
+    // Telegram has every message; the bot records each outcome right after Telegram's answer.
+    await waitFor('the deliveries to be recorded', async () => {
+      const s = await scrape(port);
+      return value(s.samples, 'notify_queue_depth') === 0 && value(s.samples, 'notify_delivery_latency_seconds_count') - value(first.samples, 'notify_delivery_latency_seconds_count') >= items.length;
+    }, 15_000);
     const afterBurst = await scrape(port);
     const delta = (name: string, labels: Record<string, string> = {}): number => value(afterBurst.samples, name, labels) - value(first.samples, name, labels);
     const received = h.fake.sentMessages().length - sentBefore;
