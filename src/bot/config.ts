@@ -81,6 +81,8 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_PUBLIC_URL', 'http://localhost:8080', "the dashboard's URL (links in messages, desktop image URLs)"],
   ['TELEGRAM_BOT_USERNAME', '(from getMe)', "the bot's @name, for messages"],
   METRICS_ENV_HELP,
+  ['NOTIFY_DATABASE_URL', '(unset = the data files)', 'PostgreSQL URL for the shared state of a fleet (postgres://user@/db?host=/run/postgresql); its password is never logged'],
+  ['NOTIFY_INSTANCE', 'the host name', "this replica's name in logs and /health"],
 ];
 
 /** Reads and validates the bot's configuration. */

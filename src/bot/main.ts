@@ -1,5 +1,9 @@
 /** `notify-bot`: the Telegram bot service, and its operator commands for the outbox. */
-import { EnvReader, ConfigError } from '../shared/config.js';
+import { promises as fsp } from 'node:fs';
+import { EnvReader, ConfigError, readCommonConfig } from '../shared/config.js';
+import { databasePassword } from '../shared/db/database.js';
+import { SHARED_DOCUMENTS } from '../shared/documents.js';
+import { openSharedState } from '../shared/sharedState.js';
 import { createLogger } from '../shared/logger.js';
 import { BOT_ENV_HELP, readBotConfig } from './config.js';
 import { OutboxStore } from './delivery/outbox.js';
@@ -11,6 +15,9 @@ const USAGE = `Usage:
   notify-bot queue show <id>    show one of them in full
   notify-bot queue requeue <id>|--all
                                 put them back in the delivery queue (the running bot picks them up)
+  notify-bot import-files       copy this host's shared data files into the database of
+                                NOTIFY_DATABASE_URL (a second run changes nothing)
+  notify-bot export-files       write the database's shared state back to the data files
   notify-bot --help             this help
 
 Environment (default in brackets):
@@ -59,6 +66,36 @@ async function queueCommand(args: string[]): Promise<number> {
   return 2;
 }
 
+/** `import-files` / `export-files`: moves the shared data files into the database and back. */
+async function filesCommand(direction: 'import-files' | 'export-files'): Promise<number> {
+  const r = new EnvReader();
+  const common = readCommonConfig(r);
+  r.done();
+  if (!common.databaseUrl) {
+    console.error(`notify-bot ${direction}: NOTIFY_DATABASE_URL is not set; it names the database to ${direction === 'import-files' ? 'import into' : 'export from'}.`);
+    return 1;
+  }
+  const shared = await openSharedState(common.dataDir, common.databaseUrl, { refuseUnimported: false });
+  try {
+    const docs = shared.documents!;
+    if (direction === 'import-files') {
+      const done = await docs.importFiles(common.dataDir, SHARED_DOCUMENTS);
+      if (done.length === 0) console.log(`No shared data files in ${common.dataDir}; nothing imported.`);
+      for (const d of done) console.log(`${d.changed ? 'imported ' : 'unchanged'} ${d.name} (${d.entries} entries)`);
+      const changed = done.filter((d) => d.changed).length;
+      console.log(`${changed} of ${done.length} file(s) imported into ${shared.where}${changed === 0 && done.length > 0 ? ' (the database already held them)' : ''}.`);
+    } else {
+      await fsp.mkdir(common.dataDir, { recursive: true, mode: 0o770 });
+      const done = await docs.exportFiles(common.dataDir, SHARED_DOCUMENTS);
+      for (const d of done) console.log(`exported ${d.name} (${d.entries} entries)`);
+      console.log(`${done.length} file(s) written to ${common.dataDir} from ${shared.where}.`);
+    }
+    return 0;
+  } finally {
+    await shared.close();
+  }
+}
+
 /** Entry point. */
 export async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -67,6 +104,15 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (argv[0] === 'queue') {
     process.exitCode = await queueCommand(argv.slice(1));
+    return;
+  }
+  if (argv[0] === 'import-files' || argv[0] === 'export-files') {
+    try {
+      process.exitCode = await filesCommand(argv[0]);
+    } catch (err) {
+      process.stderr.write(`notify-bot ${argv[0]}: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
     return;
   }
   if (argv.length > 0) {
@@ -85,7 +131,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger({ name: 'notify-bot', file: `${cfg.dataDir}/bot.log`, secrets: [cfg.token] });
+  const log = createLogger({ name: 'notify-bot', file: `${cfg.dataDir}/bot.log`, secrets: [cfg.token, ...(cfg.databaseUrl ? [databasePassword(cfg.databaseUrl) ?? ''] : [])] });
   let running;
   try {
     running = await startBotService(cfg, log);

@@ -13,6 +13,7 @@ import { DiskGuard } from '../shared/diskSpace.js';
 import { type Logger, logFileState } from '../shared/logger.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { startMetrics } from '../shared/metrics.js';
+import { openSharedState } from '../shared/sharedState.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
 import { BotMetrics } from './metrics.js';
 import type { BotConfig } from './config.js';
@@ -70,6 +71,10 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
   };
 
   try {
+    // Before any store is built: with a database, the stores keep their documents there.
+    const shared = await openSharedState(cfg.dataDir, cfg.databaseUrl);
+    stoppers.push(() => shared.close());
+    if (shared.database) log.info({ database: shared.where, instance: cfg.instance }, 'shared state in PostgreSQL');
     const links = new LinkStore(cfg.dataDir, clock);
     try {
       await links.users.read();
@@ -173,6 +178,9 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         const logFile = logFileState(log);
         if (logFile && !logFile.ok) problems.push(`bot.log cannot be written (${logFile.error}); ${logFile.dropped} line(s) dropped so far`);
         return {
+          instance: cfg.instance,
+          role: 'leader',
+          store: shared.backend,
           queued: deliverer.size,
           uptime_s: Math.round((clock.now() - startedAt) / 1000),
           delivery: deliverer.stats,

@@ -9,10 +9,9 @@
  *   alert_data.json    {"<user>": {"<script>": {"data": {...}, "at": "<ISO>"}}}
  *   held_alerts.json   {"<user>": [{"id", "at", "title", "message", "script"?}]}
  */
-import { join } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from './clock.js';
-import { JsonFile } from './jsonFile.js';
+import { type SharedDocument, sharedDocument } from './documents.js';
 
 const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
@@ -150,17 +149,17 @@ export function describeChanges(before: Record<string, unknown>, after: Record<s
 
 /** The shared rule files of one data directory. */
 export class AlertRulesStore {
-  readonly rules: JsonFile<Rules>;
-  readonly data: JsonFile<DataFile>;
-  readonly held: JsonFile<HeldFile>;
+  readonly rules: SharedDocument<Rules>;
+  readonly data: SharedDocument<DataFile>;
+  readonly held: SharedDocument<HeldFile>;
 
   constructor(
     readonly dataDir: string,
     private readonly clock: Clock,
   ) {
-    this.rules = new JsonFile(join(dataDir, 'alert_rules.json'), RulesSchema, () => ({}));
-    this.data = new JsonFile(join(dataDir, 'alert_data.json'), DataSchema, () => ({}));
-    this.held = new JsonFile(join(dataDir, 'held_alerts.json'), HeldSchema, () => ({}));
+    this.rules = sharedDocument(dataDir, 'alert_rules.json', RulesSchema, () => ({}));
+    this.data = sharedDocument(dataDir, 'alert_data.json', DataSchema, () => ({}));
+    this.held = sharedDocument(dataDir, 'held_alerts.json', HeldSchema, () => ({}));
   }
 
   /** A user's rules with expired snoozes and mutes dropped. */

@@ -2,6 +2,7 @@
  * Reading configuration from the environment: every problem is collected and reported
  * together, naming the variable, what it should be and what it was.
  */
+import { hostname } from 'node:os';
 
 /** A configuration problem; its message lists every bad variable. */
 export class ConfigError extends Error {
@@ -131,6 +132,19 @@ export interface CommonConfig {
   dataDir: string;
   socketPath: string;
   gatewaySocketPath: string;
+  /** PostgreSQL for the shared state of a fleet; unset = the data files. */
+  databaseUrl: string | undefined;
+  /** This replica's name in logs, /health and metrics. */
+  instance: string;
+}
+
+/** NOTIFY_DATABASE_URL, checked for shape (never echoed: it may hold a password). */
+function databaseUrl(r: EnvReader): string | undefined {
+  const v = r.optional('NOTIFY_DATABASE_URL');
+  if (v === undefined) return undefined;
+  const ok = /^postgres(?:ql)?:\/\/[^\s]*$/.test(v);
+  if (!ok) r.problem('NOTIFY_DATABASE_URL must be a PostgreSQL URL such as postgres://user:password@host/db or postgres://user@/db?host=/run/postgresql');
+  return ok ? v : undefined;
 }
 
 /** Reads the shared settings (data directory and the two sockets). */
@@ -139,5 +153,7 @@ export function readCommonConfig(r: EnvReader): CommonConfig {
     dataDir: r.string('NOTIFY_DATA_DIR', '/data/notifications'),
     socketPath: r.string('NOTIFY_SOCKET', '/run/notify-bot/bot.sock'),
     gatewaySocketPath: r.string('NOTIFY_GATEWAY_SOCKET', '/run/ws-gateway/ws.sock'),
+    databaseUrl: databaseUrl(r),
+    instance: r.string('NOTIFY_INSTANCE', hostname()),
   };
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
+import type { SharedDocument } from './documents.js';
 import { withLock } from './lock.js';
 
 /** A shared file exists but does not hold what it should; nothing was changed. */
@@ -53,7 +54,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** A JSON document in one file, validated by a schema, shared between processes. */
-export class JsonFile<T> {
+export class JsonFile<T> implements SharedDocument<T> {
   /** The last parse, keyed by the file's identity: writers replace the file (new inode). */
   private cache: { key: string; value: T } | null = null;
 
@@ -62,6 +63,11 @@ export class JsonFile<T> {
     private readonly schema: z.ZodType<T>,
     private readonly empty: () => T,
   ) {}
+
+  /** The file's name in its directory. */
+  get name(): string {
+    return basename(this.path);
+  }
 
   /** The lock file guarding this document. */
   get lockPath(): string {

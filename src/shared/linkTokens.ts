@@ -8,10 +8,9 @@
  * links nobody.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { type Clock, systemClock, unixSeconds } from './clock.js';
-import { JsonFile } from './jsonFile.js';
+import { type SharedDocument, sharedDocument } from './documents.js';
 
 /** How long a deep-link token is valid, in seconds (as long as a code). */
 export const LINK_TOKEN_TTL_SECONDS = 600;
@@ -37,14 +36,14 @@ function digest(token: string): string {
 
 /** The deep-link tokens of one data directory. */
 export class LinkTokenStore {
-  readonly file: JsonFile<Tokens>;
+  readonly file: SharedDocument<Tokens>;
 
   constructor(
     readonly dataDir: string,
     private readonly clock: Clock = systemClock,
     private readonly ttlSeconds: number = LINK_TOKEN_TTL_SECONDS,
   ) {
-    this.file = new JsonFile(join(dataDir, 'link_tokens.json'), TokensSchema, () => ({}));
+    this.file = sharedDocument(dataDir, 'link_tokens.json', TokensSchema, () => ({}));
   }
 
   /**

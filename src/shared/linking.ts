@@ -4,10 +4,9 @@
  * codes; the dashboard verifies them. Lock order is always codes, then users.
  */
 import { randomInt } from 'node:crypto';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { type Clock, systemClock, unixSeconds } from './clock.js';
-import { JsonFile } from './jsonFile.js';
+import { type SharedDocument, sharedDocument } from './documents.js';
 
 /** How long a code is valid, in seconds (the contract's 10 minutes). */
 export const CODE_TTL_SECONDS = 600;
@@ -45,15 +44,15 @@ export class VerifyError extends Error {
 
 /** The shared link state of one data directory. */
 export class LinkStore {
-  readonly users: JsonFile<Users>;
-  readonly codes: JsonFile<PendingCodes>;
+  readonly users: SharedDocument<Users>;
+  readonly codes: SharedDocument<PendingCodes>;
 
   constructor(
     readonly dataDir: string,
     private readonly clock: Clock = systemClock,
   ) {
-    this.users = new JsonFile(join(dataDir, 'telegram_users.json'), UsersSchema, () => ({}));
-    this.codes = new JsonFile(join(dataDir, 'pending_codes.json'), CodesSchema, () => ({}));
+    this.users = sharedDocument(dataDir, 'telegram_users.json', UsersSchema, () => ({}));
+    this.codes = sharedDocument(dataDir, 'pending_codes.json', CodesSchema, () => ({}));
   }
 
   private isExpired(entry: { created_at: number }, nowSec: number): boolean {

@@ -9,6 +9,10 @@ import { ConfigError, EnvReader, readCommonConfig } from '../shared/config.js';
 export interface WebConfig {
   dataDir: string;
   socketPath: string;
+  /** PostgreSQL for the shared state of a fleet; unset = the data files. */
+  databaseUrl: string | undefined;
+  /** This replica's name. */
+  instance: string;
   host: string;
   port: number;
   /** External base URL without a trailing slash. */
@@ -156,6 +160,8 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
   const config: WebConfig = {
     dataDir: common.dataDir,
     socketPath: common.socketPath,
+    databaseUrl: common.databaseUrl,
+    instance: common.instance,
     host: r.string('NOTIFY_WEB_HOST', '127.0.0.1'),
     port: r.port('NOTIFY_WEB_PORT', 8080),
     publicUrl,

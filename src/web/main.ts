@@ -3,7 +3,9 @@
  * cleanly on SIGTERM/SIGINT.
  */
 import { constants, promises as fsp } from 'node:fs';
+import { databasePassword } from '../shared/db/database.js';
 import { createLogger } from '../shared/logger.js';
+import { openSharedState, type SharedState } from '../shared/sharedState.js';
 import { buildApp } from './app.js';
 import { startMetrics } from '../shared/metrics.js';
 import { WebMetrics } from './metrics.js';
@@ -45,10 +47,21 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const logger = createLogger({ name: 'notify-web', secrets: config.secrets });
+  const password = config.databaseUrl ? databasePassword(config.databaseUrl) : null;
+  const logger = createLogger({ name: 'notify-web', secrets: password ? [...config.secrets, password] : config.secrets });
+  let shared: SharedState;
+  try {
+    // Before the app builds its stores: with a database, they keep their documents there.
+    shared = await openSharedState(config.dataDir, config.databaseUrl);
+  } catch (err) {
+    process.stderr.write(`notify-web: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+    return;
+  }
   if (!config.botUsername) logger.warn('TELEGRAM_BOT_USERNAME is not set: the card cannot name the bot, and one-tap linking is off');
   const metrics = config.metricsAddr ? new WebMetrics() : undefined;
   const app = await buildApp({ config, logger, ...(metrics ? { metrics } : {}) });
+  app.addHook('onClose', () => shared.close());
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {

@@ -8,11 +8,10 @@
  * session without the right `X-CSRF-Token` with 403.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { type Clock, unixSeconds } from '../shared/clock.js';
-import { JsonFile } from '../shared/jsonFile.js';
+import { type SharedDocument, sharedDocument } from '../shared/documents.js';
 
 /** Who is making a request. */
 export interface Identity {
@@ -76,17 +75,16 @@ export interface SessionOptions {
 /** Issues, reads and revokes sessions. */
 export class Sessions {
   readonly cookieName: string;
-  private readonly revokedFile: JsonFile<Record<string, number>>;
-  private revoked: Map<string, number> | null = null;
+  private readonly revokedFile: SharedDocument<Record<string, number>>;
 
   constructor(private readonly opts: SessionOptions) {
     this.cookieName = cookieNames(opts.secure).session;
-    this.revokedFile = new JsonFile(join(opts.dataDir, 'web_revoked_sessions.json'), RevokedSchema, () => ({}));
+    this.revokedFile = sharedDocument(opts.dataDir, 'web_revoked_sessions.json', RevokedSchema, () => ({}));
   }
 
-  private async revokedSet(): Promise<Map<string, number>> {
-    this.revoked ??= new Map(Object.entries(await this.revokedFile.read()));
-    return this.revoked;
+  /** Read each time (the file read is stat-cached): another dashboard replica may have revoked it. */
+  private async isRevoked(sid: string): Promise<boolean> {
+    return Object.hasOwn(await this.revokedFile.read(), sid);
   }
 
   /** Starts a session: sets the signed cookie on the reply and returns the identity. */
@@ -125,7 +123,7 @@ export class Sessions {
       return null;
     }
     if (payload.exp <= unixSeconds(this.opts.clock)) return null;
-    if ((await this.revokedSet()).has(payload.sid)) return null;
+    if (await this.isRevoked(payload.sid)) return null;
     return { username: payload.u, email: payload.e, via: 'session', sid: payload.sid, csrf: payload.csrf, exp: payload.exp };
   }
 
@@ -136,7 +134,6 @@ export class Sessions {
       const next: Record<string, number> = {};
       for (const [sid, exp] of Object.entries(current)) if (exp > now) next[sid] = exp;
       next[identity.sid] = identity.exp;
-      this.revoked = new Map(Object.entries(next));
       return { next, result: undefined };
     });
     this.clear(reply);

@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import type { Clock } from '../shared/clock.js';
 import { CorruptFileError } from '../shared/jsonFile.js';
+import { StoreUnavailableError } from '../shared/documents.js';
 import { type Link, type LinkStore, VerifyError } from '../shared/linking.js';
 import type { LinkTokenStore } from '../shared/linkTokens.js';
 import { LockTimeoutError } from '../shared/lock.js';
@@ -312,6 +313,9 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
 export function sharedFileError(err: unknown): { status: number; error: string } | null {
   if (err instanceof CorruptFileError) {
     return { status: 500, error: 'The link data on the server is damaged, so nothing was changed. An administrator needs to repair it (see the dashboard log).' };
+  }
+  if (err instanceof StoreUnavailableError) {
+    return { status: 503, error: 'The server cannot reach its database just now, so nothing was changed. Try again in a moment.' };
   }
   if (err instanceof LockTimeoutError) {
     return { status: 503, error: 'The server is busy. Try again in a moment.' };

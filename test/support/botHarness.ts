@@ -261,10 +261,10 @@ export class BotHarness {
     await this.startBot();
   }
 
-  /** Runs `notify-bot <args>` (e.g. `queue list`) with the bot's environment. */
-  cli(args: readonly string[], timeoutMs = 20_000): Promise<CommandResult> {
+  /** Runs `notify-bot <args>` (e.g. `queue list`) with the bot's environment (plus `env`). */
+  cli(args: readonly string[], timeoutMs = 20_000, env: Record<string, string> = {}): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BOT_BIN, ...args], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BOT_BIN, ...args], { env: { ...this.env(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));

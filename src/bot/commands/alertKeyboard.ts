@@ -4,10 +4,9 @@
  * name travels as a short key that the bot maps back (script_keys.json).
  */
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { z } from 'zod';
 import type { InlineKeyboardButton } from 'grammy/types';
-import { JsonFile } from '../../shared/jsonFile.js';
+import { type SharedDocument, sharedDocument } from '../../shared/documents.js';
 
 const MAX_CALLBACK_BYTES = 64;
 
@@ -65,11 +64,11 @@ const KeysSchema = z.record(z.string(), z.object({ user: z.string(), script: z.s
 
 /** Remembers which script a short key stands for. */
 export class ScriptKeys {
-  private readonly file: JsonFile<z.infer<typeof KeysSchema>>;
+  private readonly file: SharedDocument<z.infer<typeof KeysSchema>>;
   private readonly known = new Set<string>();
 
   constructor(dataDir: string) {
-    this.file = new JsonFile(join(dataDir, 'script_keys.json'), KeysSchema, () => ({}));
+    this.file = sharedDocument(dataDir, 'script_keys.json', KeysSchema, () => ({}));
   }
 
   /** Records the key of a long script name (no-op for names that fit). */

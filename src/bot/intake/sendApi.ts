@@ -11,6 +11,7 @@ import type { Logger } from '../../shared/logger.js';
 import { guardConnections } from '../../shared/connectionGuard.js';
 import { UserDatabaseError } from '../../shared/posix.js';
 import { QueueFullError } from '../delivery/deliverer.js';
+import { StoreUnavailableError } from '../../shared/documents.js';
 import { authorize, type Caller, callerFromUid, notePeer, peerUidOf } from './identity.js';
 import type { Notifier, Submission } from '../delivery/notifier.js';
 import { checkUpload, PhotoError, readCallerPhoto } from './photos.js';
@@ -141,7 +142,8 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
       const result = await deps.notifier.submit(sub, prefer);
       void reply.code(result.status).send(result.body);
     } catch (err) {
-      if (err instanceof QueueFullError) {
+      if (err instanceof QueueFullError || err instanceof StoreUnavailableError) {
+        if (err instanceof StoreUnavailableError) deps.log.warn({ reason: err.message }, 'send refused: the database is unreachable');
         throw new HttpProblem(503, err.message, { 'retry-after': String(err.retryAfterSeconds) });
       }
       throw err;
