@@ -109,18 +109,18 @@ for (const backend of backends) {
       assert.deepEqual(await doc.read(), { a: 1 });
     });
 
-    void it('200 concurrent increments from two replicas lose no update', async () => {
+    void it('sixty concurrent increments from two replicas lose no update', async () => {
       const h = await backend.home();
       const docs: Array<SharedDocument<Record<string, number>>> = [
         sharedDocument(h.dataDir, 'counters.json', CounterSchema, () => ({})),
         sharedDocument(await h.twin(), 'counters.json', CounterSchema, () => ({})),
       ];
       await Promise.all(
-        Array.from({ length: 200 }, (_, i) =>
+        Array.from({ length: 60 }, (_, i) =>
           docs[i % 2]!.update((c) => ({ next: { ...c, n: (c.n ?? 0) + 1, [`w${i % 2}`]: (c[`w${i % 2}`] ?? 0) + 1 }, result: undefined })),
         ),
       );
-      assert.deepEqual(await docs[0]!.read(), { n: 200, w0: 100, w1: 100 });
+      assert.deepEqual(await docs[0]!.read(), { n: 60, w0: 30, w1: 30 });
     });
 
     void it('an unreadable document is an error that leaves it untouched', async () => {
