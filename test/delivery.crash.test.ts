@@ -4,8 +4,11 @@
  * requests are in flight at the kill), restarted, and every one of the 300 arrives. The
  * only duplicates allowed are messages Telegram had taken whose acceptance the bot had not
  * yet recorded when it died; the test finds those from the spool and reports both counts.
+ * The same holds when the kill lands in the middle of a compaction of the outbox journal.
  */
 import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, watch } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SocketUnavailableError, type UnixResponse } from '../src/shared/sendClient.js';
@@ -98,5 +101,61 @@ void describe('a crash of the bot', () => {
     const sent = new Set(items.map((i) => i.text));
     const foreign = h.fake.sentMessages().map(textOf).filter((x) => !sent.has(x));
     assert.deepEqual(foreign, [], 'nothing arrives that was never sent');
+  });
+
+  void it('SIGKILL in the middle of a compaction of the outbox journal: nothing lost, nothing sent twice', async (t) => {
+    const h = await BotHarness.start({
+      users: 100,
+      fake: { botRateLimit: false, chatRateLimit: false },
+      env: { NOTIFY_TELEGRAM_RATE: '100000', NOTIFY_CHAT_BURST: '1000', NOTIFY_CHAT_INTERVAL: '1ms', NOTIFY_OUTBOX_SEGMENT_SIZE: '4096' },
+    });
+    t.after(() => h.cleanup());
+    // Telegram is down while 2,000 are accepted, so all of them are in the journal.
+    h.fake.setFault({ kind: 'outage' });
+    const items = burst(h.users, 20, 'compaction');
+    const answers = await sendInOrder(items, 50, ({ user, text }) => h.client.send({ user: user.name, message: text }, 'respond-async'));
+    assert.ok(answers.every((a) => a.status === 202), 'all 2,000 are accepted');
+
+    // Every start compacts what the previous run left; kill the bot while that is under way.
+    const dir = join(h.dataDir, 'outbox', 'journal');
+    mkdirSync(dir, { recursive: true });
+    const compacting = (): boolean => {
+      const names = readdirSync(dir);
+      const snaps = names.filter((n) => /^snap-\d+\.log$/.test(n)).sort();
+      const newest = snaps.at(-1);
+      const stale = newest !== undefined && names.some((n) => /^(seg|snap)-\d+\.log$/.test(n) && n.slice(-16) < newest.slice(-16));
+      return names.some((n) => n.endsWith('.tmp')) || stale;
+    };
+    let midCompaction = 0;
+    for (let attempt = 0; attempt < 10 && midCompaction < 2; attempt += 1) {
+      await h.kill('SIGKILL');
+      const watcher = watch(dir, (_event, name) => {
+        if (name?.startsWith('snap-')) void h.kill('SIGKILL');
+      });
+      try {
+        await h.startBot();
+      } catch {
+        // Killed while starting: what we wanted.
+      } finally {
+        watcher.close();
+      }
+      await h.kill('SIGKILL');
+      if (compacting()) midCompaction += 1;
+    }
+    t.diagnostic(`${midCompaction} kill(s) landed in the middle of a compaction`);
+    assert.ok(midCompaction >= 1, 'at least one kill came in the middle of a compaction');
+    assert.equal(h.queuedIds().length, 2000, 'the killed compactions lost no record');
+
+    h.fake.setFault(null);
+    await h.startBot();
+    const expected = expectedByChat(items);
+    await h.waitForDelivery(expected, 60_000);
+    await h.waitUntil(() => h.queuedIds().length === 0, 10_000, () => 'the queue drains after the restart');
+    await sleep(300);
+    const report = compareDelivery(h.fake, expected);
+    t.diagnostic(`after restart: ${describeReport(report)}`);
+    assert.deepEqual(report.missing, [], describeReport(report));
+    assert.deepEqual(report.duplicates, [], 'Telegram was down: nothing can have been taken twice');
+    assert.deepEqual(report.outOfOrder, [], describeReport(report));
   });
 });

@@ -26,6 +26,10 @@ export interface BotConfig extends CommonConfig {
   retryBaseMs: number;
   retryMaxMs: number;
   rescanMs: number;
+  /** The outbox starts a group commit at most this often. */
+  outboxCommitMs: number;
+  /** Outbox journal segment size that triggers a compaction. */
+  outboxSegmentBytes: number;
   maxBodyBytes: number;
   maxPhotoBytes: number;
   /** A send API request must arrive whole within this long. */
@@ -67,7 +71,9 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_RETRY_MAX_AGE', '24h', 'give up retrying (dead-letter) after this long'],
   ['NOTIFY_RETRY_BASE', '1s', 'first retry delay (doubles per attempt, with jitter)'],
   ['NOTIFY_RETRY_MAX_DELAY', '5m', 'longest delay between retries'],
-  ['NOTIFY_OUTBOX_RESCAN', '5s', 'how often the queue directory is scanned for re-queued messages'],
+  ['NOTIFY_OUTBOX_RESCAN', '5s', 'how often the bot looks for messages re-queued with `notify-bot queue requeue`'],
+  ['NOTIFY_OUTBOX_COMMIT_INTERVAL', '4ms', 'the outbox writes and syncs accepted notifications together, at most once per this interval (0 = back to back)'],
+  ['NOTIFY_OUTBOX_SEGMENT_SIZE', '4194304', 'outbox journal size (bytes) after which it is compacted in the background'],
   ['NOTIFY_MAX_BODY', '256KiB', 'largest JSON body of /send (bytes)'],
   ['NOTIFY_MAX_PHOTO', '10MiB', 'largest photo (bytes)'],
   ['NOTIFY_REQUEST_TIMEOUT', '30s', 'a send API request (headers and body) must arrive within this long, else 408 and the connection is closed'],
@@ -112,6 +118,8 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     retryBaseMs: r.durationMs('NOTIFY_RETRY_BASE', 1000),
     retryMaxMs: r.durationMs('NOTIFY_RETRY_MAX_DELAY', 300_000),
     rescanMs: r.durationMs('NOTIFY_OUTBOX_RESCAN', 5000),
+    outboxCommitMs: r.durationMs('NOTIFY_OUTBOX_COMMIT_INTERVAL', 4),
+    outboxSegmentBytes: r.int('NOTIFY_OUTBOX_SEGMENT_SIZE', 4 * 1024 * 1024, 4096, 1024 * 1024 * 1024),
     maxBodyBytes: r.int('NOTIFY_MAX_BODY', 256 * 1024, 1024, 64 * 1024 * 1024),
     maxPhotoBytes: r.int('NOTIFY_MAX_PHOTO', 10 * 1024 * 1024, 1024, 50 * 1024 * 1024),
     requestTimeoutMs: r.durationMs('NOTIFY_REQUEST_TIMEOUT', 30_000),

@@ -6,13 +6,14 @@ import { SHARED_DOCUMENTS } from '../shared/documents.js';
 import { openSharedState } from '../shared/sharedState.js';
 import { createLogger } from '../shared/logger.js';
 import { BOT_ENV_HELP, readBotConfig } from './config.js';
-import { OutboxStore } from './delivery/outbox.js';
+import { FileOutbox, type OutboxRecord } from './delivery/outbox.js';
 import { startBotService } from './service.js';
 
 const USAGE = `Usage:
   notify-bot                    run the bot service (Telegram polling + send API)
   notify-bot queue list         list undeliverable notifications (the dead-letter queue)
-  notify-bot queue show <id>    show one of them in full
+  notify-bot queue pending      list notifications accepted and not yet delivered
+  notify-bot queue show <id>    show one of them (dead or pending) in full
   notify-bot queue requeue <id>|--all
                                 put them back in the delivery queue (the running bot picks them up)
   notify-bot import-files       copy this host's shared data files into the database of
@@ -28,25 +29,32 @@ async function queueCommand(args: string[]): Promise<number> {
   const r = new EnvReader();
   const dataDir = r.string('NOTIFY_DATA_DIR', '/data/notifications');
   r.done();
-  const store = new OutboxStore(dataDir);
+  const store = new FileOutbox(dataDir, { onProblem: (message, detail) => console.error(`${message}: ${JSON.stringify(detail)}`) });
   const [sub, arg] = args;
+  const line = (d: OutboxRecord): string => {
+    const first = d.parts[0]?.text.split('\n')[0]?.slice(0, 60) ?? '';
+    return `${d.id}  ${new Date(d.accepted_at).toISOString()}  user=${d.user}  script=${d.script ?? '-'}  attempts=${d.attempts}  "${first}"`;
+  };
   if (sub === 'list') {
     const dead = await store.deadLetters();
     if (dead.length === 0) {
       console.log('The dead-letter queue is empty.');
       return 0;
     }
-    for (const d of dead) {
-      const first = d.parts[0]?.text.split('\n')[0]?.slice(0, 60) ?? '';
-      console.log(`${d.id}  ${new Date(d.accepted_at).toISOString()}  user=${d.user}  script=${d.script ?? '-'}  attempts=${d.attempts}  "${first}"\n    reason: ${d.last_error ?? 'unknown'}`);
-    }
+    for (const d of dead) console.log(`${line(d)}\n    reason: ${d.last_error ?? 'unknown'}`);
     console.log(`${dead.length} undeliverable notification(s). Re-queue with: notify-bot queue requeue <id> (or --all)`);
     return 0;
   }
+  if (sub === 'pending') {
+    const pending = await store.pending();
+    for (const d of pending) console.log(`${line(d)}  sent_parts=${d.sent_parts}/${d.parts.length}${d.last_error ? `\n    last error: ${d.last_error}` : ''}`);
+    console.log(`${pending.length} notification(s) waiting for delivery.`);
+    return 0;
+  }
   if (sub === 'show' && arg) {
-    const d = (await store.deadLetters()).find((x) => x.id === arg);
+    const d = (await store.deadLetters()).find((x) => x.id === arg) ?? (await store.pending()).find((x) => x.id === arg);
     if (!d) {
-      console.error(`No dead letter with id ${arg}.`);
+      console.error(`No dead letter or pending notification with id ${arg}.`);
       return 1;
     }
     console.log(JSON.stringify(d, null, 2));

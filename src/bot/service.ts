@@ -23,7 +23,7 @@ import { Deliverer } from './delivery/deliverer.js';
 import { linkCommands } from './commands/linkCommands.js';
 import { BOT_COMMANDS, fallbackReplies } from './commands/menu.js';
 import { Notifier } from './delivery/notifier.js';
-import { OutboxStore } from './delivery/outbox.js';
+import { FileOutbox } from './delivery/outbox.js';
 import { paceInteractiveApi } from './telegram/pacedApi.js';
 import { Pacer } from './telegram/pacer.js';
 import { Poller } from './telegram/polling.js';
@@ -84,7 +84,11 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     }
     const linkTokens = new LinkTokenStore(cfg.dataDir, clock);
 
-    const outbox = new OutboxStore(cfg.dataDir);
+    const outbox = new FileOutbox(cfg.dataDir, {
+      commitIntervalMs: cfg.outboxCommitMs,
+      segmentBytes: cfg.outboxSegmentBytes,
+      onProblem: (message, detail) => log.error(detail, message),
+    });
     const pacer = new Pacer(
       { botPerWindow: cfg.botPerWindow, windowMs: cfg.botWindowMs, chatBurst: cfg.chatBurst, chatIntervalMs: cfg.chatIntervalMs },
       clock,
@@ -182,6 +186,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
           role: 'leader',
           store: shared.backend,
           queued: deliverer.size,
+          outbox: outbox.stats,
           uptime_s: Math.round((clock.now() - startedAt) / 1000),
           delivery: deliverer.stats,
           telegram_polling: bot?.isInited() ?? false,

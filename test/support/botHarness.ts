@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deflateSync, crc32 } from 'node:zlib';
+import { readJournal } from '../../src/bot/delivery/journal.js';
 import { LinkStore } from '../../src/shared/linking.js';
 import { SendClient, unixRequest, type UnixResponse } from '../../src/shared/sendClient.js';
 import { startFakeTelegram, type FakeTelegram, type FakeTelegramOptions, type SentMessage } from '../../src/fake-telegram/fakeTelegram.js';
@@ -291,9 +292,9 @@ export class BotHarness {
     return unixRequest(this.socketPath, method, path, { body, headers, timeoutMs: 30_000 });
   }
 
-  /** Ids of the records in outbox/queue. */
+  /** Ids of the notifications queued (in the outbox journal, or re-queued and not yet taken). */
   queuedIds(): string[] {
-    return listJson(this.queueDir);
+    return this.queuedRecords().map((r) => r.id);
   }
 
   /** Ids of the records in outbox/dead. */
@@ -301,15 +302,20 @@ export class BotHarness {
     return listJson(this.deadDir);
   }
 
-  /** The record files in outbox/queue, parsed. */
+  /** The queued records as they are on disk, parsed (read the way `notify-bot queue pending` reads them). */
   queuedRecords(): Array<Record<string, unknown> & { id: string }> {
-    return this.queuedIds().flatMap((id) => {
+    type Rec = Record<string, unknown> & { id: string };
+    const out = [...readJournal(join(this.dataDir, 'outbox', 'journal')).entries.values()].map((json) => JSON.parse(json) as Rec);
+    const ids = new Set(out.map((r) => r.id));
+    for (const id of listJson(this.queueDir)) {
+      if (ids.has(id)) continue;
       try {
-        return [JSON.parse(readFileSync(join(this.queueDir, `${id}.json`), 'utf8')) as Record<string, unknown> & { id: string }];
+        out.push(JSON.parse(readFileSync(join(this.queueDir, `${id}.json`), 'utf8')) as Rec);
       } catch {
-        return []; // removed meanwhile
+        // Taken into the journal meanwhile.
       }
-    });
+    }
+    return out;
   }
 
   /** The lines of deliveries.jsonl, parsed. */

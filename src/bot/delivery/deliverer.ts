@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../../shared/logger.js';
 import type { Clock } from '../../shared/clock.js';
-import { type DeliveryOutcome, type DeliveryStatus, type OutboxRecord, OutboxStore, readOutcomes } from './outbox.js';
+import type { DeliveryOutcome, DeliveryStatus, OutboxRecord, OutboxStore } from './outbox.js';
 import type { Pacer } from '../telegram/pacer.js';
 import type { DeliveryMetrics } from '../metrics.js';
 import { type Part, plainFallback } from '../format/render.js';
@@ -43,7 +43,7 @@ export interface DelivererOptions {
   concurrency: number;
   /** Notifications queued at most; more are refused (503). */
   queueMax: number;
-  /** How often to look for records put in the queue directory by others (re-queues). */
+  /** How often to look for records operators put back in the queue (re-queues). */
   rescanMs: number;
 }
 
@@ -75,6 +75,11 @@ class OutcomeWriter {
   private flushing: Promise<void> | null = null;
 
   constructor(private readonly store: OutboxStore, private readonly log: Logger) {}
+
+  /** Resolves when every outcome handed in so far is written. */
+  async idle(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
 
   write(o: DeliveryOutcome): Promise<void> {
     this.batch.push(o);
@@ -136,12 +141,14 @@ export class Deliverer {
 
   /** Loads what a previous run left in the queue and starts delivering. */
   async start(): Promise<void> {
-    await this.store.init();
     this.stopped = false;
-    const loaded = await this.loadNew();
+    const loaded = await this.loadNew(await this.store.open());
     if (loaded > 0) this.log.info({ count: loaded }, 'resuming delivery of notifications queued before the restart');
     this.rescanTimer = setInterval(() => {
-      this.loadNew().catch((err: unknown) => this.log.error({ err }, 'could not scan the outbox queue'));
+      this.store
+        .takeRequeued()
+        .then((records) => this.loadNew(records))
+        .catch((err: unknown) => this.log.error({ err }, 'could not take re-queued notifications'));
     }, this.opts.rescanMs);
     this.rescanTimer.unref();
     this.pump();
@@ -153,28 +160,21 @@ export class Deliverer {
     if (this.timer) clearTimeout(this.timer);
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.timer = null;
-    if (this.inFlight === 0) return;
-    await Promise.race([
-      new Promise<void>((resolve) => this.idle.push(resolve)),
-      new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
-    ]);
+    if (this.inFlight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.idle.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
+      ]);
+    }
+    await this.outcomes.idle();
+    await this.store.close();
   }
 
-  private async loadNew(): Promise<number> {
-    const ids = (await this.store.queuedIds()).filter((id) => !this.known.has(id));
-    if (ids.length === 0) return 0;
-    const records: OutboxRecord[] = [];
-    for (const id of ids) {
-      if (this.known.has(id)) continue;
-      try {
-        records.push(await this.store.readQueued(id));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        this.log.error({ err, id }, 'unreadable outbox record left in place');
-      }
-    }
-    // A crash between recording the final outcome and removing the file must not resend.
-    const done = await readOutcomes(this.store.dataDir, new Set(records.map((r) => r.id)));
+  private async loadNew(found: OutboxRecord[]): Promise<number> {
+    const records = found.filter((r) => !this.known.has(r.id));
+    if (records.length === 0) return 0;
+    // A crash between recording the final outcome and taking the record out must not resend.
+    const done = await this.store.outcomesOf(new Set(records.map((r) => r.id)));
     records.sort((a, b) => a.seq - b.seq);
     let count = 0;
     for (const r of records) {
@@ -224,7 +224,7 @@ export class Deliverer {
     this.known.add(record.id);
     this.accepting += 1;
     try {
-      await this.store.put(record);
+      await this.store.add(record);
     } catch (err) {
       this.known.delete(record.id);
       // Not accepted: nothing of it may stay behind to be found and delivered by a rescan.
@@ -372,7 +372,7 @@ export class Deliverer {
     record.sent_parts += 1;
     record.message_ids = [...(record.message_ids ?? []), messageId];
     if (record.sent_parts < record.parts.length) {
-      await this.store.put(record);
+      await this.store.update(record);
       return;
     }
     await this.finish(record, 'delivered');
@@ -451,7 +451,7 @@ export class Deliverer {
         this.hooks.metrics?.retried(failure.kind);
         this.log.warn({ id: record.id, chat: chatId, attempt: record.attempts, retryInMs: delay, reason: failure.message }, 'delivery failed; will retry');
         try {
-          await this.store.put(record);
+          await this.store.update(record);
         } catch (e) {
           this.log.error({ err: e, id: record.id }, 'could not record the failed attempt');
         }

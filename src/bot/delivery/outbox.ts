@@ -1,21 +1,26 @@
 /**
- * The durable outbox: every accepted notification is a file in a spool directory, on disk
- * (fsync of the file and of the directory) before anyone is told "accepted". Progress
- * (parts already sent) is written back after each Telegram acceptance, so a restart resumes
- * where it stopped; finished messages leave the queue and their outcome goes to an
- * append-only log the services read; messages that could not be delivered in time go to
- * a dead-letter directory an operator can inspect and re-queue.
+ * The durable outbox: every accepted notification is on disk before anyone is told
+ * "accepted"; progress (parts already sent) is on disk before the next part goes, so a
+ * restart resumes where it stopped; finished messages leave the queue and their outcome
+ * goes to an append-only log the services read; messages that could not be delivered in
+ * time go to a dead-letter directory an operator can inspect and re-queue.
  *
- *   outbox/queue/<id>.json   accepted, not yet delivered
- *   outbox/photos/<id>.bin   the photo of a queued or dead message
- *   outbox/dead/<id>.json    given up (operator: `notify-bot queue list|requeue`)
- *   deliveries.jsonl         final outcome of each notification, by id
+ * `OutboxStore` is what the deliverer and the operator commands need; `FileOutbox` keeps
+ * it in the data directory (a database can implement the same interface):
+ *
+ *   outbox/journal/        the queue: a group-committed journal (see journal.ts)
+ *   outbox/queue/<id>.json records put back by operators (`notify-bot queue requeue`),
+ *                          taken into the journal by the running bot
+ *   outbox/photos/<id>.bin the one stored copy of a queued or dead message's photo
+ *   outbox/dead/<id>.json  given up (operator: `notify-bot queue list|show|requeue`)
+ *   outbox/damaged.log     journal lines that could not be read, kept for the operator
+ *   deliveries.jsonl       final outcome of each notification, by id
  */
 import { randomBytes } from 'node:crypto';
-import { close, fsync, open, promises as fsp, rename, unlink, write } from 'node:fs';
+import { close, fdatasync, fsync, open, promises as fsp, unlink, write } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { fsyncDir } from '../../shared/jsonFile.js';
+import { Journal, type JournalOptions, readJournal } from './journal.js';
 import type { Part } from '../format/render.js';
 
 const EntitySchema = z.object({
@@ -69,39 +74,17 @@ export interface DeliveryOutcome {
 
 const MAX_OUTCOME_LOG = 8 * 1024 * 1024;
 
-/** Coalesces directory fsyncs: callers arriving while one runs share the next one. */
-class DirSyncer {
-  private running: Promise<void> | null = null;
-  private queued: Promise<void> | null = null;
+/** fsync/fdatasync calls made by the outbox, for benchmarks and /health. */
+export const outboxSyncs = { count: 0 };
 
-  constructor(private readonly dir: string) {}
-
-  sync(): Promise<void> {
-    if (this.queued) return this.queued;
-    if (!this.running) {
-      this.running = fsyncDir(this.dir).finally(() => {
-        this.running = null;
-      });
-      return this.running;
-    }
-    const after = this.running;
-    this.queued = after
-      .catch(() => undefined)
-      .then(() => {
-        this.queued = null;
-        return this.sync();
-      });
-    return this.queued;
-  }
+function syncFd(fd: number, dataOnly: boolean): Promise<void> {
+  outboxSyncs.count += 1;
+  return new Promise((resolve, reject) => (dataOnly ? fdatasync : fsync)(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 let tmpCounter = 0;
 
-/**
- * Creates `path` (it must not exist), writes `data` and fsyncs it. Plain callbacks rather
- * than a FileHandle: this runs for every accepted notification, and the promise API costs
- * several times the CPU per file (see bench/delivery.ts).
- */
+/** Creates `path` (it must not exist), writes `data` and fsyncs it. */
 function writeAndSync(path: string, data: string | Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
     open(path, 'wx', 0o660, (openErr, fd) => {
@@ -121,12 +104,31 @@ function writeAndSync(path: string, data: string | Uint8Array): Promise<void> {
         write(fd, bytes, offset, bytes.length - offset, null, (writeErr, written) => {
           if (writeErr) finish(writeErr);
           else if (offset + written < bytes.length) writeFrom(offset + written);
-          else fsync(fd, (syncErr) => finish(syncErr));
+          else syncFd(fd, false).then(() => finish(null), finish);
         });
       };
       writeFrom(0);
     });
   });
+}
+
+/** Writes a file atomically and durably (temp file, fsync, rename, fsync of the directory). */
+async function writeDurably(dir: string, name: string, data: string | Uint8Array): Promise<void> {
+  tmpCounter += 1;
+  const tmp = join(dir, `.${name}.${process.pid}.${tmpCounter}.tmp`);
+  await writeAndSync(tmp, data);
+  try {
+    await fsp.rename(tmp, join(dir, name));
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await syncFd(fh.fd, false);
+  } finally {
+    await fh.close();
+  }
 }
 
 let lastSeq = 0;
@@ -149,101 +151,311 @@ function randomHex3(): string {
   return randomPool.toString('hex', randomAt - 3, randomAt);
 }
 
-/** File-system operations of the outbox. */
-export class OutboxStore {
+/** What one user has in the queue (for per-user quotas). */
+export interface OutboxUsage {
+  /** Notifications queued and not yet finished. */
+  count: number;
+  /** Their stored size: the records and their photos. */
+  bytes: number;
+}
+
+/**
+ * Where the outbox keeps notifications. The deliverer owns a store between open() and
+ * close(); the operator views (pending, deadLetters, requeue) work from another process.
+ */
+export interface OutboxStore {
+  /** Takes the queue for delivery (one process at a time); returns what is left to deliver, oldest first. */
+  open(): Promise<OutboxRecord[]>;
+  /** Records operators put back since the last call, now durable in the queue. */
+  takeRequeued(): Promise<OutboxRecord[]>;
+  /** Durably adds a new record; resolves once it is on disk. */
+  add(record: OutboxRecord): Promise<void>;
+  /** Durably records progress of a queued record (parts sent, attempts, last error). */
+  update(record: OutboxRecord): Promise<void>;
+  /** Takes a finished record (its outcome already recorded) and its photo out of the queue. */
+  remove(record: OutboxRecord): Promise<void>;
+  /** Moves a record to the dead letters; its photo stays for a re-queue. */
+  bury(record: OutboxRecord): Promise<void>;
+  /** Stores the photo of a notification about to be added (the one stored copy); returns its name. */
+  putPhoto(id: string, bytes: Uint8Array): Promise<string>;
+  /** Reads a stored photo. */
+  getPhoto(name: string): Promise<Buffer>;
+  /** Removes a stored photo of a notification that was not accepted after all. */
+  removePhoto(name: string): Promise<void>;
+  /** What a user has queued now. */
+  usage(user: string): OutboxUsage;
+  /** Appends final outcomes to the log the services read. */
+  recordOutcomes(outcomes: DeliveryOutcome[]): Promise<void>;
+  /** Final outcomes recorded for these ids. */
+  outcomesOf(ids: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>>;
+  /** Operator view: every queued record, oldest first. */
+  pending(): Promise<OutboxRecord[]>;
+  /** Operator view: every dead letter, oldest first. */
+  deadLetters(): Promise<OutboxRecord[]>;
+  /** Puts a dead letter back in the queue with a fresh retry budget; false if there is none. */
+  requeue(id: string, now: number): Promise<boolean>;
+  /** Finishes pending writes and lets go of the queue. */
+  close(): Promise<void>;
+}
+
+/** Tunables of the file outbox. */
+export interface FileOutboxOptions {
+  /** Start a journal batch at most this often. */
+  commitIntervalMs: number;
+  /** Journal segment size that triggers a compaction. */
+  segmentBytes: number;
+  /** Reports trouble that does not stop delivery (damaged records, failed compaction). */
+  onProblem?: (message: string, detail: Record<string, unknown>) => void;
+  /** For tests: see JournalOptions.compactionStep. */
+  compactionStep?: JournalOptions['compactionStep'];
+}
+
+const DEFAULT_FILE_OPTIONS: FileOutboxOptions = { commitIntervalMs: 4, segmentBytes: 4 * 1024 * 1024 };
+
+function parseRecord(json: string, where: string): OutboxRecord {
+  const parsed = OutboxRecordSchema.safeParse(JSON.parse(json));
+  if (!parsed.success) throw new Error(`${where}: ${parsed.error.issues[0]?.message ?? 'invalid record'}`);
+  return parsed.data;
+}
+
+/** The outbox in the data directory: a group-committed journal, photo files, dead-letter files. */
+export class FileOutbox implements OutboxStore {
+  readonly journalDir: string;
   readonly queueDir: string;
   readonly deadDir: string;
   readonly photoDir: string;
   readonly outcomesPath: string;
-  private readonly queueSync: DirSyncer;
-  private readonly photoSync: DirSyncer;
+  readonly damagedPath: string;
+  private readonly opts: FileOutboxOptions;
+  private journal: Journal | null = null;
+  private readonly photoSizes = new Map<string, number>();
+  private readonly held = new Map<string, { user: string; bytes: number }>();
+  private readonly users = new Map<string, OutboxUsage>();
+  private readonly unreadable = new Set<string>();
+  private outcomeSync: NodeJS.Timeout | null = null;
 
-  constructor(readonly dataDir: string) {
+  constructor(readonly dataDir: string, opts: Partial<FileOutboxOptions> = {}) {
+    this.opts = { ...DEFAULT_FILE_OPTIONS, ...opts };
+    this.journalDir = join(dataDir, 'outbox', 'journal');
     this.queueDir = join(dataDir, 'outbox', 'queue');
     this.deadDir = join(dataDir, 'outbox', 'dead');
     this.photoDir = join(dataDir, 'outbox', 'photos');
     this.outcomesPath = join(dataDir, 'deliveries.jsonl');
-    this.queueSync = new DirSyncer(this.queueDir);
-    this.photoSync = new DirSyncer(this.photoDir);
+    this.damagedPath = join(dataDir, 'outbox', 'damaged.log');
   }
 
-  /** Creates the spool directories (mode 0770). */
-  async init(): Promise<void> {
-    for (const d of [this.queueDir, this.deadDir, this.photoDir]) {
-      await fsp.mkdir(d, { recursive: true, mode: 0o770 });
+  /** Journal counters (batches = fdatasyncs of the queue) for /health and benchmarks. */
+  get stats(): { batches: number; appends: number; bytesWritten: number; compactions: number; syncs: number } {
+    const j = this.journal?.stats ?? { batches: 0, appends: 0, bytesWritten: 0, compactions: 0, syncs: 0 };
+    return { ...j, syncs: j.syncs + outboxSyncs.count };
+  }
+
+  private problem(message: string, detail: Record<string, unknown>): void {
+    this.opts.onProblem?.(message, detail);
+  }
+
+  private async keepDamaged(lines: string[]): Promise<void> {
+    if (lines.length === 0) return;
+    const fh = await fsp.open(this.damagedPath, 'a', 0o660);
+    try {
+      await fh.writeFile(lines.join(''));
+      await syncFd(fh.fd, true);
+    } finally {
+      await fh.close();
     }
+  }
+
+  private track(record: OutboxRecord, jsonBytes: number): void {
+    this.untrack(record.id);
+    const bytes = jsonBytes + (record.photo ? (this.photoSizes.get(record.photo) ?? 0) : 0);
+    this.held.set(record.id, { user: record.user, bytes });
+    const u = this.users.get(record.user) ?? { count: 0, bytes: 0 };
+    u.count += 1;
+    u.bytes += bytes;
+    this.users.set(record.user, u);
+  }
+
+  private untrack(id: string): void {
+    const h = this.held.get(id);
+    if (!h) return;
+    this.held.delete(id);
+    const u = this.users.get(h.user);
+    if (!u) return;
+    u.count -= 1;
+    u.bytes -= h.bytes;
+    if (u.count <= 0) this.users.delete(h.user);
+  }
+
+  usage(user: string): OutboxUsage {
+    const u = this.users.get(user);
+    return u ? { ...u } : { count: 0, bytes: 0 };
+  }
+
+  async open(): Promise<OutboxRecord[]> {
+    for (const d of [this.queueDir, this.deadDir, this.photoDir]) await fsp.mkdir(d, { recursive: true, mode: 0o770 });
     // Leftovers of writes interrupted by a crash.
     for (const d of [this.queueDir, this.deadDir, this.photoDir]) {
       for (const name of await fsp.readdir(d)) {
         if (name.startsWith('.') && name.endsWith('.tmp')) await fsp.rm(join(d, name), { force: true });
       }
     }
+    const journal = new Journal(this.journalDir, {
+      commitIntervalMs: this.opts.commitIntervalMs,
+      segmentBytes: this.opts.segmentBytes,
+      onError: (err, what) => this.problem(what, { err }),
+      ...(this.opts.compactionStep ? { compactionStep: this.opts.compactionStep } : {}),
+    });
+    const { entries, damage } = journal.open();
+    this.journal = journal;
+    const damaged = damage.map((d) => `${new Date().toISOString()} ${d.file}:${d.line} ${d.reason}\n${d.text}\n`);
+    const records: OutboxRecord[] = [];
+    const invalid: string[] = [];
+    for (const [id, json] of entries) {
+      try {
+        records.push(parseRecord(json, `journal record ${id}`));
+      } catch (err) {
+        invalid.push(id);
+        damaged.push(`${new Date().toISOString()} ${err instanceof Error ? err.message : String(err)}\n${json}\n`);
+      }
+    }
+    // Kept for the operator before a compaction drops them from the journal.
+    await this.keepDamaged(damaged);
+    for (const d of damage) this.problem('a damaged outbox journal line was skipped (kept in outbox/damaged.log)', { file: d.file, line: d.line, reason: d.reason });
+    for (const id of invalid) {
+      this.problem('an unreadable outbox record was moved to outbox/damaged.log', { id });
+      await journal.delete(id);
+    }
+    const live: OutboxRecord[] = [];
+    for (const r of records) {
+      // Buried, but the bot died before the queue let go of it.
+      const dead = await this.readDead(r.id).catch(() => null);
+      if (dead && (dead.dead_at ?? 0) >= (r.retry_from ?? r.accepted_at)) {
+        await journal.delete(r.id);
+        continue;
+      }
+      if (r.photo && !this.photoSizes.has(r.photo)) {
+        const st = await fsp.stat(join(this.photoDir, r.photo)).catch(() => null);
+        if (st) this.photoSizes.set(r.photo, st.size);
+      }
+      this.track(r, (entries.get(r.id) ?? '').length);
+      live.push(r);
+    }
+    journal.compactReplayed();
+    live.push(...(await this.takeRequeued()));
+    return live.sort((a, b) => a.seq - b.seq);
   }
 
-  private async writeDurably(dir: string, name: string, data: string | Uint8Array, syncer: DirSyncer): Promise<void> {
-    tmpCounter += 1;
-    const tmp = join(dir, `.${name}.${process.pid}.${tmpCounter}.tmp`);
-    await writeAndSync(tmp, data);
-    await new Promise<void>((resolve, reject) => rename(tmp, join(dir, name), (err) => (err ? reject(err) : resolve())));
-    await syncer.sync();
+  private get writer(): Journal {
+    if (!this.journal) throw new Error('the outbox is not open');
+    return this.journal;
   }
 
-  /** Stores photo bytes for a message; returns the stored name. */
+  async takeRequeued(): Promise<OutboxRecord[]> {
+    const journal = this.writer;
+    const out: OutboxRecord[] = [];
+    for (const name of await fsp.readdir(this.queueDir)) {
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const path = join(this.queueDir, name);
+      let record: OutboxRecord;
+      try {
+        record = parseRecord(await fsp.readFile(path, 'utf8'), path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        if (!this.unreadable.has(name)) this.problem('unreadable record in outbox/queue left in place', { err, file: name });
+        this.unreadable.add(name);
+        continue;
+      }
+      // Already taken (the bot died before removing the file).
+      const known = journal.live.get(record.id);
+      if (known === undefined || (JSON.parse(known) as { retry_from?: number }).retry_from !== record.retry_from) {
+        const json = JSON.stringify(record);
+        await journal.put(record.id, json);
+        if (record.photo && !this.photoSizes.has(record.photo)) {
+          const st = await fsp.stat(join(this.photoDir, record.photo)).catch(() => null);
+          if (st) this.photoSizes.set(record.photo, st.size);
+        }
+        this.track(record, json.length);
+        out.push(record);
+      }
+      await fsp.rm(path, { force: true });
+    }
+    return out;
+  }
+
+  async add(record: OutboxRecord): Promise<void> {
+    const json = JSON.stringify(record);
+    await this.writer.put(record.id, json);
+    this.track(record, json.length);
+  }
+
+  async update(record: OutboxRecord): Promise<void> {
+    await this.writer.put(record.id, JSON.stringify(record));
+  }
+
+  async remove(record: OutboxRecord): Promise<void> {
+    await this.writer.delete(record.id);
+    this.untrack(record.id);
+    if (record.photo) await this.removePhoto(record.photo);
+  }
+
+  async bury(record: OutboxRecord): Promise<void> {
+    const dead = { ...record, dead_at: Date.now() };
+    // The dead letter is durable before the queue lets go: a crash leaves one or both, never neither.
+    await fsp.rm(join(this.deadDir, `${record.id}.json`), { force: true });
+    await writeDurably(this.deadDir, `${record.id}.json`, JSON.stringify(dead, null, 2));
+    await this.writer.delete(record.id);
+    this.untrack(record.id);
+  }
+
   async putPhoto(id: string, bytes: Uint8Array): Promise<string> {
     const name = `${id}.bin`;
-    await this.writeDurably(this.photoDir, name, bytes, this.photoSync);
+    await writeDurably(this.photoDir, name, bytes);
+    this.photoSizes.set(name, bytes.length);
     return name;
   }
 
-  /** Removes a stored photo (of a notification that was not accepted after all). */
   async removePhoto(name: string): Promise<void> {
+    this.photoSizes.delete(name);
     await fsp.rm(join(this.photoDir, name), { force: true });
   }
 
-  /** Reads a stored photo. */
   async getPhoto(name: string): Promise<Buffer> {
     return fsp.readFile(join(this.photoDir, name));
   }
 
-  /** Writes (or rewrites) a queued record durably. */
-  async put(record: OutboxRecord): Promise<void> {
-    await this.writeDurably(this.queueDir, `${record.id}.json`, JSON.stringify(record), this.queueSync);
+  private async readDead(id: string): Promise<OutboxRecord> {
+    const path = join(this.deadDir, `${id}.json`);
+    return parseRecord(await fsp.readFile(path, 'utf8'), path);
   }
 
-  /** Removes a finished record and its photo. */
-  async remove(record: OutboxRecord): Promise<void> {
-    await fsp.rm(join(this.queueDir, `${record.id}.json`), { force: true });
-    if (record.photo) await fsp.rm(join(this.photoDir, record.photo), { force: true });
+  async pending(): Promise<OutboxRecord[]> {
+    const out: OutboxRecord[] = [];
+    const state = readJournal(this.journalDir);
+    for (const [id, json] of state.entries) {
+      try {
+        out.push(parseRecord(json, `journal record ${id}`));
+      } catch {
+        // Reported by the bot when it opens the queue.
+      }
+    }
+    let names: string[] = [];
+    try {
+      names = await fsp.readdir(this.queueDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const ids = new Set(out.map((r) => r.id));
+    for (const n of names) {
+      if (!n.endsWith('.json') || n.startsWith('.') || ids.has(n.slice(0, -5))) continue;
+      try {
+        out.push(parseRecord(await fsp.readFile(join(this.queueDir, n), 'utf8'), n));
+      } catch {
+        // Taken by the bot meanwhile, or unreadable (the bot reports it).
+      }
+    }
+    return out.sort((a, b) => a.seq - b.seq);
   }
 
-  /** Moves a record to the dead-letter directory (its photo stays for a re-queue). */
-  async bury(record: OutboxRecord): Promise<void> {
-    const dead = { ...record, dead_at: Date.now() };
-    // The dead letter is durable before the queued copy goes: a crash leaves one or both, never neither.
-    await fsp.rm(join(this.deadDir, `.${record.id}.json.tmp`), { force: true });
-    await writeAndSync(join(this.deadDir, `.${record.id}.json.tmp`), JSON.stringify(dead, null, 2));
-    await fsp.rename(join(this.deadDir, `.${record.id}.json.tmp`), join(this.deadDir, `${record.id}.json`));
-    await fsyncDir(this.deadDir);
-    await fsp.rm(join(this.queueDir, `${record.id}.json`), { force: true });
-  }
-
-  /** Names of the queued record files. */
-  async queuedIds(): Promise<string[]> {
-    return (await fsp.readdir(this.queueDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).map((n) => n.slice(0, -5));
-  }
-
-  private async readRecord(path: string): Promise<OutboxRecord> {
-    const parsed = OutboxRecordSchema.safeParse(JSON.parse(await fsp.readFile(path, 'utf8')));
-    if (!parsed.success) throw new Error(`${path}: ${parsed.error.issues[0]?.message ?? 'invalid record'}`);
-    return parsed.data;
-  }
-
-  /** Reads one queued record. */
-  async readQueued(id: string): Promise<OutboxRecord> {
-    return this.readRecord(join(this.queueDir, `${id}.json`));
-  }
-
-  /** Every dead letter, oldest first. */
   async deadLetters(): Promise<OutboxRecord[]> {
     let entries: string[];
     try {
@@ -252,18 +464,23 @@ export class OutboxStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const names = entries.filter((n) => n.endsWith('.json') && !n.startsWith('.'));
     const out: OutboxRecord[] = [];
-    for (const n of names) out.push(await this.readRecord(join(this.deadDir, n)));
+    for (const n of entries) {
+      if (!n.endsWith('.json') || n.startsWith('.')) continue;
+      try {
+        out.push(await this.readDead(n.slice(0, -5)));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.problem('unreadable dead letter skipped', { err, file: n });
+      }
+    }
     return out.sort((a, b) => a.seq - b.seq);
   }
 
-  /** Moves a dead letter back into the queue with a fresh retry budget. */
   async requeue(id: string, now: number): Promise<boolean> {
-    const path = join(this.deadDir, `${id}.json`);
+    if (!/^[0-9a-z-]+$/.test(id)) return false;
     let record: OutboxRecord;
     try {
-      record = await this.readRecord(path);
+      record = await this.readDead(id);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
@@ -271,12 +488,17 @@ export class OutboxStore {
     const next: OutboxRecord = { ...record, attempts: 0, retry_from: now };
     delete next.dead_at;
     delete next.last_error;
-    await this.put(next);
-    await fsp.rm(path, { force: true });
+    await fsp.mkdir(this.queueDir, { recursive: true, mode: 0o770 });
+    await writeDurably(this.queueDir, `${id}.json`, JSON.stringify(next));
+    await fsp.rm(join(this.deadDir, `${id}.json`), { force: true });
     return true;
   }
 
-  /** Appends final outcomes (one fsync for the batch); rotates the log when large. */
+  /**
+   * Appends final outcomes; rotates the log when large. The log is a view for the services
+   * (the journal is what keeps a delivered message from going again), so it is synced at
+   * most once a second rather than once per delivery.
+   */
   async recordOutcomes(outcomes: DeliveryOutcome[]): Promise<void> {
     if (outcomes.length === 0) return;
     try {
@@ -285,13 +507,38 @@ export class OutboxStore {
     } catch {
       // No log yet.
     }
-    const fh = await fsp.open(this.outcomesPath, 'a', 0o660);
+    await fsp.appendFile(this.outcomesPath, outcomes.map((o) => `${JSON.stringify(o)}\n`).join(''), { mode: 0o660 });
+    this.outcomeSync ??= setTimeout(() => {
+      this.outcomeSync = null;
+      void this.syncOutcomes();
+    }, 1000);
+  }
+
+  private async syncOutcomes(): Promise<void> {
     try {
-      await fh.writeFile(outcomes.map((o) => `${JSON.stringify(o)}\n`).join(''));
-      await fh.datasync();
-    } finally {
-      await fh.close();
+      const fh = await fsp.open(this.outcomesPath, 'r');
+      try {
+        await syncFd(fh.fd, true);
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      this.problem('could not sync the delivery outcome log', { err });
     }
+  }
+
+  outcomesOf(ids: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>> {
+    return readOutcomes(this.dataDir, ids);
+  }
+
+  async close(): Promise<void> {
+    if (this.outcomeSync) {
+      clearTimeout(this.outcomeSync);
+      this.outcomeSync = null;
+      await this.syncOutcomes();
+    }
+    await this.journal?.close();
+    this.journal = null;
   }
 }
 
