@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   // BENCH_BOT_NODE_ARGS='--cpu-prof --max-semi-space-size=4'.
   const extra = JSON.parse(process.env.BENCH_BOT_ENV ?? '{}') as Record<string, string>;
   const nodeArgs = (process.env.BENCH_BOT_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-  const h = await BotHarness.start({ users: 100, prefix: 'notify-bench-', nodeArgs, env: { NODE_OPTIONS: undefined, ...extra } });
+  const h = await BotHarness.start({ users: 100, prefix: 'notify-bench-', nodeArgs, env: { NODE_OPTIONS: undefined, NOTIFY_MAX_CONNECTIONS_PER_UID: '256', ...extra } });
   const deadline = setTimeout(() => {
     process.stderr.write('benchmark took too long; giving up\n');
     void h.cleanup().then(() => process.exit(2));

@@ -27,9 +27,12 @@ function unrecordedAtKill(h: BotHarness): Set<string> {
   return out;
 }
 
+/** The test sends for 100 users from one uid, 50 requests at once. */
+const MANY_SENDERS = { NOTIFY_MAX_CONNECTIONS_PER_UID: '256' };
+
 void describe('a crash of the bot', () => {
   void it('SIGKILL in the middle of a burst of 300 accepted messages: after a restart all 300 are delivered', async (t) => {
-    const h = await BotHarness.start({ users: 100 });
+    const h = await BotHarness.start({ users: 100, env: MANY_SENDERS });
     t.after(() => h.cleanup());
     h.fake.setFault({ kind: 'latency', ms: 100 });
     const items = burst(h.users, 3, 'crash');
@@ -62,7 +65,7 @@ void describe('a crash of the bot', () => {
   });
 
   void it('SIGKILL while requests are still arriving: every request answered 2xx before the kill is delivered', async (t) => {
-    const h = await BotHarness.start({ users: 100 });
+    const h = await BotHarness.start({ users: 100, env: MANY_SENDERS });
     t.after(() => h.cleanup());
     const items = burst(h.users, 3, 'midaccept');
     let answered = 0;
@@ -107,7 +110,7 @@ void describe('a crash of the bot', () => {
     const h = await BotHarness.start({
       users: 100,
       fake: { botRateLimit: false, chatRateLimit: false },
-      env: { NOTIFY_TELEGRAM_RATE: '100000', NOTIFY_CHAT_BURST: '1000', NOTIFY_CHAT_INTERVAL: '1ms', NOTIFY_OUTBOX_SEGMENT_SIZE: '4096' },
+      env: { ...MANY_SENDERS, NOTIFY_TELEGRAM_RATE: '100000', NOTIFY_CHAT_BURST: '1000', NOTIFY_CHAT_INTERVAL: '1ms', NOTIFY_OUTBOX_SEGMENT_SIZE: '4096' },
     });
     t.after(() => h.cleanup());
     // Telegram is down while 2,000 are accepted, so all of them are in the journal.
