@@ -9,6 +9,9 @@
 #
 # docs/operations.md explains the accounts, groups, modes and units this creates.
 set -euo pipefail
+# visudo, useradd and the like live in the sbin directories, which an administrator's
+# own PATH (a --dry-run as a normal user) may lack.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 readonly PROGRAMS=(notify-bot notify-web notify-gateway notify-runner notify-scripts notify)
 readonly SERVICES=(notify-bot notify-web notify-gateway)
@@ -51,7 +54,8 @@ Options:
   --data-dir DIR        shared data directory           [/data/notifications]
   --docs-dir DIR        analysts' docs and examples     [/data/docs]
   --env-file FILE       environment file                [/etc/notify/notify.env]
-  --node PATH           Node.js 20+ the programs run on [node on PATH]
+  --node PATH           the Node.js the programs run on (package.json's
+                        engines: 20.19 or newer)     [node on PATH]
   -h, --help            this text
 EOF
 }
@@ -159,12 +163,18 @@ for tool in visudo sha256sum cmp; do
   command -v "$tool" >/dev/null || die "$tool is not installed (sudo and coreutils are needed: apt-get install sudo coreutils diffutils)"
 done
 
+# The oldest Node.js the package supports: its package.json's "engines" (">=X.Y").
+MIN_NODE=$(sed -n 's/^ *"node": *">= *\([0-9][0-9.]*\)".*/\1/p' "$SOURCE/package.json" | head -n 1)
+[[ -n $MIN_NODE ]] || die "$SOURCE/package.json does not state the oldest Node.js it runs on (engines.node \">=X.Y\")"
 if [[ -z $NODE_BIN ]]; then
-  NODE_BIN=$(command -v node) || die "node is not on PATH: install Node.js 20 or newer, or pass --node"
+  NODE_BIN=$(command -v node) || die "node is not on PATH: install Node.js $MIN_NODE or newer (docs/operations.md, \"Install\"), or pass --node"
 fi
 [[ $NODE_BIN == /* && -x $NODE_BIN ]] || die "--node $NODE_BIN is not an executable absolute path"
-"$NODE_BIN" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  die "$NODE_BIN is older than Node.js 20"
+node_version=$("$NODE_BIN" -p process.versions.node) || die "$NODE_BIN does not run"
+# Compares dotted versions numerically, part by part.
+if [[ $(printf '%s\n%s\n' "$MIN_NODE" "$node_version" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1) != "$MIN_NODE" ]]; then
+  die "$NODE_BIN is Node.js $node_version; this needs $MIN_NODE or newer (Debian 13's nodejs, or the current LTS: docs/operations.md, \"Install\")"
+fi
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -297,12 +307,16 @@ ensure_attrs() {
   fi
 }
 
+# Directories a dry run has already said it would create (they still do not exist).
+declare -A WOULD_CREATE=()
+
 # ensure_dir PATH MODE USER GROUP
 ensure_dir() {
   local p
   p=$(in_root "$1")
-  if [[ ! -d $p ]]; then
+  if [[ ! -d $p && -z ${WOULD_CREATE[$1]:-} ]]; then
     change "$1: directory created (mode $2)"
+    ((DRY_RUN)) && WOULD_CREATE[$1]=1
     run mkdir -p -m "$2" "$p"
   fi
   ensure_attrs "$@"
@@ -310,7 +324,7 @@ ensure_dir() {
 
 # Creates a parent directory (0755 root) if it is missing, but leaves an existing one alone.
 ensure_parent() {
-  [[ -d $(in_root "$1") ]] || ensure_dir "$1" 0755 root root
+  [[ -d $(in_root "$1") || -n ${WOULD_CREATE[$1]:-} ]] || ensure_dir "$1" 0755 root root
 }
 
 # install_file SRC DEST MODE USER GROUP: replaces DEST atomically when its content differs.
