@@ -45,20 +45,21 @@ function loginForm(uid: string, clientId: string): string {
 
 /**
  * Starts the provider. `redirectUris` are the test client's registered redirect URIs
- * (the dashboard's `<NOTIFY_PUBLIC_URL>/auth/callback`).
+ * (the dashboard's `<NOTIFY_PUBLIC_URL>/auth/callback`); `port` and `clientSecret` are
+ * chosen when a separately started dashboard must be configured with them in advance.
  */
-export async function startOidcProvider(opts: { redirectUris: string[] }): Promise<TestOidcProvider> {
+export async function startOidcProvider(opts: { redirectUris: string[]; port?: number; clientSecret?: string }): Promise<TestOidcProvider> {
   const accounts = new Map<string, TestAccount>();
   const errors: string[] = [];
   const clientId = 'notify-web-test';
-  const clientSecret = randomBytes(24).toString('base64url');
+  const clientSecret = opts.clientSecret ?? randomBytes(24).toString('base64url');
 
   let handler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | null = null;
   const server = http.createServer((req, res) => {
     if (handler) handler(req, res);
     else res.writeHead(503).end();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const provider = await buildLocalProvider({
