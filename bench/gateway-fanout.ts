@@ -101,7 +101,7 @@ async function run(): Promise<void> {
     const users = Array.from({ length: USERS }, (_, i) => `user${String(i).padStart(3, '0')}`);
     const tokens = new Map<string, string>();
     const issueStart = performance.now();
-    for (const u of users) tokens.set(u, (await store.issue(secret, u, 3600, 'bench')).token);
+    for (const u of users) tokens.set(u, (await store.issue(secret, u, 3600, { label: 'bench' })).token);
     const issueMs = performance.now() - issueStart;
 
     const sentAt = new Map<string, number>();

@@ -158,7 +158,7 @@ void describe('heartbeat', () => {
     assert.equal(answering.isClosed, false, 'a desktop answering pongs was closed');
     assert.ok(answering.ofType('ping').length >= 4);
     const health = await getHealth(gw.config.socketPath);
-    assert.deepEqual(health.body, { status: 'ok', connections: 1, users: 1 });
+    assert.deepEqual(health.body, { status: 'ok', connections: 1, users: { dave: 1 } });
     answering.close();
   });
 });
@@ -212,7 +212,7 @@ void describe('dispatch', () => {
 
     const health = await getHealth(gw.config.socketPath);
     assert.equal(health.status, 200);
-    assert.deepEqual(health.body, { status: 'ok', connections: 4, users: 2 });
+    assert.deepEqual(health.body, { status: 'ok', connections: 4, users: { alice: 3, bob: 1 } });
 
     const n = notification('n-42', { image_url: 'https://dash.example/img/42.png' });
     const res = await postDispatch(gw.config.socketPath, { user: 'alice', notification: n });
@@ -228,9 +228,20 @@ void describe('dispatch', () => {
     assert.deepEqual(toNobody.body, { sent: 0 });
     for (const d of [...alice, bob]) d.close();
     await waitFor('connections to be released', async () => {
-      const h = (await getHealth(gw.config.socketPath)).body as { connections: number; users: number };
-      return h.connections === 0 && h.users === 0;
+      const h = (await getHealth(gw.config.socketPath)).body as { connections: number; users: Record<string, number> };
+      return h.connections === 0 && Object.keys(h.users).length === 0;
     });
+  });
+
+  void it('passes the dashboard\'s image path through and gives desktops whole-second timestamps', async () => {
+    const erin = await TestDesktop.authenticated(gw.url, await signToken({ sub: 'erin' }));
+    const imageUrl = `/api/notifications/images/${'A'.repeat(16)}_-${'z'.repeat(14)}.png`;
+    const res = await postDispatch(gw.config.socketPath, { user: 'erin', notification: notification('n-44', { image_url: imageUrl, timestamp: '2025-01-31T08:00:00.999Z' }) });
+    assert.deepEqual(res.body, { sent: 1 });
+    const got = await erin.nextOfType('notification');
+    assert.equal(got.image_url, imageUrl);
+    assert.equal(got.timestamp, '2025-01-31T08:00:00Z');
+    erin.close();
   });
 
   const malformed: Array<[string, string | Record<string, unknown>, RegExp]> = [
@@ -245,6 +256,7 @@ void describe('dispatch', () => {
     ['an unknown field', { user: 'alice', notification: notification('x'), urgent: true }, /unknown field 'urgent'/],
     ['an invalid user name', { user: '../etc', notification: notification('x') }, /user/],
     ['an image_url that is not a URL', { user: 'alice', notification: notification('x', { image_url: '/tmp/a.png' }) }, /image_url/],
+    ['an image path with a guessable name', { user: 'alice', notification: notification('x', { image_url: '/api/notifications/images/1.png' }) }, /image_url/],
   ];
   for (const [what, body, message] of malformed) {
     void it(`answers 400 {"error"} to ${what}`, async () => {

@@ -31,8 +31,8 @@ void describe('revoked desktop tokens', () => {
   });
 
   void it('closes an open connection whose token is revoked within the interval, and refuses the token afterwards', async () => {
-    const revoked = await store.issue(TEST_SECRET, 'gina', 3600, 'laptop');
-    const kept = await store.issue(TEST_SECRET, 'gina', 3600, 'desktop');
+    const revoked = await store.issue(TEST_SECRET, 'gina', 3600, { label: 'laptop' });
+    const kept = await store.issue(TEST_SECRET, 'gina', 3600, { label: 'desktop' });
     const victim = await TestDesktop.authenticated(gw.url, revoked.token);
     const survivor = await TestDesktop.authenticated(gw.url, kept.token);
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
-import { DesktopTokenError, DesktopTokenStore, verifyDesktopToken } from '../src/shared/desktopTokens.js';
+import { DesktopTokenError, DesktopTokenStore, REFRESH_GRACE_SECONDS, verifyDesktopToken } from '../src/shared/desktopTokens.js';
 import { signToken, tempDir, TEST_SECRET, unsignedToken } from './support/gatewayHarness.js';
 
 void describe('desktop token store', () => {
@@ -16,7 +16,7 @@ void describe('desktop token store', () => {
   const store = new DesktopTokenStore(dir.path, clock);
 
   void it('issues an HS256 token with sub, exp, iat and jti, and records it in the contract format', async () => {
-    const issued = await store.issue(TEST_SECRET, 'alice', 3600, 'work laptop');
+    const issued = await store.issue(TEST_SECRET, 'alice', 3600, { label: 'work laptop' });
     assert.equal(decodeProtectedHeader(issued.token).alg, 'HS256');
     const claims = decodeJwt(issued.token);
     assert.equal(claims.sub, 'alice');
@@ -47,12 +47,15 @@ void describe('desktop token store', () => {
     assert.deepEqual(await store.revokedIds(), new Set([bobs.jti]));
   });
 
-  void it('drops expired records on the next write', async () => {
+  void it('keeps expired records through the refresh grace (revocations hold), then drops them on a write', async () => {
     now += 7200_000;
-    assert.equal((await store.list('alice')).length, 0);
+    assert.equal((await store.list('alice')).length, 0, 'an expired token is not listed');
     await store.issue(TEST_SECRET, 'carol', 60);
-    const file = JSON.parse(readFileSync(store.file.path, 'utf8')) as Record<string, { user: string }>;
-    assert.deepEqual(Object.values(file).map((r) => r.user), ['carol']);
+    const users = (): string[] => Object.values(JSON.parse(readFileSync(store.file.path, 'utf8')) as Record<string, { user: string }>).map((r) => r.user).sort();
+    assert.deepEqual(users(), ['alice', 'bob', 'carol']);
+    now += REFRESH_GRACE_SECONDS * 1000 + 120_000;
+    await store.issue(TEST_SECRET, 'carol', 60);
+    assert.deepEqual(users(), ['carol']);
   });
 
   void it('refuses nonsense lifetimes', async () => {

@@ -71,11 +71,13 @@ void describe('connection registry', () => {
     assert.equal(reg.tryAdd({ username: 'a' }), false);
     assert.equal(reg.tryAdd({ username: 'b' }), true);
     assert.deepEqual([reg.connectionCount, reg.userCount], [3, 2]);
+    assert.deepEqual(reg.perUser(), { a: 2, b: 1 });
     reg.remove(a1);
     reg.remove(a1);
     assert.deepEqual([reg.connectionCount, reg.userCount], [2, 2]);
     reg.remove(a2);
     assert.deepEqual([reg.connectionCount, reg.userCount], [1, 1]);
+    assert.deepEqual(reg.perUser(), { b: 1 });
   });
 });
 
@@ -87,7 +89,7 @@ void describe('dispatch API (inject)', () => {
         calls.push([user, n]);
         return 2;
       },
-      health: () => ({ status: 'ok', connections: 2, users: 1 }),
+      health: () => ({ status: 'ok', connections: 2, users: { alice: 2 } }),
       logger: pino({ level: 'silent' }),
       peerPolicy: 'unchecked',
     });
@@ -97,14 +99,14 @@ void describe('dispatch API (inject)', () => {
     assert.deepEqual(res.json(), { sent: 2 });
     assert.deepEqual(calls, [['alice', n]]);
     const health = await app.inject({ method: 'GET', url: '/health' });
-    assert.deepEqual(health.json(), { status: 'ok', connections: 2, users: 1 });
+    assert.deepEqual(health.json(), { status: 'ok', connections: 2, users: { alice: 2 } });
     await app.close();
   });
 
   void it('refuses with 403 when the peer check is on and the caller cannot be identified', async () => {
     const app = buildDispatchApi({
       deliver: () => assert.fail('delivered for an unidentified caller'),
-      health: () => ({ status: 'ok', connections: 0, users: 0 }),
+      health: () => ({ status: 'ok', connections: 0, users: {} }),
       logger: pino({ level: 'silent' }),
       peerPolicy: new PeerPolicy(999, 500, 'g', accounts),
     });

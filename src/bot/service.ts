@@ -148,7 +148,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       outbox,
       deliverer,
       gateway,
-      { dataDir: cfg.dataDir, publicUrl: cfg.publicUrl, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000, disk },
+      { dataDir: cfg.dataDir, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000, disk },
       clock,
       log,
       rules,

@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import { z } from 'zod';
+import { IMAGE_URL_PREFIX, imageNameOf } from '../shared/desktopImages.js';
 
 /** A server account name, as the send API accepts it. */
 const Username = z
@@ -13,7 +14,18 @@ const Username = z
   .max(64, 'is too long (64 characters at most)')
   .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'is not a valid user name');
 
+/**
+ * A time as desktops receive it: `YYYY-MM-DDTHH:MM:SSZ`, whole seconds. The original desktop
+ * app parses it with Foundation's ISO8601DateFormatter, whose default options refuse
+ * fractional seconds.
+ */
+export function desktopTimestamp(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** An image is an absolute http(s) or data: URL, or the dashboard's image path (fetched from the dashboard's origin). */
 function isImageUrl(text: string): boolean {
+  if (imageNameOf(text) !== null) return true;
   try {
     const u = new URL(text);
     return u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 'data:';
@@ -28,14 +40,15 @@ export const DesktopNotificationSchema = z.strictObject({
   title: z.string({ error: 'must be a string (may be empty)' }).max(1024, 'is too long (1024 characters at most)'),
   message: z.string({ error: 'must be a string' }).max(65536, 'is too long (65536 characters at most)'),
   script: z.string({ error: 'must be a string (may be empty)' }).max(255, 'is too long (255 characters at most)'),
-  timestamp: z.iso.datetime({ error: 'must be an ISO-8601 UTC time such as 2025-01-31T08:00:00Z' }),
+  // Any ISO-8601 UTC time is accepted; desktops always get whole seconds.
+  timestamp: z.iso.datetime({ error: 'must be an ISO-8601 UTC time such as 2025-01-31T08:00:00Z' }).transform((t) => desktopTimestamp(Date.parse(t))),
   image_url: z
     .string({ error: 'must be a string' })
     .max(512 * 1024, 'is too long')
-    .refine(isImageUrl, 'must be an http://, https:// or data: URL')
+    .refine(isImageUrl, `must be an http://, https:// or data: URL, or ${IMAGE_URL_PREFIX}<name>.png`)
     .optional(),
 });
-export type DesktopNotification = z.infer<typeof DesktopNotificationSchema>;
+export type DesktopNotification = z.input<typeof DesktopNotificationSchema>;
 
 /** Body of `POST /dispatch`. */
 export const DispatchRequestSchema = z.strictObject({
@@ -54,8 +67,8 @@ export interface GatewayHealth {
   status: 'ok';
   /** Authenticated desktop connections. */
   connections: number;
-  /** Distinct users with at least one authenticated connection. */
-  users: number;
+  /** Authenticated connections per user (only users with at least one). */
+  users: Record<string, number>;
 }
 
 /** Why a call did not get a usable answer, in words for a log line. */
@@ -97,7 +110,7 @@ export class GatewayClient {
     const res = await this.request('GET', '/health');
     if ('error' in res) return res;
     const b = res.body as Partial<GatewayHealth> | null;
-    if (res.status === 200 && b?.status === 'ok' && typeof b.connections === 'number' && typeof b.users === 'number') {
+    if (res.status === 200 && b?.status === 'ok' && typeof b.connections === 'number' && isCountMap(b.users)) {
       return { status: 'ok', connections: b.connections, users: b.users };
     }
     return { error: describeAnswer(res) };
@@ -163,6 +176,10 @@ export class GatewayClient {
     }
     return `cannot reach the desktop gateway on ${this.socketPath}: ${err.message}`;
   }
+}
+
+function isCountMap(x: unknown): x is Record<string, number> {
+  return x !== null && typeof x === 'object' && !Array.isArray(x) && Object.values(x).every((n) => typeof n === 'number');
 }
 
 function describeAnswer(res: { status: number; body: unknown }): string {

@@ -107,7 +107,7 @@ export class Gateway {
     return {
       status: 'ok',
       connections: this.desktops.registry.connectionCount,
-      users: this.desktops.registry.userCount,
+      users: this.desktops.registry.perUser(),
     };
   }
 

@@ -52,6 +52,13 @@ export class ConnectionRegistry<C extends Registrable> {
     return this.total;
   }
 
+  /** Authenticated connections of each user that has any (for /health). */
+  perUser(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [user, set] of [...this.byUser].sort(([a], [b]) => a.localeCompare(b))) out[user] = set.size;
+    return out;
+  }
+
   /** Users with at least one authenticated connection. */
   get userCount(): number {
     return this.byUser.size;

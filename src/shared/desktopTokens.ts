@@ -20,6 +20,8 @@ const TokenRecordSchema = z.looseObject({
   created_at: z.string(),
   expires_at: z.string(),
   label: z.string().optional(),
+  /** `app`: issued to the desktop app by its sign-in link (or a refresh); absent: made on the card. */
+  kind: z.literal('app').optional(),
   revoked_at: z.string().optional(),
 });
 const TokensSchema = z.record(z.string(), TokenRecordSchema);
@@ -47,6 +49,24 @@ export interface RevocationCheck {
   isRevoked(jti: string): boolean | Promise<boolean>;
 }
 
+/**
+ * How long after its expiry a token may still be exchanged for a new one
+ * (`POST /api/desktop/refresh`, and nowhere else). Records are kept that long too, so a
+ * revoked token stays revoked for as long as it could be refreshed.
+ */
+export const REFRESH_GRACE_SECONDS = 7 * 86_400;
+
+/** Lifetime of the tokens the desktop app gets by signing in (30 days, as the original). */
+export const APP_TOKEN_TTL_SECONDS = 30 * 86_400;
+
+/** How `issue` marks a token. */
+export interface IssueOptions {
+  label?: string | undefined;
+  kind?: 'app';
+  /** The `iss` claim (the dashboard's public URL). */
+  issuer?: string;
+}
+
 /** The longest lifetime `issue` accepts (a year). */
 export const MAX_TOKEN_TTL_SECONDS = 366 * 86_400;
 
@@ -70,7 +90,7 @@ export class DesktopTokenStore implements RevocationCheck {
    * Signs a token for `user` valid `ttlSeconds` and records it (the record is on disk
    * before the token is returned, so it can always be listed and revoked).
    */
-  async issue(secret: string, user: string, ttlSeconds: number, label?: string): Promise<IssuedToken> {
+  async issue(secret: string, user: string, ttlSeconds: number, opts: IssueOptions = {}): Promise<IssuedToken> {
     if (user === '') throw new Error('cannot issue a desktop token without a user');
     if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0 || ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
       throw new Error(`token lifetime must be a whole number of seconds from 1 to ${MAX_TOKEN_TTL_SECONDS}`);
@@ -79,16 +99,13 @@ export class DesktopTokenStore implements RevocationCheck {
     const iat = Math.floor(nowMs / 1000);
     const exp = iat + ttlSeconds;
     const jti = randomUUID();
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(user)
-      .setIssuedAt(iat)
-      .setExpirationTime(exp)
-      .setJti(jti)
-      .sign(secretKey(secret));
+    const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(user).setIssuedAt(iat).setExpirationTime(exp).setJti(jti);
+    if (opts.issuer !== undefined) jwt.setIssuer(opts.issuer);
+    const token = await jwt.sign(secretKey(secret));
     const expiresAt = new Date(exp * 1000).toISOString();
     const record: DesktopTokenRecord = { user, created_at: new Date(nowMs).toISOString(), expires_at: expiresAt };
-    if (label !== undefined && label !== '') record.label = label;
+    if (opts.label !== undefined && opts.label !== '') record.label = opts.label;
+    if (opts.kind !== undefined) record.kind = opts.kind;
     await this.file.update((tokens) => ({ next: { ...this.withoutExpired(tokens), [jti]: record }, result: undefined }));
     return { token, jti, expiresAt };
   }
@@ -105,11 +122,32 @@ export class DesktopTokenStore implements RevocationCheck {
     });
   }
 
+  /** Revokes every token of `user` not yet revoked; returns how many. */
+  async revokeAll(user: string): Promise<number> {
+    return this.file.update((tokens) => {
+      const at = new Date(this.clock.now()).toISOString();
+      const next = this.withoutExpired(tokens);
+      let count = 0;
+      for (const [jti, r] of Object.entries(next)) {
+        if (r.user !== user || r.revoked_at !== undefined) continue;
+        next[jti] = { ...r, revoked_at: at };
+        count += 1;
+      }
+      return count > 0 ? { next, result: count } : { result: 0 };
+    });
+  }
+
+  /** The record of token `jti`, or null. Throws CorruptFileError on an unreadable file. */
+  async get(jti: string): Promise<DesktopTokenRecord | null> {
+    return (await this.file.read())[jti] ?? null;
+  }
+
   /** `user`'s tokens that have not expired (revoked ones included), oldest first. */
   async list(user: string): Promise<DesktopTokenInfo[]> {
-    const tokens = this.withoutExpired(await this.file.read());
+    const now = this.clock.now();
+    const tokens = await this.file.read();
     return Object.entries(tokens)
-      .filter(([, r]) => r.user === user)
+      .filter(([, r]) => r.user === user && !(Date.parse(r.expires_at) <= now))
       .map(([jti, r]) => ({ ...r, jti }))
       .sort((a, b) => a.created_at.localeCompare(b.created_at));
   }
@@ -126,9 +164,12 @@ export class DesktopTokenStore implements RevocationCheck {
     return new Set(Object.entries(tokens).filter(([, r]) => r.revoked_at !== undefined).map(([jti]) => jti));
   }
 
-  /** Records of expired tokens are dropped on every write: `exp` already refuses them. */
+  /**
+   * Records of tokens past their refresh grace are dropped on every write: `exp` already
+   * refuses them everywhere.
+   */
   private withoutExpired(tokens: DesktopTokens): DesktopTokens {
-    const now = this.clock.now();
+    const now = this.clock.now() - REFRESH_GRACE_SECONDS * 1000;
     const out: DesktopTokens = {};
     for (const [jti, r] of Object.entries(tokens)) {
       const exp = Date.parse(r.expires_at);
@@ -164,13 +205,14 @@ export interface VerifiedDesktopToken {
  * Verifies a desktop token: HS256 only (so `alg: none` and every other algorithm is
  * refused), `sub` and `exp` required, and, when `revocations` is given and the token has a
  * `jti`, not revoked. Tokens without `jti` are accepted (the contract requires only `sub`
- * and `exp`). Throws DesktopTokenError; errors reading the revocation list propagate.
+ * and `exp`). `graceSeconds` accepts a token expired that long ago (refresh only). Throws
+ * DesktopTokenError; errors reading the revocation list propagate.
  */
 export async function verifyDesktopToken(
   secret: string,
   token: string,
   revocations?: RevocationCheck,
-  opts: { clock?: Clock } = {},
+  opts: { clock?: Clock; graceSeconds?: number } = {},
 ): Promise<VerifiedDesktopToken> {
   const clock = opts.clock ?? systemClock;
   let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
@@ -179,6 +221,7 @@ export async function verifyDesktopToken(
       algorithms: ['HS256'],
       requiredClaims: ['sub', 'exp'],
       currentDate: new Date(clock.now()),
+      ...(opts.graceSeconds ? { clockTolerance: opts.graceSeconds } : {}),
     }));
   } catch (err) {
     throw describeJoseError(err);

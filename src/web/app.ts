@@ -10,7 +10,9 @@ import helmet from '@fastify/helmet';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { AlertRulesStore } from '../shared/alertRules.js';
 import { type Clock, systemClock } from '../shared/clock.js';
+import { DesktopLinkStore } from '../shared/desktopLinks.js';
 import { DesktopTokenStore } from '../shared/desktopTokens.js';
+import { IMAGE_URL_PREFIX } from '../shared/desktopImages.js';
 import { LinkStore } from '../shared/linking.js';
 import { LinkTokenStore } from '../shared/linkTokens.js';
 import type { Logger } from '../shared/logger.js';
@@ -20,7 +22,7 @@ import { ScriptsHelper } from '../scripts/client.js';
 import { SendClient } from '../shared/sendClient.js';
 import { authPlugin } from './auth.js';
 import type { WebConfig } from './config.js';
-import { desktopBearer, desktopBearerRoute, desktopPlugin } from './desktop/index.js';
+import { desktopBearer, desktopPlugin } from './desktop/index.js';
 import { OidcClient } from './oidc.js';
 import { type DashboardPanel, dashboardPage, messagePage } from './pages.js';
 import { AttemptLimiter } from './rateLimit.js';
@@ -123,10 +125,12 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
   });
 
   const desktopTokens = new DesktopTokenStore(config.dataDir, clock);
-  installSessionGuard(app, sessions, desktopBearer(desktopTokens, config.desktopSecret, clock, desktopBearerRoute));
+  installSessionGuard(app, sessions, desktopBearer(desktopTokens, config.desktopSecret, clock));
 
   app.addHook('onResponse', async (request, reply) => {
-    const path = request.url.split('?', 1)[0] ?? '/';
+    const raw = request.url.split('?', 1)[0] ?? '/';
+    // An image's name is its permission: it stays out of the log.
+    const path = raw.startsWith(IMAGE_URL_PREFIX) ? `${IMAGE_URL_PREFIX}…` : raw;
     const fields = { method: request.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime), user: request.identity?.username };
     if (path.startsWith('/static/') || path === '/healthz') request.log.debug(fields, 'request');
     else request.log.info(fields, 'request');
@@ -200,8 +204,12 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
   let scriptsHelper = deps.scriptsHelper;
   await app.register(desktopPlugin, {
     store: desktopTokens,
+    links: new DesktopLinkStore(config.dataDir, clock),
     secret: config.desktopSecret,
+    urlScheme: config.desktopUrlScheme,
+    issuer: config.publicUrl,
     dataDir: config.dataDir,
+    clock,
     helper: () => (scriptsHelper ??= ScriptsHelper.fromEnv()),
     send: new SendClient(config.socketPath, 30_000),
     assets,

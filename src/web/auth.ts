@@ -16,7 +16,15 @@ import type { Assets } from './static.js';
 /** How long a started sign-in may take, in seconds. */
 const SIGN_IN_TTL_SECONDS = 600;
 
-const PendingSchema = z.object({ state: z.string().min(8), nonce: z.string().min(8), verifier: z.string().min(43), exp: z.number() });
+const PendingSchema = z.object({ state: z.string().min(8), nonce: z.string().min(8), verifier: z.string().min(43), exp: z.number(), next: z.string().optional() });
+
+/**
+ * Where a sign-in may return to (`/login?next=...`, e.g. the desktop app's link page): a
+ * plain path on this dashboard, never another host (`//host`) or anything with a query.
+ */
+export function safeReturnPath(next: unknown): string {
+  return typeof next === 'string' && /^\/[A-Za-z0-9_/-]{0,100}$/.test(next) && !next.includes('//') ? next : '/';
+}
 
 /** What the auth routes need. */
 export interface AuthPluginOptions {
@@ -58,7 +66,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
       .send(messagePage({ assets, title: heading, heading, paragraphs, action: { href: '/login', label: 'Try again' }, tone: 'error' }));
   }
 
-  function readPending(request: FastifyRequest): PendingSignIn | null {
+  function readPending(request: FastifyRequest): (PendingSignIn & { next: string }) | null {
     const raw = request.cookies[signInCookie];
     if (!raw) return null;
     const unsigned = request.unsignCookie(raw);
@@ -66,14 +74,15 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     try {
       const p = PendingSchema.parse(JSON.parse(Buffer.from(unsigned.value, 'base64url').toString('utf8')));
       if (p.exp * 1000 <= Date.now()) return null;
-      return { state: p.state, nonce: p.nonce, verifier: p.verifier };
+      return { state: p.state, nonce: p.nonce, verifier: p.verifier, next: safeReturnPath(p.next) };
     } catch {
       return null;
     }
   }
 
-  app.get<{ Querystring: { prompt?: string } }>('/login', async (request, reply) => {
-    if (request.identity) return reply.redirect('/', 303);
+  app.get<{ Querystring: { prompt?: string; next?: string } }>('/login', async (request, reply) => {
+    const next = safeReturnPath(request.query.next);
+    if (request.identity) return reply.redirect(next, 303);
     let started: Awaited<ReturnType<OidcClient['begin']>>;
     try {
       started = await oidc.begin(request.query.prompt === 'select_account' ? { prompt: 'select_account' } : {});
@@ -82,7 +91,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
       request.log.error({ err: err.message }, 'sign-in provider unavailable');
       return failure(reply, 502, 'Sign-in is unavailable', ['The sign-in provider could not be reached. Try again in a minute; if it keeps failing, tell an administrator.']);
     }
-    const value = { ...started.pending, exp: Math.floor(Date.now() / 1000) + SIGN_IN_TTL_SECONDS };
+    const value = { ...started.pending, exp: Math.floor(Date.now() / 1000) + SIGN_IN_TTL_SECONDS, ...(next !== '/' ? { next } : {}) };
     reply.setCookie(signInCookie, Buffer.from(JSON.stringify(value)).toString('base64url'), {
       signed: true,
       httpOnly: true,
@@ -149,7 +158,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     sessions.start(reply, { username: decision.username, email: decision.email });
     request.log.info({ user: decision.username }, 'signed in');
     opts.metrics?.signIn('ok');
-    return reply.header('cache-control', 'no-store').redirect('/', 303);
+    return reply.header('cache-control', 'no-store').redirect(pending.next, 303);
   });
 
   app.post<{ Body: unknown }>('/logout', async (request, reply) => {

@@ -45,6 +45,8 @@ export interface WebConfig {
   trustProxy: boolean;
   /** DESKTOP_JWT_SECRET: signs desktop tokens; undefined disables them. */
   desktopSecret: string | undefined;
+  /** The desktop app's URL scheme: the sign-in link is `<scheme>://auth?token=...`. */
+  desktopUrlScheme: string;
   /** Values that must never be logged. */
   secrets: string[];
   /** Where to serve Prometheus metrics; undefined = nowhere. */
@@ -79,6 +81,7 @@ export const WEB_VARIABLES: readonly VariableDoc[] = [
   { name: 'NOTIFY_VERIFY_GLOBAL_LIMIT', fallback: '100', meaning: 'wrong code guesses all users together may make per window (then 429)' },
   { name: 'NOTIFY_VERIFY_WINDOW', fallback: '15m', meaning: 'the window of those two limits' },
   { name: 'DESKTOP_JWT_SECRET', fallback: '(none)', meaning: 'HS256 secret for desktop tokens; never logged' },
+  { name: 'NOTIFY_DESKTOP_URL_SCHEME', fallback: 'data-analyst', meaning: 'the desktop app\'s URL scheme: /desktop/link hands it <scheme>://auth?token=...' },
   { name: 'NOTIFY_LOG_LEVEL', fallback: 'info', meaning: 'log level (debug, info, warn, error)' },
   { name: METRICS_ENV_HELP[0], fallback: METRICS_ENV_HELP[1], meaning: METRICS_ENV_HELP[2] },
 ];
@@ -96,8 +99,10 @@ export function helpText(): string {
     'Routes: GET / (dashboard), GET /login, GET /auth/callback, POST /logout,',
     '        GET /api/telegram/status, POST /api/telegram/verify, POST /api/telegram/unlink,',
     '        POST /api/telegram/link-token, GET /healthz,',
-    '        GET|POST /api/desktop/tokens, POST /api/desktop/tokens/revoke, GET /api/images/<id>,',
-    '        GET /api/desktop/scripts, POST /api/desktop/scripts/run (these three also take a desktop bearer token)',
+    '        GET|POST /api/desktop/tokens, POST /api/desktop/tokens/revoke,',
+    '        GET /desktop/link, POST /api/desktop/authorize, POST /api/desktop/unlink,',
+    '        GET /api/desktop/scripts, POST /api/desktop/scripts/run, POST /api/desktop/refresh (desktop bearer token),',
+    '        GET /api/notifications/images/<name>.png (the unguessable name is the permission)',
     '',
     'Environment variables [default]:',
     ...lines,
@@ -115,6 +120,15 @@ function bool(r: EnvReader, env: NodeJS.ProcessEnv, name: string): boolean {
   if (v === 'true' || v === '1' || v === 'yes') return true;
   r.problem(`${name} must be true or false (got '${env[name]}')`);
   return false;
+}
+
+/** NOTIFY_DESKTOP_URL_SCHEME: a URL scheme (RFC 3986), and not one a browser handles itself. */
+function urlScheme(r: EnvReader): string {
+  const scheme = r.string('NOTIFY_DESKTOP_URL_SCHEME', 'data-analyst').toLowerCase();
+  if (!/^[a-z][a-z0-9+.-]{0,31}$/.test(scheme) || ['http', 'https', 'javascript', 'data', 'file', 'blob'].includes(scheme)) {
+    r.problem(`NOTIFY_DESKTOP_URL_SCHEME must be the desktop app's own URL scheme such as data-analyst (got '${scheme}')`);
+  }
+  return scheme;
 }
 
 /** Reads and checks the configuration; throws ConfigError listing every problem. */
@@ -181,6 +195,7 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
     },
     trustProxy: bool(r, env, 'NOTIFY_WEB_TRUST_PROXY'),
     desktopSecret: r.optional('DESKTOP_JWT_SECRET'),
+    desktopUrlScheme: urlScheme(r),
     secrets: [clientSecret, sessionSecret, r.optional('DESKTOP_JWT_SECRET')].filter((s): s is string => s !== undefined && s !== ''),
     metricsAddr: readMetricsAddress(r),
   };

@@ -177,7 +177,12 @@ export interface BearerAuth {
   /** True when `method path` accepts a bearer token instead of the session. */
   accepts(method: string, path: string): boolean;
   /** The token's identity, or the error to answer 401 with. Checked on every request. */
-  identify(token: string): Promise<Identity | { error: string }>;
+  identify(token: string, method: string, path: string): Promise<Identity | { error: string }>;
+  /**
+   * True when `method path` may also be requested with no identity at all: the URL itself
+   * is the permission (unguessable and expiring). A token or session sent anyway is checked.
+   */
+  open?(method: string, path: string): boolean;
 }
 
 /**
@@ -192,7 +197,7 @@ export function installSessionGuard(app: FastifyInstance, sessions: Sessions, be
     const { path, guarded } = routedPath(request);
     const authorization = request.headers.authorization;
     if (bearer && guarded && authorization !== undefined && /^bearer\s/i.test(authorization) && bearer.accepts(request.method, path)) {
-      const found = await bearer.identify(authorization.slice(7).trim());
+      const found = await bearer.identify(authorization.slice(7).trim(), request.method, path);
       if ('error' in found) {
         reply.header('cache-control', 'no-store').header('www-authenticate', 'Bearer');
         return reply.code(401).send({ error: found.error });
@@ -202,6 +207,7 @@ export function installSessionGuard(app: FastifyInstance, sessions: Sessions, be
     }
     request.identity = await sessions.identify(request);
     if (!guarded) return;
+    if (request.identity === null && !STATE_CHANGING.has(request.method) && bearer?.open?.(request.method, path)) return;
     if (request.identity === null) {
       reply.header('cache-control', 'no-store');
       return reply.code(401).send({ error: 'You are not signed in (or your session has ended). Sign in again.' });

@@ -3,10 +3,10 @@
  * Telegram-bound notification in the durable outbox, hands a copy to the desktop gateway
  * without ever letting the gateway hold the Telegram path up, and says what each channel did.
  */
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
 import { type AlertRulesStore, inQuietHours, quietHoursEnd, suppressionFor } from '../../shared/alertRules.js';
 import type { Clock } from '../../shared/clock.js';
+import { DesktopImageStore, imageUrlPath } from '../../shared/desktopImages.js';
+import { desktopTimestamp } from '../../gateway/client.js';
 import type { SendResponse, TelegramChannelStatus } from '../../shared/contract.js';
 import type { LinkStore } from '../../shared/linking.js';
 import type { DiskGuard } from '../../shared/diskSpace.js';
@@ -65,7 +65,6 @@ export type SubmitResult = { status: 200 | 202; body: SendResponse } | { status:
 /** Settings of the notifier. */
 export interface NotifierOptions {
   dataDir: string;
-  publicUrl: string;
   gatewayTimeoutMs: number;
   /** How long images for desktop clients are kept. */
   imageRetentionMs: number;
@@ -81,7 +80,7 @@ function plainOf(content: Content): { title: string; message: string } {
 
 /** Accepts notifications and routes them to the channels. */
 export class Notifier {
-  readonly imageDir: string;
+  readonly images: DesktopImageStore;
 
   constructor(
     private readonly links: LinkStore,
@@ -95,7 +94,7 @@ export class Notifier {
     private readonly scriptKeys: ScriptKeys | null = null,
     private readonly metrics: IntakeMetrics | null = null,
   ) {
-    this.imageDir = join(opts.dataDir, 'images');
+    this.images = new DesktopImageStore(opts.dataDir);
   }
 
   /**
@@ -142,14 +141,11 @@ export class Notifier {
     return accepted ? { go, accepted } : { go };
   }
 
-  /** Keeps a copy of the image for desktop clients (served by the dashboard to its owner). */
+  /** Keeps a copy of the image for desktop clients, at an unguessable, expiring path. */
   private async storeImage(id: string, user: string, bytes: Buffer): Promise<string | undefined> {
     try {
-      await fsp.mkdir(this.imageDir, { recursive: true, mode: 0o770 });
-      const type = imageType(bytes) ?? 'image/png';
-      await fsp.writeFile(join(this.imageDir, `${id}.img`), bytes, { mode: 0o660 });
-      await fsp.writeFile(join(this.imageDir, `${id}.json`), JSON.stringify({ user, content_type: type, created_at: new Date(this.clock.now()).toISOString() }), { mode: 0o660 });
-      return `${this.opts.publicUrl}/api/images/${id}`;
+      const name = await this.images.put(user, bytes, imageType(bytes) ?? 'image/png', this.clock.now(), this.opts.imageRetentionMs);
+      return imageUrlPath(name);
     } catch (err) {
       this.log.error({ err, id }, 'could not keep the image for desktop clients');
       return undefined;
@@ -158,22 +154,7 @@ export class Notifier {
 
   /** Removes desktop images older than the retention. */
   async pruneImages(): Promise<void> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(this.imageDir);
-    } catch {
-      return;
-    }
-    const cutoff = this.clock.now() - this.opts.imageRetentionMs;
-    for (const n of names) {
-      const p = join(this.imageDir, n);
-      try {
-        const st = await fsp.stat(p);
-        if (st.mtimeMs < cutoff) await fsp.rm(p, { force: true });
-      } catch {
-        // Raced with another prune.
-      }
-    }
+    await this.images.prune(this.clock.now(), this.opts.imageRetentionMs);
   }
 
   private dispatchDesktop(user: string, n: DesktopNotification): Promise<{ sent: number } | { error: string }> {
@@ -225,7 +206,7 @@ export class Notifier {
       title: plain.title,
       message: plain.message,
       script: sub.script ?? '',
-      timestamp: new Date(now).toISOString(),
+      timestamp: desktopTimestamp(now),
       ...(imageUrl ? { image_url: imageUrl } : {}),
     };
 

@@ -1,48 +1,39 @@
 /**
- * Images of desktop notifications, kept by the bot in `$NOTIFY_DATA_DIR/images/` and served
- * to their owner (browser session or desktop bearer token).
+ * Images of desktop notifications, kept by the bot (shared/desktopImages.ts) and served at
+ * `/api/notifications/images/<name>.png`, the `image_url` desktops receive. The desktop
+ * app fetches it with no header, so the unguessable, expiring name is the permission; a
+ * desktop bearer token or the browser session may be sent too (the guard checks them).
  */
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { field, who } from './common.js';
-
-/** The bot's image ids (`<base36 time>-<6 hex>`): nothing else reaches the file system. */
-export const IMAGE_ID_RE = /^[a-z0-9]+-[0-9a-f]{6}$/;
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../../shared/clock.js';
+import { DesktopImageStore, IMAGE_URL_PREFIX, imageNameOf } from '../../shared/desktopImages.js';
 
 /** Where the images are. */
 export interface DesktopImagesOptions {
   dataDir: string;
+  clock: Clock;
 }
 
-/** The image routes, as a Fastify plugin. */
+/** True for the image paths, which need no identity. */
+export function isImagePath(method: string, path: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && path.startsWith(IMAGE_URL_PREFIX);
+}
+
+/** The image route, as a Fastify plugin. */
 export async function desktopImagesPlugin(app: FastifyInstance, opts: DesktopImagesOptions): Promise<void> {
-  const imageDir = join(opts.dataDir, 'images');
+  const store = new DesktopImageStore(opts.dataDir);
 
-
-  app.get<{ Params: { id: string } }>('/api/images/:id', async (request, reply) => {
-    const identity = who(request);
-    const id = request.params.id;
-    if (!IMAGE_ID_RE.test(id)) return reply.code(400).header('cache-control', 'no-store').send({ error: 'That is not an image id.' });
-    const notFound = (): FastifyReply => reply.code(404).header('cache-control', 'no-store').send({ error: 'There is no such image.' });
-    let meta: unknown;
-    try {
-      meta = JSON.parse(await fsp.readFile(join(imageDir, `${id}.json`), 'utf8'));
-    } catch {
-      return notFound();
-    }
-    const owner = field(meta, 'user');
-    // Another user's image is "not found" too, so ids cannot be probed.
-    if (typeof owner !== 'string' || owner !== identity.username) return notFound();
-    let bytes: Buffer;
-    try {
-      bytes = await fsp.readFile(join(imageDir, `${id}.img`));
-    } catch {
-      return notFound();
-    }
-    const declared = field(meta, 'content_type');
-    const type = typeof declared === 'string' && /^image\/(png|jpeg|gif|webp)$/.test(declared) ? declared : 'application/octet-stream';
-    return reply.type(type).header('cache-control', 'private').header('x-content-type-options', 'nosniff').send(bytes);
+  app.get<{ Params: { file: string } }>(`${IMAGE_URL_PREFIX}:file`, async (request, reply) => {
+    const name = imageNameOf(`${IMAGE_URL_PREFIX}${request.params.file}`);
+    // One answer for a bad name, a wrong name and an expired image: nothing to probe.
+    const image = name === null ? null : await store.get(name, opts.clock.now());
+    if (image === null) return reply.code(404).header('cache-control', 'no-store').send({ error: 'There is no such image (images are kept for a limited time).' });
+    const type = /^image\/(png|jpeg|gif|webp)$/.test(image.contentType) ? image.contentType : 'application/octet-stream';
+    return reply
+      .type(type)
+      .header('cache-control', 'private, max-age=3600')
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', "default-src 'none'")
+      .send(image.bytes);
   });
-
 }

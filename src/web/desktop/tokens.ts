@@ -7,9 +7,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../../shared/clock.js';
-import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, verifyDesktopToken } from '../../shared/desktopTokens.js';
+import type { DesktopLink, DesktopLinkStore } from '../../shared/desktopLinks.js';
+import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, REFRESH_GRACE_SECONDS, verifyDesktopToken } from '../../shared/desktopTokens.js';
 import { type DashboardPanel, esc } from '../pages.js';
-import type { BearerAuth, Identity } from '../session.js';
+import type { Identity } from '../session.js';
 import type { Assets } from '../static.js';
 import { errors, field, NOT_CONFIGURED, who } from './common.js';
 
@@ -17,29 +18,32 @@ import { errors, field, NOT_CONFIGURED, who } from './common.js';
 export const TOKEN_DAYS = [30, 90, 365] as const;
 const MAX_LABEL = 64;
 
-/** Desktop tokens as the session guard's bearer authentication. */
-export function desktopBearer(store: DesktopTokenStore, secret: string | undefined, clock: Clock, accepts: BearerAuth['accepts']): BearerAuth {
-  return {
-    accepts,
-    async identify(token) {
-      if (secret === undefined) return { error: NOT_CONFIGURED };
-      if (token === '') return { error: 'The Authorization header holds no token.' };
-      try {
-        // The store is the revocation check: read on every request.
-        const v = await verifyDesktopToken(secret, token, store, { clock });
-        const who: Identity = { username: v.username, email: '', via: 'bearer', sid: v.jti ?? '', csrf: '', exp: Math.floor(v.expiresAtMs / 1000) };
-        return who;
-      } catch (err) {
-        if (err instanceof DesktopTokenError) return { error: `The desktop token was refused: ${err.message}.` };
-        throw err;
-      }
-    },
-  };
+/**
+ * The identity of a desktop bearer token, or the error to answer 401 with. The store is the
+ * revocation check, read on every request. With `refresh`, a token expired less than
+ * REFRESH_GRACE_SECONDS ago is accepted too, but only one the store knows (so it can have
+ * been revoked) and made for the same user.
+ */
+export async function identifyBearer(store: DesktopTokenStore, secret: string | undefined, clock: Clock, token: string, opts: { refresh: boolean }): Promise<Identity | { error: string }> {
+  if (secret === undefined) return { error: NOT_CONFIGURED };
+  if (token === '') return { error: 'The Authorization header holds no token.' };
+  try {
+    const v = await verifyDesktopToken(secret, token, store, { clock, ...(opts.refresh ? { graceSeconds: REFRESH_GRACE_SECONDS } : {}) });
+    if (opts.refresh) {
+      const record = v.jti === undefined ? null : await store.get(v.jti);
+      if (!record || record.user !== v.username) return { error: 'The desktop token was refused: this token cannot be renewed; link the desktop app again from the dashboard.' };
+    }
+    return { username: v.username, email: '', via: 'bearer', sid: v.jti ?? '', csrf: '', exp: Math.floor(v.expiresAtMs / 1000) };
+  } catch (err) {
+    if (err instanceof DesktopTokenError) return { error: `The desktop token was refused: ${err.message}.` };
+    throw err;
+  }
 }
 
 /** What the token card and routes need. */
 export interface DesktopTokensOptions {
   store: DesktopTokenStore;
+  links: DesktopLinkStore;
   /** DESKTOP_JWT_SECRET; undefined disables token creation. */
   secret: string | undefined;
   assets: Assets;
@@ -70,7 +74,14 @@ function tokenRow(t: DesktopTokenInfo): string {
 }
 
 /** The card's HTML. */
-export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; enabled: boolean; loadError: boolean; scriptUrl: string }): string {
+export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; link: DesktopLink | null; enabled: boolean; loadError: boolean; scriptUrl: string }): string {
+  const linkState = `<div class="status-row" id="dt-link-state">
+      <p><span class="label">Desktop app:</span> <span id="dt-link-badge" class="badge ${opts.link ? 'badge-on">Linked' : 'badge-off">Not linked'}</span>${
+        opts.link ? ` <span class="hint" id="dt-link-since">since <time datetime="${esc(opts.link.linked_at)}">${esc(utcText(opts.link.linked_at))}</time></span>` : ''
+      }</p>
+      <div class="actions"><button type="button" class="btn btn-danger-outline" id="dt-unlink" aria-haspopup="dialog"${opts.link ? '' : ' hidden'}>Unlink desktop app</button></div>
+      <p class="hint" id="dt-link-hint"${opts.link ? ' hidden' : ''}>To sign in the desktop app, choose <em>Sign in</em> in the app: it opens <a href="/desktop/link">this dashboard's link page</a>. Or create a token below and paste it into the app.</p>
+    </div>`;
   const options = TOKEN_DAYS.map((d) => `<option value="${d}"${d === 90 ? ' selected' : ''}>${d} days</option>`).join('');
   const form = opts.enabled
     ? `<form id="dt-create-form" class="code-form" novalidate>
@@ -97,8 +108,9 @@ export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; enabled: b
     </div>
   </div>
   <div class="live" id="dt-live" role="status" aria-live="polite" aria-atomic="true"></div>
-  ${opts.loadError ? '<div class="notice notice-error"><p>Your tokens could not be read on the server. Try again later; if it persists, tell an administrator.</p></div>' : ''}
+  ${opts.loadError ? '<div class="notice notice-error"><p>Your desktop link and tokens could not be read on the server. Try again later; if it persists, tell an administrator.</p></div>' : ''}
   <div class="card-body">
+    ${linkState}
     ${form}
     <h3 id="dt-list-title">Your tokens</h3>
     <p id="dt-empty" class="hint"${opts.tokens.length > 0 ? ' hidden' : ''}>You have no desktop tokens.</p>
@@ -116,6 +128,14 @@ export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; enabled: b
     <button type="button" class="btn btn-danger" id="dt-revoke-confirm">Revoke</button>
   </div>
 </dialog>
+<dialog class="dialog" id="dt-unlink-dialog" aria-labelledby="dt-unlink-title" aria-describedby="dt-unlink-desc">
+  <h2 id="dt-unlink-title">Unlink the desktop app?</h2>
+  <p id="dt-unlink-desc">Every desktop token of yours is revoked: the desktop app stops receiving alerts within a minute and can no longer run scripts. Sign it in again to use it.</p>
+  <div class="dialog-actions">
+    <button type="button" class="btn btn-secondary" id="dt-unlink-cancel">Cancel</button>
+    <button type="button" class="btn btn-danger" id="dt-unlink-confirm">Unlink</button>
+  </div>
+</dialog>
 <script src="${esc(opts.scriptUrl)}" defer></script>`;
 }
 
@@ -129,14 +149,15 @@ export async function desktopTokensPlugin(app: FastifyInstance, opts: DesktopTok
     order: 30,
     render: async (identity) => {
       let tokens: DesktopTokenInfo[] = [];
+      let link: DesktopLink | null = null;
       let loadError = false;
       try {
-        tokens = await store.list(identity.username);
+        [tokens, link] = await Promise.all([store.list(identity.username), opts.links.linkOf(identity.username)]);
       } catch (err) {
         loadError = true;
-        app.log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not read desktop_tokens.json');
+        app.log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not read desktop_tokens.json or desktop_users.json');
       }
-      return renderDesktopCard({ tokens, enabled: opts.secret !== undefined, loadError, scriptUrl: opts.assets.url('desktop.js') });
+      return renderDesktopCard({ tokens, link, enabled: opts.secret !== undefined, loadError, scriptUrl: opts.assets.url('desktop.js') });
     },
   });
 
@@ -171,7 +192,7 @@ export async function desktopTokensPlugin(app: FastifyInstance, opts: DesktopTok
     if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 365) {
       return reply.code(400).send({ error: 'The validity must be a whole number of days from 1 to 365.' });
     }
-    const issued = await store.issue(opts.secret, identity.username, days * 86_400, label === '' ? undefined : label);
+    const issued = await store.issue(opts.secret, identity.username, days * 86_400, { label });
     request.log.info({ user: identity.username, jti: issued.jti, days }, 'desktop token created');
     return { ok: true, token: issued.token, jti: issued.jti, label, expires_at: issued.expiresAt };
   });

@@ -1,5 +1,5 @@
-// The "Desktop app" card: create a desktop token (shown once, with a copy button), list and
-// revoke tokens without page reloads. A static file: the content security policy allows no
+// The "Desktop app" card: whether the desktop app is linked (with Unlink), create a desktop
+// token (shown once, with a copy button), list and revoke tokens without page reloads. A static file: the content security policy allows no
 // inline script.
 'use strict';
 
@@ -186,6 +186,46 @@
       say('The dashboard could not be reached. Check your connection and try again.', 'error');
     } finally {
       confirmButton.disabled = false;
+    }
+  });
+
+  // Unlink the desktop app (revokes every desktop token), behind a confirmation dialog.
+  const unlinkButton = $('dt-unlink');
+  const unlinkDialog = $('dt-unlink-dialog');
+  const unlinkConfirm = $('dt-unlink-confirm');
+  unlinkButton.addEventListener('click', () => {
+    unlinkDialog.showModal();
+    $('dt-unlink-cancel').focus();
+  });
+  $('dt-unlink-cancel').addEventListener('click', () => unlinkDialog.close('cancel'));
+  unlinkDialog.addEventListener('close', () => {
+    if (unlinkDialog.returnValue !== 'unlinked' && !unlinkButton.hidden) unlinkButton.focus();
+    unlinkDialog.returnValue = '';
+  });
+  unlinkConfirm.addEventListener('click', async () => {
+    unlinkConfirm.disabled = true;
+    try {
+      const res = await api('POST', '/api/desktop/unlink');
+      unlinkDialog.close(res.status === 200 || res.status === 400 ? 'unlinked' : 'cancel');
+      if (res.status === 200 || res.status === 400) {
+        // 400: it was not linked (any more); either way the card now says so.
+        const badge = $('dt-link-badge');
+        badge.className = 'badge badge-off';
+        badge.textContent = 'Not linked';
+        const since = $('dt-link-since');
+        if (since) since.remove();
+        unlinkButton.hidden = true;
+        $('dt-link-hint').hidden = false;
+        await refresh();
+        say(res.status === 200 ? res.data.message || 'Desktop app unlinked.' : res.data.error, res.status === 200 ? 'ok' : 'error');
+        $('dt-title').setAttribute('tabindex', '-1');
+        $('dt-title').focus();
+      } else failed(res, 'The desktop app could not be unlinked. Try again.');
+    } catch {
+      unlinkDialog.close('cancel');
+      say('The dashboard could not be reached. Check your connection and try again.', 'error');
+    } finally {
+      unlinkConfirm.disabled = false;
     }
   });
 })();
