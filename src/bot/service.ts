@@ -18,12 +18,13 @@ import { listenOnUnixSocket } from '../shared/unixSocket.js';
 import { BotMetrics } from './metrics.js';
 import type { BotConfig } from './config.js';
 import { alertCommands, rulesStatus, scheduleDigests } from './commands/alertCommands.js';
-import { ScriptKeys } from './commands/alertKeyboard.js';
+import { resolvedKeyboard, ScriptKeys } from './commands/alertKeyboard.js';
 import { Deliverer } from './delivery/deliverer.js';
 import { linkCommands } from './commands/linkCommands.js';
 import { BOT_COMMANDS, fallbackReplies } from './commands/menu.js';
 import { Notifier } from './delivery/notifier.js';
-import { FileOutbox } from './delivery/outbox.js';
+import { FileOutbox, type OutboxRecord } from './delivery/outbox.js';
+import { AlertThreads } from './delivery/alertThreads.js';
 import { paceInteractiveApi } from './telegram/pacedApi.js';
 import { Pacer } from './telegram/pacer.js';
 import { Poller } from './telegram/polling.js';
@@ -112,6 +113,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
           () => clock.now(),
         )
       : null;
+    const threads = new AlertThreads(cfg.dataDir, clock);
     const sendingApi = new Api(cfg.token, { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.requestTimeoutSeconds });
     let bot: Bot | null = null;
     const deliverer: Deliverer = new Deliverer(
@@ -129,6 +131,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         ...(metrics ? { metrics } : {}),
         onDelivered: (record) => {
           if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');
+          void followThread(record);
           // A chat that refused earlier (blocked the bot) takes messages again: clear the mark.
           if (refusedChats.delete(record.chat_id)) {
             links.markDeliveryRefused(record.user, record.chat_id, null).catch((err: unknown) => log.error({ err, user: record.user }, 'could not clear the refusal mark'));
@@ -136,6 +139,21 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         },
       },
     );
+    /** Condition alerts are remembered; a delivered resolved notice updates its alert's buttons. */
+    const followThread = async (record: OutboxRecord): Promise<void> => {
+      try {
+        if (record.send_resolved && record.message_ids && record.message_ids.length > 0) {
+          await threads.remember(record.id, { user: record.user, chat_id: record.chat_id, message_ids: record.message_ids, ...(record.script ? { script: record.script } : {}) });
+        } else if (record.resolves) {
+          const thread = await threads.find(record.resolves);
+          if (thread && thread.chat_id === record.chat_id && thread.script) {
+            await sendingApi.editMessageReplyMarkup(thread.chat_id, thread.message_ids[thread.message_ids.length - 1]!, { reply_markup: resolvedKeyboard(thread.script, thread.user) });
+          }
+        }
+      } catch (err) {
+        log.warn({ err, id: record.id }, 'could not keep or update the alert thread of a resolved notice');
+      }
+    };
     await deliverer.start();
     stoppers.push(() => deliverer.stop());
 
@@ -154,6 +172,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       rules,
       scriptKeys,
       metrics,
+      threads,
     );
     stoppers.push(scheduleDigests({ rules, notifier, clock, log }, cfg.digestCheckMs));
     const housekeeping = setInterval(() => {

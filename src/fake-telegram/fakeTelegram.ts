@@ -118,6 +118,8 @@ export interface SentMessage {
   parse_mode?: string;
   reply_markup?: ReplyMarkup;
   link_preview_options?: Record<string, unknown>;
+  /** The bot's message this one replies to (`reply_parameters.message_id`), when it found it. */
+  reply_to_message_id?: number;
   /** The photo's bytes (uploaded, or resolved from a file_id). */
   photo?: Buffer;
   photo_file_id?: string;
@@ -948,9 +950,11 @@ export class FakeTelegram {
     const formatted = this.finishText(parsed, false);
     if (formatted.text.length > MAX_TEXT) throw badRequest('message is too long');
     this.checkCanSend(chat);
+    const replyTo = this.replyTarget(p, chat.id);
     const now = this.clock();
     const msg: SentMessage = {
       kind: 'text',
+      ...(replyTo !== undefined ? { reply_to_message_id: replyTo } : {}),
       chat_id: chat.id,
       message_id: chat.nextMessageId++,
       text: formatted.text,
@@ -976,10 +980,12 @@ export class FakeTelegram {
     const formatted = this.finishText(caption, true);
     if (formatted.text.length > MAX_CAPTION) throw badRequest('message caption is too long');
     this.checkCanSend(chat);
+    const replyTo = this.replyTarget(p, chat.id);
     const file = isUploadedFile(photo) && image ? this.storePhoto(photo, image) : (photo as StoredFile);
     const now = this.clock();
     const msg: SentMessage = {
       kind: 'photo',
+      ...(replyTo !== undefined ? { reply_to_message_id: replyTo } : {}),
       chat_id: chat.id,
       message_id: chat.nextMessageId++,
       caption: formatted.text,
@@ -1296,6 +1302,21 @@ export class FakeTelegram {
     return this.messageJson(msg);
   }
 
+  /**
+   * The message `reply_parameters` (or the older `reply_to_message_id`) points at. Like
+   * Telegram: a missing one is a 400 unless `allow_sending_without_reply` is set.
+   */
+  private replyTarget(p: Params, chatId: number): number | undefined {
+    const params = p.json('reply_parameters', "can't parse reply parameters JSON object") as { message_id?: unknown; allow_sending_without_reply?: unknown } | undefined;
+    const legacy = p.raw('reply_to_message_id');
+    const id = Number(params?.message_id ?? legacy ?? NaN);
+    if (!Number.isSafeInteger(id)) return undefined;
+    const target = this.findSent(chatId, id);
+    if (target && !target.deleted) return id;
+    if (params?.allow_sending_without_reply === true || p.bool('allow_sending_without_reply')) return undefined;
+    throw badRequest('message to be replied not found');
+  }
+
   private findSent(chatId: number, messageId: number): SentMessage | undefined {
     return this.sent.find((m) => m.chat_id === chatId && m.message_id === messageId);
   }
@@ -1356,6 +1377,10 @@ export class FakeTelegram {
       if (msg.entities.length > 0) out.caption_entities = msg.entities;
     }
     if (msg.reply_markup?.inline_keyboard) out.reply_markup = { inline_keyboard: msg.reply_markup.inline_keyboard };
+    if (msg.reply_to_message_id !== undefined) {
+      const target = this.findSent(msg.chat_id, msg.reply_to_message_id);
+      if (target) out.reply_to_message = { message_id: target.message_id, chat: out.chat, date: target.date };
+    }
     return out;
   }
 

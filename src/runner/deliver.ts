@@ -47,7 +47,13 @@ export function notificationFields(output: ScriptOutput, scriptName: string): Re
   if (output.data) fields.data = output.data;
   if (typeof output.urgent === 'boolean') fields.urgent = output.urgent;
   if (typeof output.only_if_changed === 'boolean') fields.only_if_changed = output.only_if_changed;
+  if (output.send_resolved === true) fields.send_resolved = true;
   return fields;
+}
+
+/** Escapes Telegram legacy Markdown's special characters in text we add to a message. */
+export function escapeLegacyMarkdown(text: string): string {
+  return text.replace(/([_*`[])/g, '\\$1');
 }
 
 /** The rule outcome of a 2xx answer: suppressed or held, with until when. */

@@ -11,8 +11,9 @@ import type { ScriptOutput } from '../shared/contract.js';
 import { type HistoryStore, newRunId, type Outcome, type RunRecord, scriptStem, type Trigger } from '../shared/history.js';
 import type { PhotoUpload, SendClient } from '../shared/sendClient.js';
 import type { RunnerConfig } from './config.js';
-import { type CooldownDecision, cooldownDecision, readState, recordSent } from './cooldown.js';
-import { deliver, type DeliveryResult, notificationFields } from './deliver.js';
+import { type CooldownDecision, cooldownDecision, readState, recordSent, updateState } from './cooldown.js';
+import { ACTIVE_ALERT, activeAlertOf, lastedText, nextActiveAlert, sendResolvedNotice } from './resolved.js';
+import { deliver, type DeliveryResult, escapeLegacyMarkdown, notificationFields } from './deliver.js';
 import { executeScript, type ExecResult, stderrExcerpt } from './execute.js';
 import { ImageError, loadImage } from './image.js';
 import { effectiveCooldown, parseScriptOutput } from './output.js';
@@ -91,10 +92,6 @@ function formatSize(n: number): string {
   return `${n} bytes`;
 }
 
-/** Escapes Telegram legacy Markdown's special characters in text we add to a message. */
-function escapeLegacyMarkdown(text: string): string {
-  return text.replace(/([_*`[])/g, '\\$1');
-}
 
 /** Why an execution did not produce a usable result, or null when it exited 0. */
 function executionFailure(exec: ExecResult, config: RunnerConfig, python: string): { outcome: Outcome; error: string } | null {
@@ -146,8 +143,12 @@ export function describeRun(record: RunRecord): string {
       const until = record.held_until ? ` until ${localTimestamp(new Date(record.held_until))}` : '';
       return `${record.script}${tag}: held by cooldown ${record.cooldown ?? ''}${until} (use --force to send anyway)${warn}${took}`;
     }
-    case 'nothing_to_send':
-      return `${record.script}${tag}: nothing to send${warn}${took}`;
+    case 'nothing_to_send': {
+      const resolved = record.resolved_alert
+        ? `; the condition of alert ${record.resolved_alert} cleared after ${lastedText(record.resolved_after_ms ?? 0)}, resolved notice ${record.resolved_notice ?? 'not sent'}`
+        : '';
+      return `${record.script}${tag}: nothing to send${resolved}${warn}${took}`;
+    }
     case 'failed':
       return `${record.script}${tag}: failed: ${record.error ?? 'unknown error'}${took}`;
     case 'timed_out':
@@ -165,6 +166,40 @@ export function describeRun(record: RunRecord): string {
     case 'held_quiet_hours':
       return `${record.script}${tag}: held for the quiet-hours digest${untilText('sent at', record.held_until)}, id ${record.id ?? '?'}${warn}${took}`;
   }
+}
+
+/**
+ * A scheduled run printed notify: false: when the script's last alert was a condition
+ * (send_resolved) still active, send its resolved notice and clear it. Returns what goes
+ * into the run's record; a notice the send API could not take stays due for the next run.
+ */
+async function resolveActiveAlert(ctx: ScriptContext, name: string, warnings: string[]): Promise<Partial<RunRecord>> {
+  const statePath = stateFile(ctx.paths, scriptStem(name));
+  let alert;
+  try {
+    alert = activeAlertOf(await readState(statePath));
+  } catch (err) {
+    warnings.push(`could not read the state to see whether an alert is to be resolved: ${(err as Error).message}`);
+    return {};
+  }
+  if (!alert) return {};
+  const nowMs = ctx.clock.now();
+  const lastedMs = Math.max(0, nowMs - alert.since * 1000);
+  const res = await sendResolvedNotice(ctx.client, name, alert, nowMs);
+  if (!res.ok) {
+    warnings.push(`the resolved notice of alert ${alert.id} could not be sent (${res.error}); the next run tries again`);
+    return {};
+  }
+  try {
+    await updateState(statePath, { [ACTIVE_ALERT]: undefined });
+  } catch (err) {
+    warnings.push(`resolved notice sent, but the state could not be saved (${(err as Error).message}); the next run may send it again`);
+  }
+  if (ctx.history) {
+    await ctx.history.markResolved(alert.id, new Date(nowMs), lastedMs).catch((err: unknown) => ctx.log.line(`${name}: could not mark alert ${alert.id} resolved in the history: ${(err as Error).message}`));
+  }
+  if (res.suppressed !== undefined) warnings.push(`the resolved notice was not sent: ${res.suppressed} by your rules`);
+  return { resolved_alert: alert.id, resolved_after_ms: lastedMs, ...(res.suppressed === undefined ? { resolved_notice: res.id } : {}) };
 }
 
 /** The "execution" of a script that was not started. */
@@ -225,7 +260,7 @@ export async function runScript(ctx: ScriptContext, name: string, opts: ScriptRu
   const { output } = parsed;
   result.output = output;
   result.raw = parsed.raw;
-  if (!output.notify) return finish('nothing_to_send');
+  if (!output.notify) return finish('nothing_to_send', opts.mode === 'send' ? await resolveActiveAlert(ctx, name, warnings) : {});
 
   const cooldown = effectiveCooldown(output);
   if (cooldown.warning) warnings.push(cooldown.warning);
@@ -289,8 +324,11 @@ export async function runScript(ctx: ScriptContext, name: string, opts: ScriptRu
   if (delivery.suppressed !== undefined) return finish(delivery.suppressed, accepted);
   // Held for the quiet-hours digest (and any plain send): it will go out, so the cooldown
   // starts now, or the script would pile up one held alert per run during the quiet hours.
+  const sentAt = Math.floor(ctx.clock.now() / 1000);
+  // A condition alert stays active until a later run prints notify: false (resolved.ts).
+  const active = output.send_resolved === true ? { [ACTIVE_ALERT]: nextActiveAlert(activeAlertOf(state), delivery.id, sentAt, title, output.urgent === true) } : {};
   try {
-    await recordSent(statePath, Math.floor(ctx.clock.now() / 1000));
+    await recordSent(statePath, sentAt, active);
   } catch (err) {
     warnings.push(`${delivery.held ? 'held for the digest' : 'sent'}, but the cooldown state could not be saved (${(err as Error).message}); the next run may send again`);
   }

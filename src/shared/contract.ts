@@ -30,6 +30,7 @@ export const ScriptOutputSchema = z
     data: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).nullish(),
     urgent: z.boolean({ error: 'must be true or false' }).nullish(),
     only_if_changed: z.boolean({ error: 'must be true or false' }).nullish(),
+    send_resolved: z.boolean({ error: 'must be true or false' }).nullish(),
   })
   .superRefine((out, ctx) => {
     if (out.notify && (typeof out.message !== 'string' || out.message.trim() === '')) {
@@ -93,6 +94,10 @@ const common = {
   urgent: z.boolean({ error: 'must be true or false' }).optional(),
   /** Send only when `data` (or, without data, the text) differs from the last sent one. */
   only_if_changed: z.boolean({ error: 'must be true or false' }).optional(),
+  /** The alert is a condition that will clear: its Telegram messages are kept for a later resolved notice. */
+  send_resolved: z.boolean({ error: 'must be true or false' }).optional(),
+  /** This is the resolved notice of the alert with this id (the caller's own): a reply to it. */
+  resolves: z.string().min(1).max(100).regex(/^[A-Za-z0-9_-]+$/, 'must be a notification id').optional(),
 };
 
 /** Body of POST /send. */

@@ -120,6 +120,13 @@ export const RunRecordSchema = z.looseObject({
   held_until: z.string().optional(),
   /** When the delivery of an on-demand run was recorded, ISO-8601 UTC. */
   delivered_at: z.string().optional(),
+  /** A condition alert (send_resolved) that cleared: when, and how long it lasted. */
+  resolved_at: z.string().optional(),
+  resolved_after_ms: z.number().nonnegative().optional(),
+  /** On the run that found the condition cleared: the alert it resolved and how long that lasted. */
+  resolved_alert: z.string().optional(),
+  /** The resolved notice's id from the send API, when it was accepted. */
+  resolved_notice: z.string().optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 
@@ -216,6 +223,24 @@ export class HistoryStore {
       }
       if (updated !== null) await writeFileAtomic(this.path, lines.map((l) => `${l}\n`).join(''), 0o600);
       return updated;
+    });
+  }
+
+  /**
+   * Marks the run that sent notification `alertId` as resolved (its condition cleared).
+   * Returns false when no run has that id (trimmed away).
+   */
+  async markResolved(alertId: string, at: Date, lastedMs: number): Promise<boolean> {
+    return withLock(this.lockPath, async () => {
+      const lines = splitLines(await this.readText());
+      for (let i = lines.length - 1; i >= 0; i--) {
+        const rec = parseLine(lines[i]!);
+        if (rec?.id !== alertId) continue;
+        lines[i] = JSON.stringify({ ...rec, resolved_at: at.toISOString(), resolved_after_ms: lastedMs });
+        await writeFileAtomic(this.path, lines.map((l) => `${l}\n`).join(''), 0o600);
+        return true;
+      }
+      return false;
     });
   }
 

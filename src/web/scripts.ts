@@ -198,6 +198,11 @@ function scriptView(s: ScriptInfo, rule: { muted?: boolean | undefined; snoozed_
     ...(s.cooldown_until ? { cooldown_until: s.cooldown_until } : {}),
     muted: rule?.muted === true,
     ...(rule?.snoozed_until ? { snoozed_until: rule.snoozed_until } : {}),
+    ...(s.schedule !== undefined ? { schedule: s.schedule } : {}),
+    ...(s.schedule_zone !== undefined ? { schedule_zone: s.schedule_zone } : {}),
+    ...(s.next_run !== undefined ? { next_run: s.next_run } : {}),
+    ...(s.schedule_due !== undefined ? { schedule_due: s.schedule_due } : {}),
+    ...(s.schedule_error !== undefined ? { schedule_error: s.schedule_error } : {}),
   };
 }
 
@@ -214,6 +219,8 @@ function runView(r: RunRecord, delivery: { status: string; at: string; detail?: 
     ...(r.error ? { error: errorExcerpt(r.error) } : {}),
     ...(r.held_until ? { held_until: r.held_until } : {}),
     ...(r.id ? { id: r.id } : {}),
+    ...(r.resolved_at !== undefined ? { resolved_at: r.resolved_at, resolved_after_ms: r.resolved_after_ms ?? 0 } : {}),
+    ...(r.resolved_alert !== undefined ? { resolved_alert: r.resolved_alert, resolved_after_ms: r.resolved_after_ms ?? 0, resolved_notice_sent: r.resolved_notice !== undefined } : {}),
     ...(delivery ? { delivery: { status: delivery.status, label: DELIVERY_LABEL[delivery.status] ?? delivery.status, at: delivery.at, ...(delivery.detail ? { detail: delivery.detail } : {}) } } : {}),
   };
 }

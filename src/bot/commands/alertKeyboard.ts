@@ -60,6 +60,21 @@ export function undoKeyboard(script: string, user: string, undoLabel: string): {
   };
 }
 
+/** Callback data of the "Resolved" label button (it only answers that the alert is over). */
+export const RESOLVED_CALLBACK = 'resolved';
+
+/** The keyboard of an alert whose condition cleared: snoozing it is moot, running it is not. */
+export function resolvedKeyboard(script: string, user: string): { inline_keyboard: InlineKeyboardButton[][] } {
+  return {
+    inline_keyboard: [
+      [
+        { text: '✅ Resolved', callback_data: RESOLVED_CALLBACK },
+        { text: 'Run now', callback_data: callbackData('run', script, user) },
+      ],
+    ],
+  };
+}
+
 const KeysSchema = z.record(z.string(), z.object({ user: z.string(), script: z.string() }));
 
 /** Remembers which script a short key stands for. */

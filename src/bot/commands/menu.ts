@@ -4,6 +4,7 @@
  * unknown commands in a linked chat, and buttons nothing recognises any more.
  */
 import { Composer, type Context } from 'grammy';
+import { RESOLVED_CALLBACK } from './alertKeyboard.js';
 
 /** The commands shown in Telegram's menu, in its order. */
 export const BOT_COMMANDS = [
@@ -54,6 +55,9 @@ export function fallbackReplies(): Composer<Context> {
     const text = ctx.message.text ?? ctx.message.caption;
     const command = text?.startsWith('/') ? /^\/[^\s@]*/.exec(text)?.[0] : undefined;
     await ctx.reply(command !== undefined && command.length > 1 ? unknownCommandReply(command.slice(0, 40)) : FREE_TEXT_REPLY);
+  });
+  c.callbackQuery(RESOLVED_CALLBACK, async (ctx) => {
+    await ctx.answerCallbackQuery({ text: 'This alert is resolved: its condition cleared.' });
   });
   c.on('callback_query', async (ctx) => {
     await ctx.answerCallbackQuery({ text: STALE_BUTTON_REPLY });

@@ -65,6 +65,11 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
     if (!s.last_run || !outcome) b.add(' - never ran');
     else b.add(` - ${(OUTCOME_WORDS as Record<string, string>)[outcome] ?? outcome}, ${relativeTime(s.last_run, now)} (${shortUtc(s.last_run)})`);
     if (s.cooldown_until && Date.parse(s.cooldown_until) > now) b.line().add(`   cooldown until ${shortUtc(s.cooldown_until)}`);
+    if (s.schedule_error) b.line().add('   ').styled(s.schedule_error.slice(0, 300), 'italic');
+    else if (s.schedule) {
+      const next = s.schedule_due ? 'due at the next runner pass' : s.next_run ? `next ${shortUtc(s.next_run)} (${relativeTime(s.next_run, now)})` : 'no next run';
+      b.line().add(`   🗓 ${s.schedule}, ${next}`);
+    }
     const extra = extras.perScript?.get(s.name);
     if (extra) b.line().add(`   ${extra}`);
     const err = s.last_error ?? s.state_error;

@@ -29,8 +29,8 @@ export class SendFailure extends Error {
 
 /** What the deliverer needs from Telegram. Implementations throw SendFailure. */
 export interface TelegramTransport {
-  /** Sends one part; returns Telegram's message_id. */
-  send(chatId: number, part: Part, photo: Buffer | null, replyMarkup: unknown): Promise<number>;
+  /** Sends one part (as a reply to `replyTo` when given); returns Telegram's message_id. */
+  send(chatId: number, part: Part, photo: Buffer | null, replyMarkup: unknown, replyTo?: number): Promise<number>;
 }
 
 /** Tunables of delivery. */
@@ -346,6 +346,7 @@ export class Deliverer {
     let part = record.parts[index]!;
     const last = index === record.parts.length - 1;
     const markup = last ? record.reply_markup : undefined;
+    const replyTo = index === 0 ? record.reply_to : undefined;
     let photo: Buffer | null = null;
     if (part.kind === 'photo') {
       try {
@@ -357,16 +358,16 @@ export class Deliverer {
     }
     let messageId: number;
     try {
-      messageId = await this.transport.send(record.chat_id, part, photo, markup);
+      messageId = await this.transport.send(record.chat_id, part, photo, markup, replyTo);
     } catch (err) {
       if (!(err instanceof SendFailure)) throw err;
       if (err.kind === 'markup') {
         this.stats.plainFallbacks += 1;
         this.log.warn({ id: record.id, reason: err.message }, 'Telegram refused the formatting; sending as plain text');
-        messageId = await this.transport.send(record.chat_id, plainFallback(part), photo, markup);
+        messageId = await this.transport.send(record.chat_id, plainFallback(part), photo, markup, replyTo);
       } else if (err.kind === 'image' && part.kind === 'photo') {
         this.log.warn({ id: record.id, reason: err.message }, 'Telegram refused the image; sending the text alone');
-        messageId = await this.transport.send(record.chat_id, this.photoUnavailable(record, index, err.message), null, markup);
+        messageId = await this.transport.send(record.chat_id, this.photoUnavailable(record, index, err.message), null, markup, replyTo);
       } else throw err;
     }
     record.sent_parts += 1;

@@ -12,6 +12,7 @@ import type { LinkStore } from '../../shared/linking.js';
 import type { DiskGuard } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
 import { alertKeyboard, type ScriptKeys } from '../commands/alertKeyboard.js';
+import type { AlertThreads } from './alertThreads.js';
 import type { Deliverer } from './deliverer.js';
 import type { IntakeMetrics } from '../metrics.js';
 import { newOutboxId, type OutboxRecord, type OutboxStore } from './outbox.js';
@@ -50,6 +51,10 @@ export interface Submission {
   bypassRules?: boolean;
   /** Put the alert buttons under it (default: for script alerts that obey the rules). */
   buttons?: boolean;
+  /** A condition that will clear: keep its Telegram messages for the resolved notice. */
+  sendResolved?: boolean | undefined;
+  /** The id of the alert this notice resolves: sent as a reply to it, without buttons. */
+  resolves?: string | undefined;
 }
 
 /** How long to wait before answering. */
@@ -93,6 +98,7 @@ export class Notifier {
     private readonly rules: AlertRulesStore | null = null,
     private readonly scriptKeys: ScriptKeys | null = null,
     private readonly metrics: IntakeMetrics | null = null,
+    private readonly threads: AlertThreads | null = null,
   ) {
     this.images = new DesktopImageStore(opts.dataDir);
   }
@@ -223,6 +229,9 @@ export class Notifier {
       };
     }
 
+    // A resolved notice replies to its alert, when the alert went to this same chat.
+    const thread = sub.resolves && this.threads ? await this.threads.find(sub.resolves).catch(() => null) : null;
+    const replyTo = thread && thread.user === sub.user && thread.chat_id === link.chat_id ? thread.message_ids[0] : undefined;
     const record: OutboxRecord = {
       id,
       seq,
@@ -231,7 +240,10 @@ export class Notifier {
       accepted_at: now,
       ...(sub.script ? { script: sub.script } : {}),
       parts: sub.photo ? photoParts(sub.content) : textParts(sub.content),
-      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : sub.script && (sub.buttons ?? !sub.bypassRules) ? { reply_markup: alertKeyboard(sub.script, sub.user) } : {}),
+      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : sub.script && !sub.resolves && (sub.buttons ?? !sub.bypassRules) ? { reply_markup: alertKeyboard(sub.script, sub.user) } : {}),
+      ...(sub.sendResolved && !sub.resolves ? { send_resolved: true } : {}),
+      ...(sub.resolves ? { resolves: sub.resolves } : {}),
+      ...(replyTo !== undefined ? { reply_to: replyTo } : {}),
       sent_parts: 0,
       attempts: 0,
     };

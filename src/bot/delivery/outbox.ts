@@ -56,6 +56,12 @@ export const OutboxRecordSchema = z.looseObject({
   last_error: z.string().optional(),
   dead_at: z.number().optional(),
   message_ids: z.array(z.number()).optional(),
+  /** A condition alert (send_resolved): its messages are remembered for the resolved notice. */
+  send_resolved: z.boolean().optional(),
+  /** The id of the alert this resolved notice is about. */
+  resolves: z.string().optional(),
+  /** Telegram message the first part replies to. */
+  reply_to: z.number().int().optional(),
 });
 export type OutboxRecord = z.infer<typeof OutboxRecordSchema> & { parts: Part[] };
 

@@ -161,7 +161,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error, req.body));
     const body = parsed.data;
     const user = target(req, caller, body.user);
-    await submit(req, reply, { user, content: contentOf(body, body.text), script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed });
+    await submit(req, reply, { user, content: contentOf(body, body.text), script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed, sendResolved: body.send_resolved, resolves: body.resolves });
   });
 
   app.post('/send_photo', async (req, reply) => {
@@ -175,7 +175,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
           if (part.type === 'file') {
             if (part.fieldname !== 'photo') throw new HttpProblem(400, `unexpected file field '${part.fieldname}'; the image goes in field 'photo'`);
             upload = await part.toBuffer();
-          } else if (part.fieldname === 'urgent' || part.fieldname === 'only_if_changed') {
+          } else if (part.fieldname === 'urgent' || part.fieldname === 'only_if_changed' || part.fieldname === 'send_resolved') {
             fields[part.fieldname] = String(part.value) === 'true' ? true : String(part.value) === 'false' ? false : part.value;
           } else if (part.fieldname === 'data') {
             try {
@@ -211,7 +211,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
       }
       throw err;
     }
-    await submit(req, reply, { user, content: contentOf(body, body.caption), photo, script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed });
+    await submit(req, reply, { user, content: contentOf(body, body.caption), photo, script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed, sendResolved: body.send_resolved, resolves: body.resolves });
   });
 
   return app;

@@ -45,8 +45,12 @@ export function classifyTelegramError(err: unknown): SendFailure {
 export class GrammyTransport implements TelegramTransport {
   constructor(private readonly api: Api) {}
 
-  async send(chatId: number, part: Part, photo: Buffer | null, replyMarkup: unknown): Promise<number> {
-    const markup = replyMarkup ? { reply_markup: replyMarkup as never } : {};
+  async send(chatId: number, part: Part, photo: Buffer | null, replyMarkup: unknown, replyTo?: number): Promise<number> {
+    // A deleted original must not cost the message: send it without the reply then.
+    const markup = {
+      ...(replyMarkup ? { reply_markup: replyMarkup as never } : {}),
+      ...(replyTo !== undefined ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}),
+    };
     try {
       if (part.kind === 'photo' && photo) {
         const caption = part.text ? { caption: part.text } : {};

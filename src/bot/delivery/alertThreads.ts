@@ -1,0 +1,52 @@
+/**
+ * Where a condition alert (`send_resolved`) went in Telegram, so its resolved notice can
+ * reply to it and update its buttons: `alert_threads.json` =
+ * `{"<notification id>": {"user", "chat_id", "message_ids", "script"?, "at"}}`. Only
+ * condition alerts are kept, and only for THREAD_TTL_MS, so the file stays small.
+ */
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Clock } from '../../shared/clock.js';
+import { JsonFile } from '../../shared/jsonFile.js';
+
+/** How long an alert's messages are remembered for its resolved notice. */
+export const THREAD_TTL_MS = 30 * 86_400_000;
+
+const ThreadSchema = z.looseObject({
+  user: z.string(),
+  chat_id: z.number().int(),
+  message_ids: z.array(z.number().int()).min(1),
+  script: z.string().optional(),
+  /** When it was delivered, ISO-8601 UTC. */
+  at: z.string(),
+});
+export type AlertThread = z.infer<typeof ThreadSchema>;
+const ThreadsSchema = z.record(z.string(), ThreadSchema);
+
+/** The messages of condition alerts, by notification id. */
+export class AlertThreads {
+  private readonly file: JsonFile<z.infer<typeof ThreadsSchema>>;
+
+  constructor(
+    dataDir: string,
+    private readonly clock: Clock,
+  ) {
+    this.file = new JsonFile(join(dataDir, 'alert_threads.json'), ThreadsSchema, () => ({}));
+  }
+
+  /** Remembers a delivered condition alert (and forgets those past THREAD_TTL_MS). */
+  async remember(id: string, thread: { user: string; chat_id: number; message_ids: number[]; script?: string }): Promise<void> {
+    const now = this.clock.now();
+    await this.file.update((all) => {
+      const next: Record<string, AlertThread> = {};
+      for (const [k, v] of Object.entries(all)) if (now - Date.parse(v.at) < THREAD_TTL_MS) next[k] = v;
+      next[id] = { ...thread, at: new Date(now).toISOString() };
+      return { next, result: undefined };
+    });
+  }
+
+  /** The alert's messages, or null when unknown (never delivered, or long ago). */
+  async find(id: string): Promise<AlertThread | null> {
+    return (await this.file.read())[id] ?? null;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Resolved notices through the real programs: the notify-bot process against the fake
+ * Telegram, the runner's real command line in this process with an injected clock (its
+ * scripts are real Python). A `send_resolved` alert, then a run printing notify: false,
+ * gives one "Resolved" notice as a Telegram reply to the alert, the alert's buttons
+ * updated, and the history showing how long it lasted; a flapping condition sends at most
+ * one alert and one notice per cooldown; a snoozed script's notice is held back like its
+ * alerts.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runCli } from '../src/runner/main.js';
+import { AlertRulesStore } from '../src/shared/alertRules.js';
+import type { RunRecord } from '../src/shared/history.js';
+import { BotHarness } from './support/botHarness.js';
+import { PATH } from './support/runnerSandbox.js';
+
+const T0 = Date.parse('2026-12-07T08:00:00Z');
+const MIN = 60_000;
+
+void describe('resolved notices', () => {
+  let h: BotHarness;
+  let home: string;
+  let chat: number;
+  const clock = { t: T0, now(): number { return this.t; } };
+
+  before(async () => {
+    // The runner runs as this test's user (root), so the notifications are root's.
+    h = await BotHarness.start({ users: ['root'] });
+    chat = h.users[0]!.chatId;
+    home = mkdtempSync(join(tmpdir(), 'notify-resolved-'));
+    mkdirSync(join(home, 'user', 'notifications'), { recursive: true });
+  });
+  after(async () => {
+    await h.cleanup();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  /** A script alerting while its flag file exists, as a condition (send_resolved). */
+  function condition(name: string, cooldown: string): { on(): void; off(): void } {
+    const flag = join(home, `${name}.flag`);
+    writeFileSync(
+      join(home, 'user', 'notifications', `${name}.py`),
+      `import json, os\nif os.path.exists(${JSON.stringify(flag)}):\n    print(json.dumps({"notify": True, "title": "Disk low on /data (${name})", "message": "Only 20 GB left.", "send_resolved": True, "cooldown": ${JSON.stringify(cooldown)}}))\nelse:\n    print(json.dumps({"notify": False}))\n`,
+    );
+    return { on: () => writeFileSync(flag, ''), off: () => rmSync(flag, { force: true }) };
+  }
+
+  async function pass(script: string, at: number): Promise<void> {
+    clock.t = at;
+    let out = '';
+    const code = await runCli(['--script', script], { PATH, HOME: home, NOTIFY_SOCKET: h.socketPath }, { out: (t) => (out += t), err: (t) => (out += t), isTty: false }, clock);
+    assert.equal(code, 0, out);
+  }
+
+  function history(): RunRecord[] {
+    const p = join(home, '.notifications', 'history.jsonl');
+    return existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RunRecord) : [];
+  }
+
+  /** Waits until the bot remembered the alert's messages for its notice. */
+  async function threadKept(id: string): Promise<void> {
+    await h.fake.waitFor(() => {
+      const p = join(h.dataDir, 'alert_threads.json');
+      return existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>)[id] ? true : undefined;
+    }, 10_000, () => `alert ${id} in alert_threads.json`);
+  }
+
+  void it('an alert, then its resolved notice as a reply to it, the buttons updated, and the history saying how long it lasted', async () => {
+    const c = condition('disk_space', '1h');
+    c.on();
+    await pass('disk_space.py', T0);
+    const [alert] = await h.fake.waitForMessages(chat, 1, 15_000);
+    assert.match(alert!.text ?? '', /^Disk low on \/data \(disk_space\)/);
+    assert.ok((alert!.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === 'Snooze 1h'), 'a fresh alert has its buttons');
+    const alertRun = history().at(-1)!;
+    assert.equal(alertRun.outcome, 'sent');
+    await threadKept(alertRun.id!);
+
+    await pass('disk_space.py', T0 + 5 * MIN);
+    assert.equal(h.fake.sentMessages(chat).length, 1, 'still on: nothing new (the cooldown holds it)');
+
+    c.off();
+    await pass('disk_space.py', T0 + 20 * MIN);
+    const msgs = await h.fake.waitForMessages(chat, 2, 15_000);
+    const notice = msgs[1]!;
+    assert.equal(notice.reply_to_message_id, alert!.message_id, 'the notice is a reply to the alert');
+    assert.match(notice.text ?? '', /^✅ Resolved: Disk low on \/data \(disk_space\)\n/u);
+    assert.match(notice.text ?? '', /after 20 min/);
+    assert.equal(notice.reply_markup, undefined, 'the notice has no buttons of its own');
+
+    await h.fake.waitFor(
+      () => ((h.fake.sentMessages(chat)[0]!.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === '✅ Resolved') ? true : undefined),
+      10_000,
+      () => `the alert's buttons updated: ${JSON.stringify(h.fake.sentMessages(chat)[0]!.reply_markup)}`,
+    );
+    const buttons = (h.fake.sentMessages(chat)[0]!.reply_markup?.inline_keyboard ?? []).flat().map((b) => b.text);
+    assert.deepEqual(buttons, ['✅ Resolved', 'Run now'], 'snoozing a resolved alert is moot; running it is not');
+
+    const runs = history();
+    const resolving = runs.at(-1)!;
+    assert.equal(resolving.outcome, 'nothing_to_send');
+    assert.equal(resolving.resolved_alert, alertRun.id);
+    assert.equal(resolving.resolved_after_ms, 20 * MIN);
+    assert.ok(resolving.resolved_notice, 'the notice id is recorded');
+    const marked = runs.find((r) => r.id === alertRun.id)!;
+    assert.equal(marked.resolved_after_ms, 20 * MIN, 'the alert itself is marked resolved, with how long it lasted');
+    assert.equal(marked.resolved_at, new Date(T0 + 20 * MIN).toISOString());
+
+    await pass('disk_space.py', T0 + 25 * MIN);
+    await pass('disk_space.py', T0 + 30 * MIN);
+    // The alert after is news again, but the cooldown (1 h from the alert) still holds it.
+    c.on();
+    await pass('disk_space.py', T0 + 35 * MIN);
+    await pass('disk_space.py', T0 + 61 * MIN);
+    const after = await h.fake.waitForMessages(chat, 3, 15_000);
+    assert.equal(after.length, 3, 'one notice only, and the next alert once the cooldown passed');
+    assert.match(after[2]!.text ?? '', /^Disk low on/);
+    assert.equal(after[2]!.reply_to_message_id, undefined, 'a new alert, not a reply');
+  });
+
+  void it('a flapping condition sends one alert and one resolved notice per cooldown, not one per change', async () => {
+    const c = condition('flappy', '1h');
+    const start = T0 + 3 * 3_600_000;
+    const before = h.fake.sentMessages(chat).length;
+    for (let i = 0; i < 8; i++) {
+      if (i % 2 === 0) c.on();
+      else c.off();
+      await pass('flappy.py', start + i * 5 * MIN);
+    }
+    // Something that must come after any message the passes produced: a direct send.
+    await h.client.send({ user: 'root', message: 'marker after the flapping' }, 'respond-async');
+    const msgs = await h.fake.waitForMessages(chat, before + 3, 15_000);
+    const mine = h.fake.sentMessages(chat).slice(before);
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker after the flapping') ? true : undefined), 10_000, () => 'the marker');
+    const texts = h.fake.sentMessages(chat).slice(before).map((m) => m.text ?? '');
+    assert.equal(texts.filter((t) => t.startsWith('Disk low on /data (flappy)')).length, 1, `one alert in 40 minutes of flapping: ${JSON.stringify(texts)}`);
+    assert.equal(texts.filter((t) => t.startsWith('✅ Resolved: Disk low on /data (flappy)')).length, 1, `one resolved notice: ${JSON.stringify(texts)}`);
+    assert.ok(msgs.length >= before + 3 && mine.length >= 3);
+    const flappyRuns = history().filter((r) => r.script === 'flappy.py');
+    assert.deepEqual(
+      flappyRuns.map((r) => r.outcome),
+      ['sent', 'nothing_to_send', 'held_by_cooldown', 'nothing_to_send', 'held_by_cooldown', 'nothing_to_send', 'held_by_cooldown', 'nothing_to_send'],
+    );
+    assert.equal(flappyRuns.filter((r) => r.resolved_alert).length, 1, 'only the alert that was sent is resolved');
+  });
+
+  void it('a snoozed script\'s resolved notice is held back like its alerts, and the condition is closed', async () => {
+    const c = condition('snoozy', '1h');
+    const start = T0 + 6 * 3_600_000;
+    c.on();
+    await pass('snoozy.py', start);
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('Disk low on /data (snoozy)')) ? true : undefined), 15_000, () => 'the snoozy alert');
+    await new AlertRulesStore(h.dataDir, { now: () => Date.now() }).snooze('root', 'snoozy.py', Date.now() + 3_600_000);
+    c.off();
+    await pass('snoozy.py', start + 10 * MIN);
+    const run = history().at(-1)!;
+    assert.equal(run.resolved_alert !== undefined, true, 'the condition is closed');
+    assert.equal(run.resolved_notice, undefined, 'no notice was sent');
+    assert.match(run.warning ?? '', /resolved notice was not sent: snoozed/);
+    await h.client.send({ user: 'root', message: 'marker after snoozy' }, 'respond-async');
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker after snoozy') ? true : undefined), 10_000, () => 'the marker');
+    assert.ok(!h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('✅ Resolved: Disk low on /data (snoozy)')), 'no resolved notice in the chat');
+    const state = JSON.parse(readFileSync(join(home, '.notifications', 'state', 'snoozy.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(state.active_alert, undefined);
+  });
+});
