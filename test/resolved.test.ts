@@ -63,10 +63,10 @@ void describe('resolved notices', () => {
 
   /** Waits until the bot remembered the alert's messages for its notice. */
   async function threadKept(id: string): Promise<void> {
-    await h.fake.waitFor(() => {
+    await h.waitUntil(() => {
       const p = join(h.dataDir, 'alert_threads.json');
       return existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>)[id] ? true : undefined;
-    }, 10_000, () => `alert ${id} in alert_threads.json`);
+    }, 15_000, () => `alert ${id} in alert_threads.json`);
   }
 
   void it('an alert, then its resolved notice as a reply to it, the buttons updated, and the history saying how long it lasted', async () => {
