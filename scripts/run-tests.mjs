@@ -32,7 +32,7 @@ const concurrency = process.env.NOTIFY_TEST_CONCURRENCY ?? '2';
 const strict = process.env.CI === 'true' || process.env.CI === '1';
 const child = spawn(
   process.execPath,
-  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files],
+  ['--enable-source-maps', '--test', '--test-reporter=tap', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files],
   { stdio: ['ignore', 'pipe', 'inherit'], cwd: root, env: { ...process.env, NOTIFY_PROJECT_ROOT: root } },
 );
 let tail = '';
