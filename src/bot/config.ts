@@ -43,6 +43,8 @@ export interface BotConfig extends CommonConfig {
   scriptsCommand: string;
   scriptsHelperTimeoutMs: number;
   digestCheckMs: number;
+  /** With a database: how long the Telegram lease lasts without renewal. */
+  leaseTtlMs: number;
   publicUrl: string;
   botUsername: string | undefined;
   /** Where to serve Prometheus metrics; undefined = nowhere. */
@@ -89,6 +91,7 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   METRICS_ENV_HELP,
   ['NOTIFY_DATABASE_URL', '(unset = the data files)', 'PostgreSQL URL for the shared state of a fleet (postgres://user@/db?host=/run/postgresql); its password is never logged'],
   ['NOTIFY_INSTANCE', 'the host name', "this replica's name in logs and /health"],
+  ['NOTIFY_LEASE_TTL', '6s', 'with a database: how long the Telegram lease lasts unrenewed (a dead leader is replaced within about this plus a third of it)'],
 ];
 
 /** Reads and validates the bot's configuration. */
@@ -130,6 +133,7 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     scriptsCommand: r.string('NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts'),
     scriptsHelperTimeoutMs: r.durationMs('NOTIFY_SCRIPTS_HELPER_TIMEOUT', 90_000),
     digestCheckMs: r.durationMs('NOTIFY_DIGEST_CHECK', 30_000),
+    leaseTtlMs: r.durationMs('NOTIFY_LEASE_TTL', 6000),
     publicUrl: r.url('NOTIFY_PUBLIC_URL', 'http://localhost:8080'),
     botUsername: r.optional('TELEGRAM_BOT_USERNAME')?.replace(/^@/, ''),
     metricsAddr: readMetricsAddress(r),

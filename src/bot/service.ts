@@ -2,6 +2,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Api, Bot } from 'grammy';
+import { z } from 'zod';
 import type { FastifyInstance } from 'fastify';
 import { AlertRulesStore } from '../shared/alertRules.js';
 import { type Clock, systemClock } from '../shared/clock.js';
@@ -13,6 +14,8 @@ import { DiskGuard } from '../shared/diskSpace.js';
 import { type Logger, logFileState } from '../shared/logger.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { startMetrics } from '../shared/metrics.js';
+import { Lease } from '../shared/db/lease.js';
+import { sharedDocument } from '../shared/documents.js';
 import { openSharedState } from '../shared/sharedState.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
 import { BotMetrics } from './metrics.js';
@@ -54,6 +57,15 @@ export class AlreadyRunningError extends Error {
 
 export { BOT_COMMANDS } from './commands/menu.js';
 
+/** The Telegram update offset kept in the shared state (the fleet's pollers take turns). */
+function updateOffsets(dataDir: string): { load(): Promise<number>; save(offset: number): Promise<void> } {
+  const doc = sharedDocument(dataDir, 'telegram_offset.json', z.looseObject({ offset: z.number().int() }), () => ({ offset: 0 }));
+  return {
+    load: async () => (await doc.read()).offset,
+    save: (offset) => doc.update((cur) => ({ ...(offset > cur.offset ? { next: { ...cur, offset } } : {}), result: undefined })),
+  };
+}
+
 /** Starts the bot service. */
 export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock = systemClock): Promise<RunningBot> {
   await fsp.mkdir(cfg.dataDir, { recursive: true, mode: 0o770 });
@@ -76,6 +88,9 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const shared = await openSharedState(cfg.dataDir, cfg.databaseUrl);
     stoppers.push(() => shared.close());
     if (shared.database) log.info({ database: shared.where, instance: cfg.instance }, 'shared state in PostgreSQL');
+    let lease: Lease | null = null;
+    let roleChange: Promise<void> = Promise.resolve();
+    let stopDigests: (() => void) | null = null;
     const links = new LinkStore(cfg.dataDir, clock);
     try {
       await links.users.read();
@@ -174,7 +189,9 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       metrics,
       threads,
     );
-    stoppers.push(scheduleDigests({ rules, notifier, clock, log }, cfg.digestCheckMs));
+    // In a fleet only the lease holder releases digests (below), so none goes out twice.
+    const startDigests = (): (() => void) => scheduleDigests({ rules, notifier, clock, log }, cfg.digestCheckMs);
+    if (!shared.database) stoppers.push(startDigests());
     const housekeeping = setInterval(() => {
       pacer.sweep();
       void notifier.pruneImages();
@@ -202,7 +219,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         if (logFile && !logFile.ok) problems.push(`bot.log cannot be written (${logFile.error}); ${logFile.dropped} line(s) dropped so far`);
         return {
           instance: cfg.instance,
-          role: 'leader',
+          role: lease?.role ?? 'leader',
           store: shared.backend,
           queued: deliverer.size,
           outbox: outbox.stats,
@@ -231,9 +248,25 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const fatal = new Promise<Error>((resolve) => {
       fatalResolve = resolve;
     });
-    const poller = new Poller(bot, log, { timeoutSeconds: cfg.pollTimeoutSeconds, minBackoffMs: 500, maxBackoffMs: 30_000, onFatal: fatalResolve, ...(metrics ? { onPoll: (ok: boolean) => metrics.polled(ok) } : {}) });
-    poller.start();
-    stoppers.push(() => poller.stop());
+    const offsets = shared.database ? updateOffsets(cfg.dataDir) : undefined;
+    const poller = new Poller(bot, log, { timeoutSeconds: cfg.pollTimeoutSeconds, minBackoffMs: 500, maxBackoffMs: 30_000, onFatal: fatalResolve, ...(metrics ? { onPoll: (ok: boolean) => metrics.polled(ok) } : {}), ...(offsets ? { offsets } : {}) });
+    if (shared.database) {
+      // A fleet: only the holder of the Telegram lease polls (Telegram allows one consumer).
+      lease = new Lease(shared.database.sql, 'telegram', cfg.instance, { ttlMs: cfg.leaseTtlMs, renewMs: Math.max(200, Math.round(cfg.leaseTtlMs / 3)) }, log, (role, generation) => {
+        log.info({ role, generation, instance: cfg.instance }, role === 'leader' ? 'holding the Telegram lease: polling' : 'not holding the Telegram lease: accepting only');
+        stopDigests?.();
+        stopDigests = role === 'leader' ? startDigests() : null;
+        roleChange = roleChange.then(() => (role === 'leader' ? poller.start() : poller.stop())).catch((err: unknown) => log.error({ err }, 'could not change polling role'));
+      });
+      stoppers.push(() => stopDigests?.());
+      const held = lease;
+      stoppers.push(() => poller.stop());
+      stoppers.push(() => held.stop());
+      held.start();
+    } else {
+      poller.start();
+      stoppers.push(() => poller.stop());
+    }
     const theBot = bot;
     void (async () => {
       for (let attempt = 0; attempt < 20; attempt += 1) {

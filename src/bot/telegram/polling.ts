@@ -15,6 +15,11 @@ export interface PollerOptions {
   maxBackoffMs: number;
   /** Called when polling cannot go on (bad token). */
   onFatal: (err: Error) => void;
+  /**
+   * Where the next update offset is kept across pollers (a fleet: the replica taking over
+   * polling goes on where the last one stopped, so no update is answered twice).
+   */
+  offsets?: { load(): Promise<number>; save(offset: number): Promise<void> };
   /** Called after each getUpdates: whether it succeeded (for metrics). */
   onPoll?: (ok: boolean) => void;
 }
@@ -75,6 +80,13 @@ export class Poller {
 
   private async run(): Promise<void> {
     let offset = 0;
+    if (this.opts.offsets) {
+      try {
+        offset = await this.opts.offsets.load();
+      } catch (err) {
+        this.log.warn({ reason: (err as Error).message }, 'could not read the stored update offset; starting from Telegram\'s');
+      }
+    }
     let backoff = this.opts.minBackoffMs;
     while (this.running) {
       this.abort = new AbortController();
@@ -90,6 +102,7 @@ export class Poller {
           offset = u.update_id + 1;
           this.dispatch(u);
         }
+        if (updates.length > 0) await this.opts.offsets?.save(offset).catch((err: unknown) => this.log.warn({ reason: (err as Error).message }, 'could not store the update offset'));
       } catch (err) {
         if (!this.running) break;
         this.opts.onPoll?.(false);

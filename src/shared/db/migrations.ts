@@ -26,4 +26,18 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'leases',
+    // One row per lease (the Telegram lease: polling and answering). generation grows by
+    // one at every change of holder, so a holder that lost the lease can tell.
+    sql: `
+      CREATE TABLE leases (
+        name text PRIMARY KEY,
+        holder text NOT NULL,
+        generation bigint NOT NULL,
+        expires_at timestamptz NOT NULL
+      );
+    `,
+  },
 ];

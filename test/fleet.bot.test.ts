@@ -1,0 +1,108 @@
+/**
+ * Two notify-bot replicas on one PostgreSQL and one (fake) Telegram, as real processes:
+ * one holds the Telegram lease and polls, the other accepts only; a command is answered
+ * once; sends through either socket are delivered; no 409 from Telegram; when the leader is
+ * killed with SIGKILL the other takes over polling within 10 s and goes on from the stored
+ * update offset.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LinkStore } from '../src/shared/linking.js';
+import { openSharedState, type SharedState } from '../src/shared/sharedState.js';
+import { BotHarness } from './support/botHarness.js';
+import { postgresUnavailable, TestPostgres } from './support/postgres.js';
+
+const skip = postgresUnavailable();
+let pg: TestPostgres;
+before(async () => {
+  if (!skip) pg = await TestPostgres.start();
+});
+after(async () => {
+  if (!skip) await pg.cleanup();
+});
+
+async function roleOf(h: BotHarness): Promise<string | null> {
+  if (!h.proc) return null;
+  try {
+    const res = await h.health();
+    return (res.body as { role?: string }).role ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Waits until `pick` finds a replica with the leader role; returns it and when. */
+async function waitForLeader(replicas: BotHarness[], timeoutMs: number): Promise<BotHarness> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const r of replicas) if ((await roleOf(r)) === 'leader') return r;
+    if (Date.now() > deadline) throw new Error(`no replica took the Telegram lease within ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+function conflicts(h: BotHarness): number {
+  return h.logs.filter((l) => /409|another process polling/.test(String(l.msg))).length;
+}
+
+void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
+  void it('one polls, both accept and deliver, a command is answered once, and a SIGKILLed leader is replaced within 10 s', async (t) => {
+    const url = await pg.createDatabase();
+    const a = await BotHarness.start({ users: [], start: false, env: { NOTIFY_DATABASE_URL: url, NOTIFY_INSTANCE: 'host-a' } });
+    const b = await BotHarness.start({ users: [], start: false, env: { NOTIFY_DATABASE_URL: url, NOTIFY_INSTANCE: 'host-b', TELEGRAM_API_ROOT: a.fake.apiRoot, TELEGRAM_BOT_TOKEN: a.fake.token } });
+    const scratch = mkdtempSync(join(tmpdir(), 'notify-fleet-bot-'));
+    let state: SharedState | null = null;
+    try {
+      state = await openSharedState(scratch, url);
+      const chat = 5150;
+      await new LinkStore(scratch).linkChat('alice', chat);
+      a.fake.registerChat(chat, { first_name: 'alice' });
+      await Promise.all([a.startBot(), b.startBot()]);
+
+      const leader = await waitForLeader([a, b], 20_000);
+      const follower = leader === a ? b : a;
+      assert.equal(await roleOf(follower), 'follower');
+      assert.equal(((await follower.health()).body as { instance: string }).instance, follower === a ? 'host-a' : 'host-b');
+
+      const viaA = await a.client.send({ user: 'alice', text: 'through host-a' }, { waitSeconds: 10 });
+      const viaB = await b.client.send({ user: 'alice', text: 'through host-b' }, { waitSeconds: 10 });
+      assert.ok(viaA.status === 200 || viaA.status === 202, JSON.stringify(viaA.body));
+      assert.ok(viaB.status === 200 || viaB.status === 202, JSON.stringify(viaB.body));
+      await a.fake.waitForMessages(chat, 2, 15_000);
+
+      a.fake.sendUserMessage(chat, '/whoami');
+      const afterWhoami = await a.fake.waitForMessages(chat, 3, 15_000);
+      // The answer to a later command comes after any second answer to the first would have.
+      a.fake.sendUserMessage(chat, '/help');
+      await a.fake.waitForMessages(chat, 4, 15_000);
+      const texts = a.fake.sentMessages(chat).map((m) => m.text ?? '');
+      assert.equal(texts.filter((t) => t.startsWith('This chat is linked')).length, 1, `one answer to /whoami: ${JSON.stringify(texts)}`);
+      assert.ok(afterWhoami.length >= 3);
+
+      const killedAt = Date.now();
+      await leader.kill('SIGKILL');
+      const next = await waitForLeader([follower], 20_000);
+      const takeoverMs = Date.now() - killedAt;
+      assert.equal(next, follower);
+      t.diagnostic(`take-over after SIGKILL of the leader: ${takeoverMs} ms`);
+      assert.ok(takeoverMs < 10_000, `take-over took ${takeoverMs} ms (target: under 10 s)`);
+
+      const before = a.fake.sentMessages(chat).length;
+      a.fake.sendUserMessage(chat, '/whoami');
+      await a.fake.waitForMessages(chat, before + 1, 15_000);
+      a.fake.sendUserMessage(chat, '/help');
+      await a.fake.waitForMessages(chat, before + 2, 15_000);
+      const later = a.fake.sentMessages(chat).slice(before).map((m) => m.text ?? '');
+      assert.equal(later.filter((t) => t.startsWith('This chat is linked')).length, 1, `the new leader answers the new command once and no old one again: ${JSON.stringify(later)}`);
+      assert.equal(conflicts(a) + conflicts(b), 0, 'no two replicas polled at once (no 409 from Telegram)');
+    } finally {
+      await state?.close();
+      await a.cleanup();
+      await b.cleanup();
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
