@@ -401,7 +401,8 @@ step_restart_keeps_queue() {
     ((n > 0)) && break
     sleep 0.5
   done
-  ((n > 0)) || fail "no notification waiting in /data/notifications/outbox/queue during the outage"
+  ((n > 0)) || fail "no notification waiting in /data/notifications/outbox/queue during the outage; notify said:" "$out" \
+    "$(in_host ls -lR /data/notifications/outbox 2>&1 | head -n 20)" "$(in_host journalctl -u notify-bot -n 15 --no-pager -o cat)"
   # Let one attempt fail, so the bot logs the retry (the warning the journal step looks for).
   for ((i = 0; i < 60; i++)); do
     in_host journalctl -u notify-bot -o cat --no-pager | grep -q 'will retry' && break
