@@ -20,6 +20,9 @@ export interface BotConfig extends CommonConfig {
   botWindowMs: number;
   chatBurst: number;
   chatIntervalMs: number;
+  /** Group chats: at most groupPerWindow messages per groupWindowMs. */
+  groupPerWindow: number;
+  groupWindowMs: number;
   concurrency: number;
   queueMax: number;
   retryMaxAgeMs: number;
@@ -68,6 +71,8 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_TELEGRAM_WINDOW', '1100ms', 'the window of NOTIFY_TELEGRAM_RATE (a little over 1 s keeps a margin for network jitter)'],
   ['NOTIFY_CHAT_BURST', '3', 'messages a chat may get at once before pacing'],
   ['NOTIFY_CHAT_INTERVAL', '1050ms', 'then one message per chat per this interval'],
+  ['NOTIFY_GROUP_RATE', '20', 'messages one group (team chat) gets in any NOTIFY_GROUP_WINDOW (Telegram allows about 20 a minute)'],
+  ['NOTIFY_GROUP_WINDOW', '61s', 'the window of NOTIFY_GROUP_RATE (a little over a minute, for jitter)'],
   ['NOTIFY_TELEGRAM_CONCURRENCY', '100', 'requests to Telegram in flight at once'],
   ['NOTIFY_QUEUE_MAX', '20000', 'notifications queued at most; beyond, 503 with Retry-After'],
   ['NOTIFY_RETRY_MAX_AGE', '24h', 'give up retrying (dead-letter) after this long'],
@@ -115,6 +120,8 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     botWindowMs: r.durationMs('NOTIFY_TELEGRAM_WINDOW', 1100),
     chatBurst: r.int('NOTIFY_CHAT_BURST', 3, 1, 1000),
     chatIntervalMs: r.durationMs('NOTIFY_CHAT_INTERVAL', 1050),
+    groupPerWindow: r.int('NOTIFY_GROUP_RATE', 20, 1, 10_000),
+    groupWindowMs: r.durationMs('NOTIFY_GROUP_WINDOW', 61_000),
     concurrency: r.int('NOTIFY_TELEGRAM_CONCURRENCY', 100, 1, 10_000),
     queueMax: r.int('NOTIFY_QUEUE_MAX', 20_000, 1, 10_000_000),
     retryMaxAgeMs: r.durationMs('NOTIFY_RETRY_MAX_AGE', 24 * 3600_000),

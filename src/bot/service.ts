@@ -17,6 +17,7 @@ import { startMetrics } from '../shared/metrics.js';
 import { Lease } from '../shared/db/lease.js';
 import { sharedDocument } from '../shared/documents.js';
 import { openSharedState } from '../shared/sharedState.js';
+import { TeamChatStore } from '../shared/teamChats.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
 import { BotMetrics } from './metrics.js';
 import type { BotConfig } from './config.js';
@@ -100,13 +101,14 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     }
     const linkTokens = new LinkTokenStore(cfg.dataDir, clock);
 
+    const teams = new TeamChatStore(cfg.dataDir, clock);
     const outbox = new FileOutbox(cfg.dataDir, {
       commitIntervalMs: cfg.outboxCommitMs,
       segmentBytes: cfg.outboxSegmentBytes,
       onProblem: (message, detail) => log.error(detail, message),
     });
     const pacer = new Pacer(
-      { botPerWindow: cfg.botPerWindow, windowMs: cfg.botWindowMs, chatBurst: cfg.chatBurst, chatIntervalMs: cfg.chatIntervalMs },
+      { botPerWindow: cfg.botPerWindow, windowMs: cfg.botWindowMs, chatBurst: cfg.chatBurst, chatIntervalMs: cfg.chatIntervalMs, groupPerWindow: cfg.groupPerWindow, groupWindowMs: cfg.groupWindowMs },
       clock,
     );
     // Chats marked as refusing; seeded from the links so a restart still clears marks.
@@ -140,11 +142,13 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       log,
       {
         onRefused: (user, chatId, reason) => {
+          if (chatId < 0) teams.markDeliveryRefused(chatId, reason).catch((err: unknown) => log.error({ err, chat: chatId }, 'could not mark the team chat as refused'));
           refusedChats.add(chatId);
           links.markDeliveryRefused(user, chatId, reason).catch((err: unknown) => log.error({ err, user }, 'could not mark the link as refused'));
         },
         ...(metrics ? { metrics } : {}),
         onDelivered: (record) => {
+          if (record.chat_id < 0) teams.noteDelivery(record.chat_id).catch((err: unknown) => log.error({ err, chat: record.chat_id }, 'could not note the team chat delivery'));
           if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');
           void followThread(record);
           // A chat that refused earlier (blocked the bot) takes messages again: clear the mark.
@@ -202,6 +206,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const startedAt = clock.now();
     const sendApi = await buildSendApi({
       notifier,
+      teams,
       log,
       trustedUsers: cfg.trustedUsers,
       analystGroup: cfg.analystGroup,

@@ -45,6 +45,8 @@ export interface FakeTelegramOptions {
   botRateLimit?: { perWindow: number; windowMs: number } | false;
   /** Flood limit per chat: a token bucket. Default burst 3, refilling 1 per second. */
   chatRateLimit?: { burst: number; perSecond: number } | false;
+  /** Flood limit per group chat: at most perWindow messages in any sliding windowMs. Default 20 per minute. */
+  groupRateLimit?: { perWindow: number; windowMs: number } | false;
   /** Milliseconds since the epoch; drives rate limits and message dates. Default Date.now. */
   clock?: () => number;
   /** Interface and port to listen on. Default 127.0.0.1 and a free port. */
@@ -233,6 +235,8 @@ interface ChatState {
   nextMessageId: number;
   bucket: { tokens: number; at: number };
   log: TranscriptEntry[];
+  /** Set for group chats: their title, members (user ids) and recent sends (for the group limit). */
+  group?: { title: string; members: Set<number>; sends: number[]; botRemoved: boolean };
 }
 
 interface StoredFile {
@@ -387,6 +391,7 @@ export class FakeTelegram {
   private readonly clock: () => number;
   private readonly botLimit: { perWindow: number; windowMs: number } | false;
   private readonly chatLimit: { burst: number; perSecond: number } | false;
+  private readonly groupLimit: { perWindow: number; windowMs: number } | false;
   private readonly detectEntities: boolean;
   private baseUrl = '';
   private closed = false;
@@ -415,6 +420,7 @@ export class FakeTelegram {
     this.clock = opts.clock ?? Date.now;
     this.botLimit = opts.botRateLimit === undefined ? { perWindow: 30, windowMs: 1000 } : opts.botRateLimit;
     this.chatLimit = opts.chatRateLimit === undefined ? { burst: 3, perSecond: 1 } : opts.chatRateLimit;
+    this.groupLimit = opts.groupRateLimit === undefined ? { perWindow: 20, windowMs: 60_000 } : opts.groupRateLimit;
     this.detectEntities = opts.detectEntities ?? true;
     const idFromToken = /^(\d+):/.exec(this.token)?.[1];
     this.botInfo = {
@@ -463,6 +469,47 @@ export class FakeTelegram {
     if (info.username !== undefined) chat.username = info.username;
     if (info.first_name !== undefined) chat.first_name = info.first_name;
     if (info.last_name !== undefined) chat.last_name = info.last_name;
+  }
+
+  /** Creates a group chat (a negative id) with the bot in it and these users (private chat ids) as members. */
+  createGroup(chatId: number, title: string, memberIds: readonly number[] = []): void {
+    if (chatId >= 0) throw new Error(`group chat ids are negative, got ${chatId}`);
+    const chat = this.ensureChat(chatId);
+    chat.first_name = title;
+    chat.group = { title, members: new Set(memberIds), sends: [], botRemoved: false };
+  }
+
+  /** Adds a member to a group. */
+  addGroupMember(chatId: number, userId: number): void {
+    const g = this.chats.get(chatId)?.group;
+    if (!g) throw new Error(`chat ${chatId} is not a group`);
+    g.members.add(userId);
+  }
+
+  /** The bot is removed from the group: sends to it get 403, as Telegram answers. */
+  removeBotFromGroup(chatId: number): void {
+    const g = this.chats.get(chatId)?.group;
+    if (!g) throw new Error(`chat ${chatId} is not a group`);
+    g.botRemoved = true;
+  }
+
+  /** A member writes in a group (e.g. /start): queues a `message` update from that member. */
+  sendGroupMessage(chatId: number, fromUserId: number, text: string): FakeUpdate {
+    const chat = this.chats.get(chatId);
+    if (!chat?.group) throw new Error(`chat ${chatId} is not a group`);
+    const from = this.ensureChat(fromUserId);
+    if (!chat.group.members.has(fromUserId)) chat.group.members.add(fromUserId);
+    const formatted = addDetectedEntities({ text, entities: [] });
+    const message: Record<string, unknown> = {
+      message_id: chat.nextMessageId++,
+      from: this.userJson(from),
+      chat: this.chatJson(chat),
+      date: Math.floor(this.clock() / 1000),
+      text,
+    };
+    if (formatted.entities.length > 0) message.entities = formatted.entities;
+    chat.log.push({ seq: ++this.seq, from: 'user', chat_id: chat.id, message_id: message.message_id as number, message });
+    return this.enqueue({ message });
   }
 
   /** The user blocks the bot: sends to this chat get 403. */
@@ -1268,6 +1315,7 @@ export class FakeTelegram {
   /** Blocked chats and flood limits, checked last, as Telegram's servers do at send time. */
   private checkCanSend(chat: ChatState): void {
     if (chat.blocked) throw withChat(new ApiError(403, 'Forbidden: bot was blocked by the user'), chat.id);
+    if (chat.group?.botRemoved) throw withChat(new ApiError(403, 'Forbidden: bot was kicked from the group chat'), chat.id);
     const now = this.clock();
     if (this.botLimit) {
       const { perWindow, windowMs } = this.botLimit;
@@ -1291,6 +1339,16 @@ export class FakeTelegram {
         throw withChat(tooManyRequests(Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond))), chat.id);
       }
       bucket.tokens -= 1;
+    }
+    if (chat.group && this.groupLimit) {
+      const { perWindow, windowMs } = this.groupLimit;
+      const g = chat.group;
+      g.sends = g.sends.filter((t) => t > now - windowMs);
+      const oldest = g.sends[0];
+      if (g.sends.length >= perWindow && oldest !== undefined) {
+        throw withChat(tooManyRequests(Math.max(1, Math.ceil((oldest + windowMs - now) / 1000))), chat.id);
+      }
+      g.sends.push(now);
     }
     if (this.botLimit) this.botSends.push(now);
   }
@@ -1347,6 +1405,7 @@ export class FakeTelegram {
   }
 
   private chatJson(chat: ChatState): Record<string, unknown> {
+    if (chat.group) return { id: chat.id, title: chat.group.title, type: 'group' };
     const out: Record<string, unknown> = { id: chat.id, first_name: chat.first_name };
     if (chat.last_name !== undefined) out.last_name = chat.last_name;
     if (chat.username !== undefined) out.username = chat.username;

@@ -48,6 +48,7 @@ export function notificationFields(output: ScriptOutput, scriptName: string): Re
   if (typeof output.urgent === 'boolean') fields.urgent = output.urgent;
   if (typeof output.only_if_changed === 'boolean') fields.only_if_changed = output.only_if_changed;
   if (output.send_resolved === true) fields.send_resolved = true;
+  if (Array.isArray(output.to)) fields.to = output.to;
   return fields;
 }
 

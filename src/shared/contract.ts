@@ -31,6 +31,7 @@ export const ScriptOutputSchema = z
     urgent: z.boolean({ error: 'must be true or false' }).nullish(),
     only_if_changed: z.boolean({ error: 'must be true or false' }).nullish(),
     send_resolved: z.boolean({ error: 'must be true or false' }).nullish(),
+    to: z.array(z.string({ error: 'must be a name' }), { error: 'must be a list of names, e.g. ["me", "finance-alerts"]' }).nullish(),
   })
   .superRefine((out, ctx) => {
     if (out.notify && (typeof out.message !== 'string' || out.message.trim() === '')) {
@@ -82,6 +83,13 @@ const scriptName = z
   .regex(/^[^/\0]+$/, 'must be a file name, not a path');
 const parseMode = z.enum(PARSE_MODES, { error: `must be one of ${PARSE_MODES.join(', ')}` });
 
+/** `to`: "me" and team chat names (see TEAM_NAME_RE in shared/teamChats.ts), each once. */
+const destinations = z
+  .array(z.string().regex(/^(me|[a-z0-9][a-z0-9_-]{1,63})$/, 'must be "me" or a team chat name such as finance-alerts'), { error: 'must be a list of names, e.g. ["me", "finance-alerts"]' })
+  .min(1, 'must name at least one destination')
+  .max(10, 'may name at most 10 destinations')
+  .refine((l) => new Set(l).size === l.length, 'names a destination twice');
+
 /** Content and routing fields shared by /send and /send_photo. */
 const common = {
   user: username.optional(),
@@ -98,6 +106,8 @@ const common = {
   send_resolved: z.boolean({ error: 'must be true or false' }).optional(),
   /** This is the resolved notice of the alert with this id (the caller's own): a reply to it. */
   resolves: z.string().min(1).max(100).regex(/^[A-Za-z0-9_-]+$/, 'must be a notification id').optional(),
+  /** Destinations: "me" (the default) and team chat names. */
+  to: destinations.optional(),
 };
 
 /** Body of POST /send. */

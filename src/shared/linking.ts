@@ -77,20 +77,28 @@ export class LinkStore {
 
   /** Consumes a code and links `username` to its chat; throws VerifyError when refused. */
   async verifyCode(username: string, rawCode: unknown): Promise<Link> {
+    return this.consumeCode(rawCode, (chatId) => this.linkChat(username, chatId));
+  }
+
+  /**
+   * Consumes a code, handing its chat to `use` under the codes' lock (a team chat's link
+   * uses it too); throws VerifyError when refused. When `use` throws, the code stays.
+   */
+  async consumeCode<T>(rawCode: unknown, use: (chatId: number) => Promise<T>): Promise<T> {
     const code = typeof rawCode === 'string' ? rawCode.replace(/\s+/g, '') : typeof rawCode === 'number' ? String(rawCode) : rawCode === undefined || rawCode === null ? '' : '?';
     if (code === '') throw new VerifyError('missing');
     if (!/^\d{6}$/.test(code)) throw new VerifyError('invalid');
-    const outcome = await this.codes.update<Link | VerifyFailure>(async (codes) => {
+    const outcome = await this.codes.update<{ ok: T } | VerifyFailure>(async (codes) => {
       const now = unixSeconds(this.clock);
       const entry = codes[code];
       if (!entry) return { result: 'invalid' };
       const next = { ...codes };
       delete next[code];
       if (this.isExpired(entry, now)) return { next, result: 'expired' };
-      return { next, result: await this.linkChat(username, entry.chat_id) };
+      return { next, result: { ok: await use(entry.chat_id) } };
     });
     if (typeof outcome === 'string') throw new VerifyError(outcome);
-    return outcome;
+    return outcome.ok;
   }
 
   /** Links username to chatId (replacing the user's earlier chat); returns the link. */

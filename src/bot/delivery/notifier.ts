@@ -55,6 +55,11 @@ export interface Submission {
   sendResolved?: boolean | undefined;
   /** The id of the alert this notice resolves: sent as a reply to it, without buttons. */
   resolves?: string | undefined;
+  /**
+   * A team chat to send to instead of the user's own chat (`user` is the sender). Team
+   * messages skip the sender's personal rules, get no buttons and no desktop copy.
+   */
+  team?: { name: string; chatId: number };
 }
 
 /** How long to wait before answering. */
@@ -193,7 +198,7 @@ export class Notifier {
   private async accept(original: Submission, opts: SubmitOptions): Promise<SubmitResult> {
     const now = this.clock.now();
     const { id, seq } = newOutboxId(now);
-    const ruled = await this.applyRules(original, id, now);
+    const ruled = original.team ? { go: original } : await this.applyRules(original, id, now);
     if ('stop' in ruled) {
       const body = ruled.stop.body as Partial<SendResponse>;
       const reason = body.suppressed ?? (body.held ? 'quiet_hours' : undefined);
@@ -204,7 +209,7 @@ export class Notifier {
     const onAccepted = async (): Promise<void> => {
       await ruled.accepted?.().catch((err: unknown) => this.log.error({ err, id }, 'could not record the data of an only-if-changed notification'));
     };
-    const link = await this.links.linkOf(sub.user);
+    const link = sub.team ? { chat_id: sub.team.chatId } : await this.links.linkOf(sub.user);
     const imageUrl = sub.photo ? await this.storeImage(id, sub.user, sub.photo) : undefined;
     const plain = plainOf(sub.content);
     const desktopNote: DesktopNotification = {
@@ -240,7 +245,7 @@ export class Notifier {
       accepted_at: now,
       ...(sub.script ? { script: sub.script } : {}),
       parts: sub.photo ? photoParts(sub.content) : textParts(sub.content),
-      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : sub.script && !sub.resolves && (sub.buttons ?? !sub.bypassRules) ? { reply_markup: alertKeyboard(sub.script, sub.user) } : {}),
+      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : sub.script && !sub.resolves && !sub.team && (sub.buttons ?? !sub.bypassRules) ? { reply_markup: alertKeyboard(sub.script, sub.user) } : {}),
       ...(sub.sendResolved && !sub.resolves ? { send_resolved: true } : {}),
       ...(sub.resolves ? { resolves: sub.resolves } : {}),
       ...(replyTo !== undefined ? { reply_to: replyTo } : {}),
@@ -261,11 +266,13 @@ export class Notifier {
     await onAccepted();
 
     // The desktop copy goes its own way; its answer is reported only if already in.
-    let desktop: SendResponse['desktop'] = 'pending';
-    void this.dispatchDesktop(sub.user, desktopNote).then((d) => {
-      desktop = 'sent' in d ? d.sent : 'unavailable';
-      if ('error' in d) this.log.debug({ id, reason: d.error }, 'desktop dispatch failed');
-    });
+    let desktop: SendResponse['desktop'] = sub.team ? 0 : 'pending';
+    if (!sub.team) {
+      void this.dispatchDesktop(sub.user, desktopNote).then((d) => {
+        desktop = 'sent' in d ? d.sent : 'unavailable';
+        if ('error' in d) this.log.debug({ id, reason: d.error }, 'desktop dispatch failed');
+      });
+    }
 
     if (opts.respondAsync) {
       return { status: 202, body: { ok: true, id, queued: true, telegram: 'queued', desktop } };

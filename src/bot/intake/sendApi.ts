@@ -9,11 +9,12 @@ import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendP
 import { DiskFullError, outOfSpaceCode } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
 import { guardConnections } from '../../shared/connectionGuard.js';
-import { UserDatabaseError } from '../../shared/posix.js';
+import { isUserInGroup, UserDatabaseError } from '../../shared/posix.js';
+import { maySend, type TeamChatStore } from '../../shared/teamChats.js';
 import { QueueFullError } from '../delivery/deliverer.js';
 import { StoreUnavailableError } from '../../shared/documents.js';
 import { authorize, type Caller, callerFromUid, notePeer, peerUidOf } from './identity.js';
-import type { Notifier, Submission } from '../delivery/notifier.js';
+import type { Notifier, Submission, SubmitResult } from '../delivery/notifier.js';
 import { checkUpload, PhotoError, readCallerPhoto } from './photos.js';
 import type { Content } from '../format/render.js';
 
@@ -38,6 +39,10 @@ export interface SendApiDeps {
   health: () => Promise<Record<string, unknown> & { problems?: string[] }>;
   /** Overrides the peer uid (for app.inject() tests, which have no socket). */
   identify?: (req: FastifyRequest) => number | null;
+  /** Team chats, for `to`; without it only "me" is a destination. */
+  teams?: TeamChatStore;
+  /** Linux group membership (a team chat's member group); the system's by default. */
+  isMember?: (user: string, group: string) => boolean;
 }
 
 class HttpProblem extends Error {
@@ -136,11 +141,36 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     return a.user;
   }
 
-  async function submit(req: FastifyRequest, reply: FastifyReply, sub: Submission): Promise<void> {
-    const prefer = parsePrefer(req.headers.prefer, deps.sendWaitMs, deps.sendWaitMaxMs);
+  /**
+   * The team chats among `to`, checked before anything is sent: each must exist, take
+   * messages, and let `user` send (its owner, a named member, or a member of its group;
+   * a trusted service sending as itself may send anywhere). One refusal refuses all.
+   */
+  async function teamsOf(req: FastifyRequest, caller: Caller, user: string, to: readonly string[] | undefined): Promise<Array<{ name: string; chatId: number } | null>> {
+    if (!to) return [null];
+    const out: Array<{ name: string; chatId: number } | null> = [];
+    for (const name of to) {
+      if (name === 'me') {
+        out.push(null);
+        continue;
+      }
+      const team = deps.teams ? await deps.teams.get(name) : null;
+      const allowed = team !== null && ((caller.trusted && user === caller.name) || maySend(team, user, deps.isMember ?? isUserInGroup));
+      if (!team || !allowed) {
+        deps.log.warn({ caller: caller.name ?? `uid ${caller.uid}`, user, team: name, path: req.url }, 'send refused: not allowed to send to the team chat');
+        throw new HttpProblem(403, `'${user}' may not send to the team chat '${name}' (no such team chat, or its owner has not allowed you); nothing was sent`);
+      }
+      if (team.delivery_refused) {
+        throw new HttpProblem(404, `the team chat '${name}' does not take messages (${team.delivery_refused.reason}); its owner must add the bot again and link it anew; nothing was sent`);
+      }
+      out.push({ name, chatId: team.chat_id });
+    }
+    return out;
+  }
+
+  async function submitOne(sub: Submission, prefer: ReturnType<typeof parsePrefer>): Promise<SubmitResult> {
     try {
-      const result = await deps.notifier.submit(sub, prefer);
-      void reply.code(result.status).send(result.body);
+      return await deps.notifier.submit(sub, prefer);
     } catch (err) {
       if (err instanceof QueueFullError || err instanceof StoreUnavailableError) {
         if (err instanceof StoreUnavailableError) deps.log.warn({ reason: err.message }, 'send refused: the database is unreachable');
@@ -148,6 +178,27 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
       }
       throw err;
     }
+  }
+
+  /** Submits to each destination; one answer: the first destination's, with `to` saying what each did. */
+  async function submit(req: FastifyRequest, reply: FastifyReply, sub: Submission, caller: Caller, to?: readonly string[]): Promise<void> {
+    const teams = await teamsOf(req, caller, sub.user, to);
+    const prefer = parsePrefer(req.headers.prefer, deps.sendWaitMs, deps.sendWaitMaxMs);
+    if (!to) {
+      const result = await submitOne(sub, prefer);
+      void reply.code(result.status).send(result.body);
+      return;
+    }
+    const results = await Promise.all(teams.map((team) => submitOne(team ? { ...sub, team } : sub, prefer)));
+    const byName: Record<string, unknown> = {};
+    to.forEach((name, i) => (byName[name] = results[i]!.body));
+    const accepted = results.filter((r) => r.status !== 404);
+    if (accepted.length === 0) {
+      void reply.code(404).send(results[0]!.body);
+      return;
+    }
+    const status = accepted.some((r) => r.status === 202) ? 202 : 200;
+    void reply.code(status).send({ ...accepted[0]!.body, to: byName });
   }
 
   app.get('/health', async () => {
@@ -161,7 +212,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error, req.body));
     const body = parsed.data;
     const user = target(req, caller, body.user);
-    await submit(req, reply, { user, content: contentOf(body, body.text), script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed, sendResolved: body.send_resolved, resolves: body.resolves });
+    await submit(req, reply, { user, content: contentOf(body, body.text), script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed, sendResolved: body.send_resolved, resolves: body.resolves }, caller, body.to);
   });
 
   app.post('/send_photo', async (req, reply) => {
@@ -177,6 +228,13 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
             upload = await part.toBuffer();
           } else if (part.fieldname === 'urgent' || part.fieldname === 'only_if_changed' || part.fieldname === 'send_resolved') {
             fields[part.fieldname] = String(part.value) === 'true' ? true : String(part.value) === 'false' ? false : part.value;
+          } else if (part.fieldname === 'to') {
+            const v = String(part.value);
+            try {
+              fields.to = v.startsWith('[') ? JSON.parse(v) : v.split(',').map((t) => t.trim());
+            } catch {
+              throw new HttpProblem(400, "field 'to' must be a JSON list of names or a comma list");
+            }
           } else if (part.fieldname === 'data') {
             try {
               fields.data = JSON.parse(String(part.value));
@@ -211,7 +269,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
       }
       throw err;
     }
-    await submit(req, reply, { user, content: contentOf(body, body.caption), photo, script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed, sendResolved: body.send_resolved, resolves: body.resolves });
+    await submit(req, reply, { user, content: contentOf(body, body.caption), photo, script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed, sendResolved: body.send_resolved, resolves: body.resolves }, caller, body.to);
   });
 
   return app;

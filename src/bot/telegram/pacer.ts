@@ -13,6 +13,9 @@ export interface PacerLimits {
   /** Per-chat bucket size and refill interval. */
   chatBurst: number;
   chatIntervalMs: number;
+  /** Group chats (negative ids): at most groupPerWindow messages in any window of groupWindowMs (Telegram: about 20 a minute). */
+  groupPerWindow?: number;
+  groupWindowMs?: number;
 }
 
 interface Bucket {
@@ -24,6 +27,7 @@ interface Bucket {
 export class Pacer {
   private readonly sent: number[] = [];
   private readonly buckets = new Map<number, Bucket>();
+  private readonly groupSends = new Map<number, number[]>();
   private pausedUntil = 0;
 
   constructor(
@@ -64,8 +68,18 @@ export class Pacer {
   chatDelay(chatId: number): number {
     const now = this.clock.now();
     const b = this.bucket(chatId, now);
-    if (b.tokens >= 1) return 0;
-    return Math.ceil((1 - b.tokens) * this.limits.chatIntervalMs);
+    const groupWait = this.groupDelay(chatId, now);
+    if (b.tokens >= 1) return groupWait;
+    return Math.max(groupWait, Math.ceil((1 - b.tokens) * this.limits.chatIntervalMs));
+  }
+
+  private groupDelay(chatId: number, now: number): number {
+    const { groupPerWindow, groupWindowMs } = this.limits;
+    if (chatId >= 0 || !groupPerWindow || !groupWindowMs) return 0;
+    const sends = (this.groupSends.get(chatId) ?? []).filter((t) => t > now - groupWindowMs);
+    this.groupSends.set(chatId, sends);
+    if (sends.length < groupPerWindow) return 0;
+    return Math.max(1, sends[sends.length - groupPerWindow]! + groupWindowMs - now);
   }
 
   /** Records a message sent now to chatId. */
@@ -75,6 +89,7 @@ export class Pacer {
     this.sent.push(now);
     const b = this.bucket(chatId, now);
     b.tokens = Math.max(0, b.tokens - 1);
+    if (chatId < 0 && this.limits.groupPerWindow) this.groupSends.set(chatId, [...(this.groupSends.get(chatId) ?? []), now]);
   }
 
   /** Telegram asked the bot to wait (429 retry_after). */

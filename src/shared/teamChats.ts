@@ -1,0 +1,160 @@
+/**
+ * Team chats: Telegram groups (or channels) linked under a name, e.g. `finance-alerts`,
+ * by the analyst who owns the link. The owner decides who else may send there: analysts by
+ * name, and/or every member of a Linux group. Kept in `$NOTIFY_DATA_DIR/team_chats.json`:
+ * `{"<name>": {"chat_id", "owner", "linked_at", "members": [...], "member_group"?,
+ * "delivery_refused"?, "last_delivery_at"?}}`.
+ */
+import { join } from 'node:path';
+import { z } from 'zod';
+import { type Clock, systemClock } from './clock.js';
+import { JsonFile } from './jsonFile.js';
+import type { LinkStore } from './linking.js';
+
+/** A team chat's name: lower-case letters, digits, `-` and `_`; not `me`. */
+export const TEAM_NAME_RE = /^[a-z0-9][a-z0-9_-]{1,63}$/;
+
+const TeamSchema = z.looseObject({
+  chat_id: z.number().int(),
+  owner: z.string(),
+  linked_at: z.string(),
+  members: z.array(z.string()).default([]),
+  member_group: z.string().optional(),
+  /** Set when Telegram refused delivery for good (the bot was removed from the group). */
+  delivery_refused: z.optional(z.looseObject({ at: z.string(), reason: z.string() })),
+  last_delivery_at: z.string().optional(),
+});
+const TeamsSchema = z.record(z.string(), TeamSchema);
+
+export type TeamChat = z.infer<typeof TeamSchema>;
+type Teams = z.infer<typeof TeamsSchema>;
+
+/** A refused team operation; the message is for the analyst. */
+export class TeamError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TeamError';
+  }
+}
+
+/** Who may send to a team chat: its owner, the analysts it names, members of its Linux group. */
+export function maySend(team: TeamChat, user: string, isMember: (user: string, group: string) => boolean): boolean {
+  if (team.owner === user || team.members.includes(user)) return true;
+  return team.member_group !== undefined && isMember(user, team.member_group);
+}
+
+/** The team chats of one data directory. */
+export class TeamChatStore {
+  readonly file: JsonFile<Teams>;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.file = new JsonFile(join(dataDir, 'team_chats.json'), TeamsSchema, () => ({}));
+  }
+
+  private now(): string {
+    return new Date(this.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+
+  /** Every team chat, by name. */
+  async all(): Promise<Teams> {
+    return this.file.read();
+  }
+
+  /** One team chat, or null. */
+  async get(name: string): Promise<TeamChat | null> {
+    return (await this.file.read())[name] ?? null;
+  }
+
+  /** The name of the team chat with this chat id, or null. */
+  async nameOfChat(chatId: number): Promise<string | null> {
+    const teams = await this.file.read();
+    return Object.keys(teams).find((n) => teams[n]!.chat_id === chatId) ?? null;
+  }
+
+  /**
+   * Links the group whose `/start` gave `code` under `name`, owned by `owner`. The code is
+   * used up only when the link is made. Throws VerifyError (bad code) or TeamError.
+   */
+  async linkWithCode(owner: string, rawCode: unknown, name: string, links: LinkStore): Promise<{ name: string; team: TeamChat }> {
+    if (!TEAM_NAME_RE.test(name) || name === 'me') {
+      throw new TeamError(400, 'A team chat name is 2-64 lower-case letters, digits, - or _ (e.g. finance-alerts), and not "me".');
+    }
+    const team = await links.consumeCode(rawCode, (chatId) => {
+      if (chatId > 0) throw new TeamError(400, 'That code came from a personal chat. Add the bot to the group and send /start in the group itself.');
+      return this.file.update((teams) => {
+        const existing = teams[name];
+        if (existing && existing.owner !== owner) throw new TeamError(409, `The name '${name}' is taken by another team chat; choose another.`);
+        const other = Object.keys(teams).find((n) => teams[n]!.chat_id === chatId && n !== name);
+        if (other !== undefined) throw new TeamError(409, `This group is already linked as '${other}'.`);
+        const t: TeamChat = { chat_id: chatId, owner, linked_at: this.now(), members: existing?.members ?? [], ...(existing?.member_group ? { member_group: existing.member_group } : {}) };
+        return { next: { ...teams, [name]: t }, result: t };
+      });
+    });
+    return { name, team };
+  }
+
+  /** The owner sets who else may send: analysts by name and/or a Linux group (null: none). */
+  async setAccess(owner: string, name: string, members: readonly string[], memberGroup: string | null): Promise<TeamChat> {
+    return this.file.update((teams) => {
+      const t = teams[name];
+      if (!t) throw new TeamError(404, `There is no team chat named '${name}'.`);
+      if (t.owner !== owner) throw new TeamError(403, `Only the owner of '${name}' (${t.owner}) can change who may send to it.`);
+      const updated: TeamChat = { ...t, members: [...new Set(members)].sort() };
+      if (memberGroup) updated.member_group = memberGroup;
+      else delete updated.member_group;
+      return { next: { ...teams, [name]: updated }, result: updated };
+    });
+  }
+
+  /** The owner removes the link. */
+  async unlink(owner: string, name: string): Promise<void> {
+    await this.file.update((teams) => {
+      const t = teams[name];
+      if (!t) throw new TeamError(404, `There is no team chat named '${name}'.`);
+      if (t.owner !== owner) throw new TeamError(403, `Only the owner of '${name}' (${t.owner}) can unlink it.`);
+      const next = { ...teams };
+      delete next[name];
+      return { next, result: undefined };
+    });
+  }
+
+  /** Records that Telegram refused delivery to the chat for good (the bot was removed), or clears it. */
+  async markDeliveryRefused(chatId: number, reason: string | null): Promise<void> {
+    await this.file.update((teams) => {
+      const name = Object.keys(teams).find((n) => teams[n]!.chat_id === chatId);
+      if (name === undefined) return { result: undefined };
+      const t = { ...teams[name]! };
+      if (reason === null) {
+        if (!t.delivery_refused) return { result: undefined };
+        delete t.delivery_refused;
+      } else t.delivery_refused = { at: this.now(), reason };
+      return { next: { ...teams, [name]: t }, result: undefined };
+    });
+  }
+
+  /** Records a delivery to the chat (shown on the dashboard); clears a refusal mark. */
+  async noteDelivery(chatId: number): Promise<void> {
+    await this.file.update((teams) => {
+      const name = Object.keys(teams).find((n) => teams[n]!.chat_id === chatId);
+      if (name === undefined) return { result: undefined };
+      const t: TeamChat = { ...teams[name]!, last_delivery_at: this.now() };
+      delete t.delivery_refused;
+      return { next: { ...teams, [name]: t }, result: undefined };
+    });
+  }
+
+  /** Telegram moved a group to a supergroup with a new id (migrate_to_chat_id): follow it. */
+  async migrateChat(fromChatId: number, toChatId: number): Promise<string | null> {
+    return this.file.update((teams) => {
+      const name = Object.keys(teams).find((n) => teams[n]!.chat_id === fromChatId);
+      if (name === undefined) return { result: null };
+      return { next: { ...teams, [name]: { ...teams[name]!, chat_id: toChatId } }, result: name };
+    });
+  }
+}
