@@ -29,6 +29,11 @@ export interface GatewayConfig {
   revocationIntervalMs: number;
   /** Where to serve Prometheus metrics; undefined = nowhere. */
   metricsAddr?: MetricsAddress | undefined;
+  /** Connections not yet authenticated, from one client address / from all, at once. */
+  maxUnauthenticatedPerAddress: number;
+  maxUnauthenticated: number;
+  /** Take the client's address from X-Forwarded-For when the peer is the local proxy. */
+  trustProxy: boolean;
 }
 
 /** One documented variable: name, default as shown to people, meaning. */
@@ -55,6 +60,21 @@ export const GATEWAY_VARIABLES: readonly VariableDoc[] = [
   { name: 'NOTIFY_GATEWAY_MAX_MISSED_PINGS', fallback: '3', meaning: 'unanswered pings after which a connection is closed' },
   { name: 'NOTIFY_GATEWAY_MAX_CONNECTIONS_PER_USER', fallback: '5', meaning: 'authenticated connections one user may hold' },
   { name: 'NOTIFY_GATEWAY_MAX_CONNECTIONS', fallback: '10000', meaning: 'connections (authenticated or not) the gateway holds at once' },
+  {
+    name: 'NOTIFY_GATEWAY_MAX_UNAUTHENTICATED_PER_ADDRESS',
+    fallback: '50',
+    meaning: 'connections one client address may hold before they authenticate; more are closed with 1013',
+  },
+  {
+    name: 'NOTIFY_GATEWAY_MAX_UNAUTHENTICATED',
+    fallback: '1000',
+    meaning: 'connections of all addresses not yet authenticated; keeps room under NOTIFY_GATEWAY_MAX_CONNECTIONS for desktops that authenticate',
+  },
+  {
+    name: 'NOTIFY_GATEWAY_TRUST_PROXY',
+    fallback: 'false',
+    meaning: "behind the reverse proxy on this host: a connection from a loopback address is counted under X-Forwarded-For's last address",
+  },
   { name: 'NOTIFY_GATEWAY_MAX_MESSAGE_BYTES', fallback: '16384', meaning: 'largest message a desktop may send' },
   {
     name: 'NOTIFY_GATEWAY_REVOCATION_INTERVAL',
@@ -114,6 +134,9 @@ export function readGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxMessageBytes: r.int('NOTIFY_GATEWAY_MAX_MESSAGE_BYTES', 16_384, 1024, 16 * 1024 * 1024),
     revocationIntervalMs: positiveDuration(r, 'NOTIFY_GATEWAY_REVOCATION_INTERVAL', 30_000),
     metricsAddr: readMetricsAddress(r),
+    maxUnauthenticatedPerAddress: r.int('NOTIFY_GATEWAY_MAX_UNAUTHENTICATED_PER_ADDRESS', 50, 1, 10_000_000),
+    maxUnauthenticated: r.int('NOTIFY_GATEWAY_MAX_UNAUTHENTICATED', 1000, 1, 10_000_000),
+    trustProxy: r.bool('NOTIFY_GATEWAY_TRUST_PROXY', false),
   };
   r.done();
   return config;

@@ -111,6 +111,16 @@ export class EnvReader {
     return v.replace(/\/+$/, '');
   }
 
+  /** true/false (also 1/0, yes/no); `fallback` when unset. */
+  bool(name: string, fallback: boolean): boolean {
+    const v = this.raw(name)?.toLowerCase();
+    if (v === undefined) return fallback;
+    if (v === 'true' || v === '1' || v === 'yes') return true;
+    if (v === 'false' || v === '0' || v === 'no') return false;
+    this.problems.push(`${name} must be true or false (got '${v}')`);
+    return fallback;
+  }
+
   /** A TCP port. */
   port(name: string, fallback: number): number {
     return this.int(name, fallback, 0, 65535);

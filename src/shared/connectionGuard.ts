@@ -86,12 +86,15 @@ export function guardConnections(server: http.Server, limits: ConnectionLimits):
 
     let timer: NodeJS.Timeout | null = null;
     let current: { req: http.IncomingMessage; res: http.ServerResponse } | null = null;
+    let answered = 0;
     const arm = (): void => {
       disarm();
       timer = setTimeout(() => {
         counters.timedOut += 1;
         const c = current;
-        if (c && !c.res.headersSent) {
+        // A request under way, or the first one still arriving, is told why; an idle
+        // keep-alive connection is simply closed.
+        if (c ? !c.res.headersSent : answered === 0) {
           rawAnswer(socket, 408, 'Request Timeout', `the request did not arrive within ${seconds(limits.requestTimeoutMs)} (${limits.settings.requestTimeout})`);
         } else socket.destroy();
       }, limits.requestTimeoutMs);
@@ -108,6 +111,7 @@ export function guardConnections(server: http.Server, limits: ConnectionLimits):
         else req.once('end', disarm);
         res.once('finish', () => {
           current = null;
+          answered += 1;
           if (!socket.destroyed) arm();
         });
       },

@@ -5,6 +5,7 @@
  * Tests drive it with `app.inject()`; main.ts makes it listen.
  */
 import type { WebMetrics } from './metrics.js';
+import { guardConnections } from '../shared/connectionGuard.js';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
@@ -81,6 +82,16 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     trustProxy: config.trustProxy,
     bodyLimit: 16 * 1024,
     return503OnClosing: true,
+  });
+  const trustProxy = config.trustProxy;
+  guardConnections(app.server, {
+    requestTimeoutMs: config.connections.requestTimeoutMs,
+    // Behind the proxy every connection comes from its address: only the total applies.
+    perCallerMax: trustProxy ? 0 : config.connections.perAddress,
+    totalMax: config.connections.total,
+    callerOf: (socket) => (trustProxy ? null : (socket.remoteAddress ?? null)),
+    describeCaller: (address) => `address ${address}`,
+    settings: { requestTimeout: 'NOTIFY_WEB_REQUEST_TIMEOUT', perCaller: 'NOTIFY_WEB_MAX_CONNECTIONS_PER_ADDRESS', total: 'NOTIFY_WEB_MAX_CONNECTIONS' },
   });
 
   const assets = new Assets();

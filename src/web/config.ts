@@ -43,6 +43,8 @@ export interface WebConfig {
     windowMs: number;
   };
   trustProxy: boolean;
+  /** Limits of the listener (see guardConnections). */
+  connections: { requestTimeoutMs: number; perAddress: number; total: number };
   /** DESKTOP_JWT_SECRET: signs desktop tokens; undefined disables them. */
   desktopSecret: string | undefined;
   /** The desktop app's URL scheme: the sign-in link is `<scheme>://auth?token=...`. */
@@ -73,6 +75,9 @@ export const WEB_VARIABLES: readonly VariableDoc[] = [
   { name: 'NOTIFY_WEB_HOST', fallback: '127.0.0.1', meaning: 'listen address' },
   { name: 'NOTIFY_WEB_PORT', fallback: '8080', meaning: 'listen port' },
   { name: 'NOTIFY_WEB_TRUST_PROXY', fallback: 'false', meaning: 'true behind a reverse proxy (client address from X-Forwarded-For in logs)' },
+  { name: 'NOTIFY_WEB_REQUEST_TIMEOUT', fallback: '30s', meaning: 'a request (headers and body) must arrive within this long; else 408 and the connection is closed' },
+  { name: 'NOTIFY_WEB_MAX_CONNECTIONS_PER_ADDRESS', fallback: '64', meaning: 'connections one client address may hold open (not applied behind a proxy, NOTIFY_WEB_TRUST_PROXY=true, whose address is every client\'s)' },
+  { name: 'NOTIFY_WEB_MAX_CONNECTIONS', fallback: '2000', meaning: 'connections the dashboard holds open at once; more are answered 503' },
   { name: 'TELEGRAM_BOT_USERNAME', fallback: '(none: instructions say "the bot", no one-tap link)', meaning: 'the bot\'s @name, shown in the link instructions and used for t.me links' },
   { name: 'NOTIFY_DATA_DIR', fallback: '/data/notifications', meaning: 'shared data directory (telegram_users.json, pending_codes.json, link_tokens.json)' },
   { name: 'NOTIFY_SOCKET', fallback: '/run/notify-bot/bot.sock', meaning: 'the bot\'s send API socket (welcome messages; add this account to NOTIFY_TRUSTED_USERS)' },
@@ -112,14 +117,6 @@ export function helpText(): string {
 
 function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
-
-function bool(r: EnvReader, env: NodeJS.ProcessEnv, name: string): boolean {
-  const v = (env[name] ?? '').trim().toLowerCase();
-  if (v === '' || v === 'false' || v === '0' || v === 'no') return false;
-  if (v === 'true' || v === '1' || v === 'yes') return true;
-  r.problem(`${name} must be true or false (got '${env[name]}')`);
-  return false;
 }
 
 /** NOTIFY_DESKTOP_URL_SCHEME: a URL scheme (RFC 3986), and not one a browser handles itself. */
@@ -193,7 +190,12 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
       overall: r.int('NOTIFY_VERIFY_GLOBAL_LIMIT', 100, 1, 1_000_000),
       windowMs: r.durationMs('NOTIFY_VERIFY_WINDOW', 15 * 60_000),
     },
-    trustProxy: bool(r, env, 'NOTIFY_WEB_TRUST_PROXY'),
+    trustProxy: r.bool('NOTIFY_WEB_TRUST_PROXY', false),
+    connections: {
+      requestTimeoutMs: r.durationMs('NOTIFY_WEB_REQUEST_TIMEOUT', 30_000),
+      perAddress: r.int('NOTIFY_WEB_MAX_CONNECTIONS_PER_ADDRESS', 64, 1, 10_000_000),
+      total: r.int('NOTIFY_WEB_MAX_CONNECTIONS', 2000, 1, 10_000_000),
+    },
     desktopSecret: r.optional('DESKTOP_JWT_SECRET'),
     desktopUrlScheme: urlScheme(r),
     secrets: [clientSecret, sessionSecret, r.optional('DESKTOP_JWT_SECRET')].filter((s): s is string => s !== undefined && s !== ''),

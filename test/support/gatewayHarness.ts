@@ -56,6 +56,9 @@ export function testConfig(dir: string, overrides: Partial<GatewayConfig> = {}):
     maxConnections: 1000,
     maxMessageBytes: 16_384,
     revocationIntervalMs: 60_000,
+    maxUnauthenticatedPerAddress: 50,
+    maxUnauthenticated: 1000,
+    trustProxy: false,
     ...overrides,
   };
 }
@@ -129,9 +132,9 @@ export class TestDesktop {
     });
   }
 
-  /** Opens a connection to `url`. */
-  static async connect(url: string, opts: { autoPong?: boolean } = {}): Promise<TestDesktop> {
-    const ws = new WebSocket(url);
+  /** Opens a connection to `url` (from `localAddress`, e.g. another loopback address, if given). */
+  static async connect(url: string, opts: { autoPong?: boolean; localAddress?: string } = {}): Promise<TestDesktop> {
+    const ws = new WebSocket(url, opts.localAddress ? { localAddress: opts.localAddress } : {});
     const desktop = new TestDesktop(ws, opts.autoPong ?? true);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

@@ -1,0 +1,115 @@
+/**
+ * An unauthenticated flood cannot keep desktops out: the real notify-gateway process, one
+ * client address opening far more WebSockets than the gateway's total cap without ever
+ * authenticating, others from a second address, and a raw socket that never finishes its
+ * upgrade request. The address holds at most NOTIFY_GATEWAY_MAX_UNAUTHENTICATED_PER_ADDRESS
+ * sockets, all addresses at most NOTIFY_GATEWAY_MAX_UNAUTHENTICATED, a desktop with a token
+ * still gets in, and everything of the flood is closed after the auth timeout.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { signToken, spawnGateway, tempDir, TestDesktop, TEST_SECRET } from './support/gatewayHarness.js';
+
+/** How each flood socket closed (recorded from the start, so no close is missed). */
+const closeCodes = new WeakMap<WebSocket, Promise<number>>();
+
+/** Opens `count` WebSockets from `localAddress` that never authenticate; resolves once each is open or refused. */
+async function flood(url: string, count: number, localAddress: string): Promise<{ open: WebSocket[]; refused: Array<{ code: number; reason: string }> }> {
+  const open: WebSocket[] = [];
+  const refused: Array<{ code: number; reason: string }> = [];
+  await Promise.all(
+    Array.from({ length: count }, () => {
+      const ws = new WebSocket(url, { localAddress });
+      closeCodes.set(ws, new Promise((resolve) => ws.once('close', (code) => resolve(code))));
+      return new Promise<void>((resolve) => {
+        let settled = false;
+        const settle = (): void => {
+          if (!settled) {
+            settled = true;
+            resolve();
+          }
+        };
+        ws.on('error', settle);
+        ws.on('close', (code, reason) => {
+          const i = open.indexOf(ws);
+          if (i >= 0) open.splice(i, 1);
+          refused.push({ code, reason: reason.toString('utf8') });
+          settle();
+        });
+        // Open and not closed at once: the gateway kept it (a refusal closes right after opening).
+        ws.on('open', () => {
+          open.push(ws);
+          setTimeout(settle, 1000);
+        });
+      });
+    }),
+  );
+  return { open, refused };
+}
+
+function rssKb(pid: number): number | null {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : null;
+}
+
+void describe('unauthenticated gateway flood', () => {
+  const dir = tempDir('notify-gwflood-');
+  after(() => dir.remove());
+
+  void it('one address holds a bounded number of unauthenticated sockets, all of them a bounded total, and a desktop with a token still gets in', async (t) => {
+    const gw = spawnGateway({
+      DESKTOP_JWT_SECRET: TEST_SECRET,
+      NOTIFY_GATEWAY_PORT: '0',
+      NOTIFY_GATEWAY_SOCKET: join(dir.path, 'gw.sock'),
+      NOTIFY_DATA_DIR: join(dir.path, 'data'),
+      NOTIFY_GATEWAY_MAX_CONNECTIONS: '120',
+      NOTIFY_GATEWAY_MAX_UNAUTHENTICATED: '80',
+      NOTIFY_GATEWAY_AUTH_TIMEOUT: '8s',
+    });
+    t.after(() => {
+      gw.child.kill('SIGKILL');
+    });
+    const port = await gw.ready;
+    const url = `ws://127.0.0.1:${port}/`;
+    const rssBefore = rssKb(gw.child.pid!);
+
+    // More than the gateway's total cap, from one address, none authenticating.
+    const first = await flood(url, 200, '127.0.0.1');
+    const perAddress = first.open.length;
+    assert.equal(perAddress, 50, `one address keeps the default 50 unauthenticated sockets (refused: ${first.refused.length})`);
+    assert.ok(first.refused.every((r) => r.code === 1013 && /waiting to authenticate/.test(r.reason)), `refusals are 1013 saying why: ${JSON.stringify(first.refused.slice(0, 2))}`);
+
+    // A desktop with a token, from another address, gets in despite the flood.
+    const desktop = await TestDesktop.connect(url, { localAddress: '127.0.0.4' });
+    const answer = await desktop.auth(await signToken({ sub: 'mona' }));
+    assert.equal(answer.type, 'auth_ok', `a desktop with a token is admitted: ${JSON.stringify(answer)}`);
+
+    // A second address fills the total of unauthenticated sockets.
+    const second = await flood(url, 60, '127.0.0.2');
+    const secondHeld = second.open.length;
+    assert.equal(secondHeld, 30, `all addresses together hold at most 80 unauthenticated sockets (second address kept ${secondHeld})`);
+
+    // A raw socket that never finishes its upgrade request.
+    const raw = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.3' });
+    raw.on('error', () => undefined);
+    raw.write('GET / HTTP/1.1\r\nHost: localhost\r\n');
+    const rawClosed = new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      raw.on('close', () => resolve(Date.now() - t0));
+    });
+
+    const rssUnder = rssKb(gw.child.pid!);
+
+    // The flood goes away by itself after the auth timeout; the raw socket too.
+    const closes = await Promise.all([...first.open, ...second.open].map((ws) => closeCodes.get(ws)!));
+    assert.ok(closes.every((c) => c === 4002), `unauthenticated sockets are closed with 4002 after the auth timeout: ${[...new Set(closes)].join(',')}`);
+    const rawMs = await rawClosed;
+    assert.ok(!desktop.isClosed, 'the authenticated desktop stays connected');
+    desktop.close();
+    t.diagnostic(`unauthenticated sockets one address can hold: ${perAddress} (of 200 tried); all addresses: ${perAddress + secondHeld}; a stalled upgrade request closed after ${rawMs} ms; gateway RSS ${rssBefore ?? '?'} kB before, ${rssUnder ?? '?'} kB under the flood`);
+  });
+});
