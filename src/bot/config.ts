@@ -84,7 +84,7 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_MAX_BODY', '256KiB', 'largest JSON body of /send (bytes)'],
   ['NOTIFY_MAX_PHOTO', '10MiB', 'largest photo (bytes)'],
   ['NOTIFY_REQUEST_TIMEOUT', '30s', 'a send API request (headers and body) must arrive within this long, else 408 and the connection is closed'],
-  ['NOTIFY_MAX_CONNECTIONS_PER_UID', '32', 'connections one uid may hold open on the send socket at once; more are answered 503 and closed'],
+  ['NOTIFY_MAX_CONNECTIONS_PER_UID', '32', 'connections one uid (other than root and the bot itself) may hold open on the send socket at once; more are answered 503 and closed'],
   ['NOTIFY_MIN_FREE_DISK', '64MiB', 'new notifications are refused (507) while the data directory\'s file system has less free space (bytes); what is queued still has room'],
   ['NOTIFY_POLL_TIMEOUT', '30', 'long-polling timeout in seconds'],
   ['NOTIFY_TELEGRAM_TIMEOUT', '30', 'timeout of one send request to Telegram, seconds'],

@@ -81,9 +81,10 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     requestTimeoutMs: deps.requestTimeoutMs,
     perCallerMax: deps.maxConnectionsPerUid,
     totalMax: 0,
+    // Root and the bot's own account are not analysts: counted in no one's share.
     callerOf: (socket) => {
       const uid = peerUidOf(socket);
-      return uid === null ? null : String(uid);
+      return uid === null || uid === 0 || uid === process.getuid?.() ? null : String(uid);
     },
     describeCaller: (uid) => `uid ${uid}`,
     settings: { requestTimeout: 'NOTIFY_REQUEST_TIMEOUT', perCaller: 'NOTIFY_MAX_CONNECTIONS_PER_UID', total: '' },
