@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { type Browser, chromium } from 'playwright-core';
+import type { ScriptsHelper } from '../../src/scripts/client.js';
 import { SendClient } from '../../src/shared/sendClient.js';
 import { buildApp } from '../../src/web/app.js';
 import { readWebConfig } from '../../src/web/config.js';
@@ -31,6 +32,12 @@ export const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts');
 export interface BrowserStack {
   webUrl: string;
   dataDir: string;
+  /** The bot's send API socket. */
+  socketPath: string;
+  /** Where the bot dispatches to the desktop gateway (nothing listens unless a test starts one). */
+  gatewaySocket: string;
+  /** DESKTOP_JWT_SECRET of the dashboard. */
+  desktopSecret: string;
   provider: TestOidcProvider;
   telegram: FakeTelegram;
   app: FastifyInstance;
@@ -69,12 +76,14 @@ async function waitForBot(socketPath: string, bot: ChildProcess, output: () => s
 }
 
 /** Starts provider, fake Telegram, bot, dashboard and chromium. */
-export async function startBrowserStack(): Promise<BrowserStack> {
+export async function startBrowserStack(opts: { scriptsHelper?: ScriptsHelper } = {}): Promise<BrowserStack> {
   const dir = mkdtempSync(join(tmpdir(), 'browser-stack-'));
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true, mode: 0o770 });
   mkdirSync(ARTIFACTS, { recursive: true });
   const socketPath = join(dir, 'bot.sock');
+  const gatewaySocket = join(dir, 'gateway.sock');
+  const desktopSecret = 'browser-test-desktop-secret-0123456789abcdef';
   const port = await freePort();
   const webUrl = `http://127.0.0.1:${port}`;
 
@@ -106,7 +115,7 @@ export async function startBrowserStack(): Promise<BrowserStack> {
         TELEGRAM_BOT_USERNAME: telegram.botInfo.username,
         NOTIFY_DATA_DIR: dataDir,
         NOTIFY_SOCKET: socketPath,
-        NOTIFY_GATEWAY_SOCKET: join(dir, 'no-gateway.sock'),
+        NOTIFY_GATEWAY_SOCKET: gatewaySocket,
         NOTIFY_PUBLIC_URL: webUrl,
         NOTIFY_POLL_TIMEOUT: '1',
       },
@@ -139,10 +148,10 @@ export async function startBrowserStack(): Promise<BrowserStack> {
       OIDC_CLIENT_SECRET: provider.clientSecret,
       NOTIFY_ALLOWED_DOMAINS: 'example.com',
       NOTIFY_SESSION_SECRET: 'browser-test-session-secret-0123456789abcdef',
-      DESKTOP_JWT_SECRET: 'browser-test-desktop-secret-0123456789abcdef',
+      DESKTOP_JWT_SECRET: desktopSecret,
       TELEGRAM_BOT_USERNAME: telegram.botInfo.username,
     });
-    const app = await buildApp({ config });
+    const app = await buildApp({ config, ...(opts.scriptsHelper ? { scriptsHelper: opts.scriptsHelper } : {}) });
     await app.listen({ host: config.host, port: config.port });
     stops.push(() => app.close());
 
@@ -153,7 +162,7 @@ export async function startBrowserStack(): Promise<BrowserStack> {
     });
     stops.push(() => browser.close());
 
-    return { webUrl, dataDir, provider, telegram, app, browser, botOutput: () => output, close };
+    return { webUrl, dataDir, socketPath, gatewaySocket, desktopSecret, provider, telegram, app, browser, botOutput: () => output, close };
   } catch (err) {
     await close();
     throw err;
