@@ -94,11 +94,23 @@ void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount
         return timed(() => h.client.send({ user: user.name, message: text, title: 'x'.repeat(200) }, 'respond-async'));
       }),
     );
-    for (const a of answers) {
+    // The outbox appends to a journal: a record that still fits in the last page of its
+    // segment is stored durably and answered 202 (and must then be delivered, below);
+    // every other send is refused with the reason, quickly.
+    const refusedAnswers = answers.filter((a) => a.value.status !== 202);
+    for (const [i, a] of answers.entries()) {
+      if (a.value.status === 202) {
+        before.push(refused[i]!);
+        continue;
+      }
       assert.ok(a.value.status === 507 || a.value.status === 503, `a send on a full disk answers 507 or 503, got ${a.value.status} ${JSON.stringify(a.value.body)}`);
       assert.match(String((a.value.body as { error?: string }).error), /disk is full/, 'the error says the disk is full');
     }
-    t.diagnostic(`40 sends on a full disk answered 507 in at most ${Math.max(...answers.map((a) => a.ms))} ms`);
+    assert.ok(refusedAnswers.length >= 30, `most sends on a full disk are refused (${refusedAnswers.length} of 40 were)`);
+    const stillRefused = refused.filter((text) => !before.includes(text));
+    refused.length = 0;
+    refused.push(...stillRefused);
+    t.diagnostic(`${refusedAnswers.length} of 40 sends on a full disk answered 507 in at most ${Math.max(...refusedAnswers.map((a) => a.ms))} ms`);
 
     const health = await timed(() => h.health());
     assert.equal(health.value.status, 200);

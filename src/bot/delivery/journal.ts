@@ -283,7 +283,18 @@ export class Journal {
           await syncData(this.fd);
         } catch (err) {
           const failure = new JournalWriteError(err as NodeJS.ErrnoException);
-          for (const p of batch) p.reject(failure);
+          for (const p of batch) {
+            if (p.value !== null) {
+              p.reject(failure);
+              continue;
+            }
+            // A deletion is done at once in memory and written again later: the message
+            // it ends was delivered, and until the line reaches the disk a crash can at
+            // worst send it once more; nothing waits on it in the meantime.
+            this.forget(p.key);
+            p.resolve();
+            this.retryDelete(p.key);
+          }
           // What reached the file is unknown: later batches go to a fresh segment.
           this.rotate(false);
           continue;
@@ -306,6 +317,19 @@ export class Journal {
     } finally {
       this.running = null;
     }
+  }
+
+  private forget(key: string): void {
+    const old = this.entries.get(key);
+    if (old === undefined) return;
+    this.liveBytes -= key.length + old.length + 20;
+    this.entries.delete(key);
+  }
+
+  private retryDelete(key: string): void {
+    setTimeout(() => {
+      if (!this.closed) this.delete(key).catch(() => undefined);
+    }, 1000).unref();
   }
 
   /** Starts a new segment; with compact, the live entries as of now become its snapshot. */
