@@ -5,28 +5,16 @@
  * Only the scheduled runner writes it, under its lock (on-demand runs leave it alone), so
  * a read-modify-write here does not race another writer.
  */
-import { promises as fsp } from 'node:fs';
 import { z } from 'zod';
-import { CorruptFileError, writeFileAtomic } from '../shared/jsonFile.js';
+import { CorruptFileError, readJsonIfExists, writeFileAtomic } from '../shared/jsonFile.js';
 
 const StateSchema = z.looseObject({ last_sent: z.number().optional() });
 export type ScriptState = z.infer<typeof StateSchema>;
 
 /** Reads a state file; `{}` when there is none. Throws CorruptFileError when unreadable. */
 export async function readState(path: string): Promise<ScriptState> {
-  let text: string;
-  try {
-    text = await fsp.readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new CorruptFileError(path, `not valid JSON: ${(err as Error).message}`);
-  }
+  const value = await readJsonIfExists(path);
+  if (value === undefined) return {};
   const r = StateSchema.safeParse(value);
   if (!r.success) throw new CorruptFileError(path, 'expected {"last_sent": <unix seconds>}');
   return r.data;

@@ -19,6 +19,25 @@ export class CorruptFileError extends Error {
   }
 }
 
+/**
+ * Reads and parses a JSON file: undefined when it does not exist, CorruptFileError when it
+ * cannot be parsed (the file is left alone), any other read error as it came.
+ */
+export async function readJsonIfExists(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fsp.readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new CorruptFileError(path, `not valid JSON: ${(err as Error).message}`);
+  }
+}
+
 /** Writes data to path atomically: readers see the old or the new file, never a part. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o660): Promise<void> {
   const dir = dirname(path);

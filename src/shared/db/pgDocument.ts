@@ -6,10 +6,9 @@
  * connection from the pool.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
-import { CorruptFileError, writeFileAtomic } from '../jsonFile.js';
+import { CorruptFileError, readJsonIfExists, writeFileAtomic } from '../jsonFile.js';
 import type { DocumentBackend, SharedDocument } from '../documents.js';
 import { guarded, type Sql } from './database.js';
 
@@ -95,19 +94,8 @@ export class PgDocuments implements DocumentBackend {
     const bodies: Array<{ name: string; body: string; entries: number }> = [];
     for (const name of names) {
       const path = join(dataDir, name);
-      let text: string;
-      try {
-        text = await fsp.readFile(path, 'utf8');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (err) {
-        throw new CorruptFileError(path, `not valid JSON: ${(err as Error).message}`);
-      }
+      const value = await readJsonIfExists(path);
+      if (value === undefined) continue;
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new CorruptFileError(path, 'not a JSON object');
       bodies.push({ name, body: JSON.stringify(value), entries: Object.keys(value).length });
     }
