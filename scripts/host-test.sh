@@ -153,20 +153,37 @@ in_host() {
   nsenter -t "$LEADER" -a -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
 }
 
+# Sets LEADER to the container's PID 1: a descendant of systemd-nspawn that is process 1 of
+# a PID namespace of its own (the last NSpid field is 1). nspawn's short-lived helper
+# processes never match: a helper is not PID 1 anywhere, and an exited one (a zombie)
+# shows no NSpid line at all.
+find_leader() {
+  local p pids=("$NSPAWN") next=() children=() seen
+  LEADER=
+  while ((${#pids[@]})); do
+    next=()
+    for p in "${pids[@]}"; do
+      # "<state> <levels> <pid in the innermost namespace>", e.g. "S 2 1" for the init.
+      seen=$(awk '/^State:/ { s = $2 } /^NSpid:/ { n = NF - 1; l = $NF } END { print s, n, l }' "/proc/$p/status" 2>/dev/null) || true
+      if [[ $p != "$NSPAWN" && $seen =~ ^[^Z]\ [2-9][0-9]*\ 1$ ]]; then LEADER=$p; return 0; fi
+      mapfile -t children < <(pgrep -P "$p" || true)
+      next+=("${children[@]}")
+    done
+    pids=("${next[@]}")
+  done
+  return 1
+}
+
 # Boots the overlay and waits until systemd has finished starting everything.
 boot() {
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$WORK/root" -b --register=no --keep-unit --console=pipe \
     --private-network --machine=notify-host --bind-ro="$WORK/v1:/srv/notify/v1" --bind-ro="$WORK/v2:/srv/notify/v2" \
     </dev/null >>"$WORK/console.log" 2>&1 &
   NSPAWN=$!
-  local i p own
-  own=$(readlink /proc/self/ns/pid)
+  local i
   for ((i = 0; i < 300; i++)); do
     kill -0 "$NSPAWN" 2>/dev/null || { tail -n 30 "$WORK/console.log"; return 1; }
-    for p in $(pgrep -P "$NSPAWN" || true); do
-      if [[ $(readlink "/proc/$p/ns/pid" 2>/dev/null) != "$own" ]]; then LEADER=$p; fi
-    done
-    [[ -n $LEADER ]] && break
+    find_leader && break
     sleep 0.2
   done
   [[ -n $LEADER ]] || { echo "systemd-nspawn started no container in 60 s"; tail -n 30 "$WORK/console.log"; return 1; }
@@ -174,6 +191,8 @@ boot() {
   local state='' deadline=$((SECONDS + 240))
   while ((SECONDS < deadline)); do
     kill -0 "$NSPAWN" 2>/dev/null || break
+    # The init found early may have been a helper that since exited: look again.
+    [[ -d /proc/$LEADER ]] || find_leader || { sleep 0.5; continue; }
     state=$(timeout 60 nsenter -t "$LEADER" -a -- systemctl is-system-running --wait 2>&1) || true
     case $state in
       running | degraded)
