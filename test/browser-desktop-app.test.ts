@@ -142,7 +142,9 @@ void describe('browser: the original desktop app signs in, gets alerts and image
   });
 
   void it('plays the app end to end', async () => {
-    const page = await stack.browser.newPage();
+    const context = await stack.browser.newContext();
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
     try {
       // 1. The app opens <dashboard>/desktop/link: sign-in first, then back to the link page.
       await page.goto(`${origin}/desktop/link`);
@@ -217,13 +219,27 @@ void describe('browser: the original desktop app signs in, gets alerts and image
       assert.equal(noName.status, 400);
       assert.deepEqual(await noName.json(), { error: "Missing 'name' field" });
 
-      // 8. Unlink on the dashboard: the card said Linked; afterwards every app token is refused.
-      await page.goto(origin);
-      assert.equal((await page.locator('#dt-link-badge').textContent())?.trim(), 'Linked');
-      const unlinked = await page.evaluate<{ status: number }>("window.notifyDashboard.api('POST', '/api/desktop/unlink')");
-      assert.equal(unlinked.status, 200);
-      await page.reload();
-      assert.equal((await page.locator('#dt-link-badge').textContent())?.trim(), 'Not linked');
+      // 8. Unlink on the dashboard, in another tab of the same browser: the tab that handed
+      // data-analyst:// to the operating system keeps Chromium's "open the external
+      // application?" prompt pending (nobody answers it here), and Chromium gives that tab
+      // no mouse or keyboard input until it is answered. The card says Linked; Unlink asks
+      // first, then the card says Not linked, and afterwards every app token is refused.
+      const dashboard = await context.newPage();
+      dashboard.on('pageerror', (e) => pageErrors.push(e.message));
+      await dashboard.goto(origin);
+      assert.equal((await dashboard.locator('#dt-link-badge').textContent())?.trim(), 'Linked');
+      await dashboard.getByRole('button', { name: 'Unlink desktop app' }).click();
+      const unlinkDialog = dashboard.getByRole('dialog', { name: 'Unlink the desktop app?' });
+      await unlinkDialog.waitFor();
+      await unlinkDialog.getByRole('button', { name: 'Unlink' }).click();
+      await unlinkDialog.waitFor({ state: 'hidden' });
+      await dashboard.locator('#dt-live .notice-ok').waitFor();
+      assert.equal((await dashboard.locator('#dt-link-badge').textContent())?.trim(), 'Not linked');
+      assert.equal(await dashboard.locator('#dt-unlink').isHidden(), true);
+      await dashboard.locator('#desktop-card').screenshot({ path: join(ARTIFACTS, 'desktop-unlinked.png') });
+      await dashboard.reload();
+      assert.equal((await dashboard.locator('#dt-link-badge').textContent())?.trim(), 'Not linked');
+      assert.deepEqual(pageErrors, []);
 
       const closed = await desktop.closedWithin(90_000);
       assert.equal(closed.code, 4003, `the gateway closed the unlinked app with ${closed.code} ${closed.reason}`);
@@ -235,7 +251,7 @@ void describe('browser: the original desktop app signs in, gets alerts and image
         assert.equal((await again.auth(t)).type, 'auth_error');
       }
     } finally {
-      await page.close();
+      await context.close();
     }
   });
 });
