@@ -60,10 +60,20 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     const [reply] = await h.fake.waitForMessages(GROUP, 1, 10_000);
     const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
     assert.ok(code, `the bot answered /start in the group with a code: ${textOf(reply!)}`);
+    assert.match(textOf(reply!), /Link code for this group: \d{6}[\s\S]*"Team chats"[\s\S]*owns the team chat/);
+    // A group's code does not link a personal chat, and stays usable for the group.
+    await assert.rejects(h.links.verifyCode(owner, code), /came from a group chat/);
     const teams = new TeamChatStore(h.dataDir);
     const linked = await teams.linkWithCode(owner, code, 'finance-alerts', h.links);
     assert.equal(linked.team.chat_id, GROUP);
     assert.equal(linked.team.owner, owner);
+    assert.equal(linked.team.title, 'Finance alerts', 'the group title travels with the code');
+    // Chatter in the group gets no answer; /start now says what the group is.
+    h.fake.sendGroupMessage(GROUP, chat[member]!, 'morning all');
+    h.fake.sendGroupMessage(GROUP, chat[member]!, '/start');
+    const [, again] = await h.fake.waitForMessages(GROUP, 2, 10_000);
+    assert.match(textOf(again!), /This group is the team chat finance-alerts, linked by/);
+    assert.equal(h.fake.sentMessages(GROUP).length, 2, 'only /start was answered');
     await assert.rejects(teams.setAccess(member, 'finance-alerts', [member], null), /Only the owner/);
     await teams.setAccess(owner, 'finance-alerts', [member], null);
   });
@@ -111,17 +121,63 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     assert.ok(elapsed >= 6000, `15 messages at 5 per 3 s took ${elapsed} ms`);
   });
 
-  void it('the bot removed from the group marks the link, and later sends are refused clearly', async () => {
-    h.fake.removeBotFromGroup(GROUP);
-    await h.client.send({ user: owner, message: 'after removal', to: ['finance-alerts'] }, 'respond-async');
+  void it('buttons under a group alert act only for its sender or the chat owner; others get a notice and nothing changes', async () => {
+    const alertText = 'Load check failed';
+    const sent = await h.client.send({ user: member, message: alertText, script: 'load_check.py', to: ['finance-alerts'] }, 'respond-async');
+    assert.equal(sent.status, 202, JSON.stringify(sent.body));
+    const alert = await h.waitUntil(() => h.fake.sentMessages(GROUP).find((m) => textOf(m) === alertText), 30_000, () => `group holds ${JSON.stringify(groupTexts())}`);
+    const buttons = (alert.reply_markup?.inline_keyboard ?? []).flat();
+    const mute = buttons.find((b) => b.text === 'Mute here')?.callback_data;
+    assert.ok(mute, `the alert has a Mute here button: ${JSON.stringify(buttons)}`);
+
+    // An outsider (linked, but neither sender nor owner) is told so; the rule stays unset.
+    const refused = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: chat[outsider]! }), 10_000);
+    assert.equal(refused.show_alert, true);
+    assert.match(refused.text ?? '', new RegExp(`Only ${member}, who sends load_check.py, or ${owner}, who owns finance-alerts, can silence it here\\. Nothing was changed\\.`));
+    // A group member with no linked account is told the same, and why.
+    h.fake.addGroupMember(GROUP, 700_099);
+    const stranger = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: 700_099 }), 10_000);
+    assert.match(stranger.text ?? '', /your Telegram is not linked to a server account/);
     const teams = new TeamChatStore(h.dataDir);
-    const deadline = Date.now() + 10_000;
-    while ((await teams.get('finance-alerts'))?.delivery_refused === undefined) {
-      assert.ok(Date.now() < deadline, `the link was not marked:\n${h.logTail(5)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    assert.equal((await teams.get('finance-alerts'))?.silenced, undefined, 'refused presses changed nothing');
+
+    // The owner mutes the script in this group: the next alert of it is not posted there.
+    const ok = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: chat[owner]! }), 10_000);
+    assert.match(ok.text ?? '', /load_check\.py muted here by/);
+    await h.waitUntil(() => /muted here by/.test(textOf(h.fake.message(GROUP, alert.message_id)!)), 10_000, () => 'the alert did not show the mute');
+    const muted = await h.client.send({ user: member, message: 'Load check failed again', script: 'load_check.py', to: ['finance-alerts'] });
+    assert.equal((muted.body as { suppressed?: string }).suppressed, 'muted', JSON.stringify(muted.body));
+    // The sender's own chat is not affected by the group's mute.
+    const own = await h.client.send({ user: member, message: 'Own copy', script: 'load_check.py', to: ['me'] });
+    assert.equal((own.body as { suppressed?: string }).suppressed, undefined, JSON.stringify(own.body));
+
+    // The sender undoes it from the same message.
+    const undo = (h.fake.message(GROUP, alert.message_id)?.reply_markup?.inline_keyboard ?? []).flat().find((b) => b.text === 'Unmute')?.callback_data;
+    assert.ok(undo, 'the muted alert offers Unmute');
+    await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, undo, { from: chat[member]! }), 10_000);
+    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.silenced === undefined || undefined, 10_000, () => 'the mute was not cleared');
+    const back = await h.client.send({ user: member, message: 'Load check failed, posted', script: 'load_check.py', to: ['finance-alerts'] }, 'respond-async');
+    assert.equal(back.status, 202);
+    await h.waitUntil(() => groupTexts().includes('Load check failed, posted'), 30_000, () => `group holds ${JSON.stringify(groupTexts())}`);
+    assert.ok(!groupTexts().includes('Load check failed again'), 'the muted alert never reached the group');
+  });
+
+  void it('the bot removed from the group marks the link and tells its analysts; sends are refused until it is back', async () => {
+    const ownerBefore = h.fake.sentMessages(chat[owner]).length;
+    h.fake.removeBotFromGroup(GROUP, { by: chat[outsider]! });
+    const teams = new TeamChatStore(h.dataDir);
+    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.delivery_refused, 10_000, () => `the link was not marked:\n${h.logTail(5)}`);
+    const told = await h.waitUntil(() => h.fake.sentMessages(chat[owner]).slice(ownerBefore).find((m) => /removed from the Telegram group/.test(textOf(m))), 10_000, () => 'the owner was not told');
+    assert.match(textOf(told), /team chat finance-alerts[\s\S]*sends to finance-alerts are refused until someone adds the bot/);
+    await h.waitUntil(() => h.fake.sentMessages(chat[member]).some((m) => /removed from the Telegram group/.test(textOf(m))) || undefined, 10_000, () => 'the allowed member was not told');
     const r = await notify(owner, ['--to', 'finance-alerts', 'again']);
     assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
     assert.match(r.stderr, /does not take messages/);
+
+    h.fake.addBotToGroup(GROUP, { by: chat[owner]! });
+    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.delivery_refused === undefined || undefined, 10_000, () => 'the mark was not cleared');
+    const r2 = await notify(owner, ['--to', 'finance-alerts', 'back in the group']);
+    assert.equal(r2.status, 0, `${r2.stdout}${r2.stderr}`);
+    await h.waitUntil(() => groupTexts().includes('back in the group'), 30_000, () => `group holds ${JSON.stringify(groupTexts())}`);
   });
 });

@@ -34,6 +34,7 @@ import { Pacer } from './telegram/pacer.js';
 import { Poller } from './telegram/polling.js';
 import { buildSendApi } from './intake/sendApi.js';
 import { scriptCommands } from './commands/scriptCommands.js';
+import { teamCommands } from './commands/teamCommands.js';
 import { GrammyTransport } from './telegram/transport.js';
 
 /** A running bot service. */
@@ -207,6 +208,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const sendApi = await buildSendApi({
       notifier,
       teams,
+      clock,
       log,
       trustedUsers: cfg.trustedUsers,
       analystGroup: cfg.analystGroup,
@@ -243,6 +245,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     bot = new Bot(cfg.token, { client: { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.pollTimeoutSeconds + 15 } });
     paceInteractiveApi(bot.api, pacer);
     bot.catch((err) => log.error({ err: err.error, update_id: err.ctx.update.update_id }, 'a Telegram update could not be handled'));
+    bot.use(teamCommands({ links, teams, scriptKeys, notifier, log, clock, publicUrl: cfg.publicUrl }));
     bot.use(linkCommands({ links, linkTokens, notifier, log, publicUrl: cfg.publicUrl, clock }));
     const helper = new ScriptsHelper({ command: cfg.scriptsCommand, timeoutMs: cfg.scriptsHelperTimeoutMs });
     bot.use(alertCommands({ links, rules, scriptKeys, notifier, clock, log }));

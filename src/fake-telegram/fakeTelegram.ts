@@ -486,11 +486,32 @@ export class FakeTelegram {
     g.members.add(userId);
   }
 
-  /** The bot is removed from the group: sends to it get 403, as Telegram answers. */
-  removeBotFromGroup(chatId: number): void {
-    const g = this.chats.get(chatId)?.group;
-    if (!g) throw new Error(`chat ${chatId} is not a group`);
-    g.botRemoved = true;
+  /**
+   * The bot is removed from the group (by a member, or kicked): sends to it get 403, as
+   * Telegram answers, and the bot gets a `my_chat_member` update saying so.
+   */
+  removeBotFromGroup(chatId: number, opts: { by?: number; kicked?: boolean } = {}): FakeUpdate {
+    const chat = this.chats.get(chatId);
+    if (!chat?.group) throw new Error(`chat ${chatId} is not a group`);
+    chat.group.botRemoved = true;
+    return this.enqueueMyChatMember(chat, opts.by, 'member', opts.kicked ? 'kicked' : 'left');
+  }
+
+  /** A member adds the bot (back) to the group: sends work again; a `my_chat_member` update says so. */
+  addBotToGroup(chatId: number, opts: { by?: number } = {}): FakeUpdate {
+    const chat = this.chats.get(chatId);
+    if (!chat?.group) throw new Error(`chat ${chatId} is not a group`);
+    chat.group.botRemoved = false;
+    return this.enqueueMyChatMember(chat, opts.by, 'left', 'member');
+  }
+
+  private enqueueMyChatMember(chat: ChatState, by: number | undefined, was: string, now: string): FakeUpdate {
+    const from = by !== undefined ? this.userJson(this.ensureChat(by)) : { id: 1, is_bot: false, first_name: 'Group Admin' };
+    const bot = { id: this.botInfo.id, is_bot: true, first_name: this.botInfo.first_name, username: this.botInfo.username };
+    const member = (status: string): Record<string, unknown> => (status === 'kicked' ? { status, user: bot, until_date: 0 } : { status, user: bot });
+    return this.enqueue({
+      my_chat_member: { chat: this.chatJson(chat), from, date: Math.floor(this.clock() / 1000), old_chat_member: member(was), new_chat_member: member(now) },
+    });
   }
 
   /** A member writes in a group (e.g. /start): queues a `message` update from that member. */
@@ -552,9 +573,12 @@ export class FakeTelegram {
    * has a button with this callback_data (pass `{ unchecked: true }` to send any data).
    * Queues a `callback_query` update and returns its id.
    */
-  pressButton(chatId: number, messageId: number, callbackData: string, opts: { unchecked?: boolean } = {}): string {
+  pressButton(chatId: number, messageId: number, callbackData: string, opts: { unchecked?: boolean; from?: number } = {}): string {
     const chat = this.chats.get(chatId);
     if (!chat) throw new Error(`pressButton: chat ${chatId} is unknown to the fake`);
+    if (chat.group && opts.from === undefined) throw new Error(`pressButton: chat ${chatId} is a group: say which member presses ({ from: <user id> })`);
+    if (chat.group && opts.from !== undefined && !chat.group.members.has(opts.from)) throw new Error(`pressButton: user ${opts.from} is not a member of group ${chatId}`);
+    const presser = opts.from !== undefined ? this.ensureChat(opts.from) : chat;
     const msg = this.findSent(chatId, messageId);
     if (!opts.unchecked) {
       if (!msg) throw new Error(`pressButton: the bot sent no message #${messageId} to chat ${chatId}`);
@@ -568,7 +592,7 @@ export class FakeTelegram {
     this.callbacks.set(id, { chat_id: chatId, message_id: messageId, data: callbackData, answered: false });
     const query: Record<string, unknown> = {
       id,
-      from: this.userJson(chat),
+      from: this.userJson(presser),
       chat_instance: (-4000000000000000000n - BigInt(chatId)).toString(),
       data: callbackData,
     };

@@ -75,4 +75,5 @@ export const SHARED_DOCUMENTS = [
   'held_alerts.json',
   'script_keys.json',
   'web_revoked_sessions.json',
+  'team_chats.json',
 ] as const;

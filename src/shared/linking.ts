@@ -26,7 +26,7 @@ export type Users = z.infer<typeof UsersSchema>;
 export type PendingCodes = z.infer<typeof CodesSchema>;
 
 /** Why a code was not accepted. */
-export type VerifyFailure = 'missing' | 'invalid' | 'expired';
+export type VerifyFailure = 'missing' | 'invalid' | 'expired' | 'group';
 
 /** A code was refused; `message` is for the analyst. */
 export class VerifyError extends Error {
@@ -36,7 +36,9 @@ export class VerifyError extends Error {
         ? 'Enter the 6-digit code the bot sent you.'
         : reason === 'expired'
           ? 'This code has expired. Send /start to the bot for a new one.'
-          : 'This code is not valid. Check it, or send /start to the bot for a new one.',
+          : reason === 'group'
+            ? 'This code came from a group chat: enter it under "Team chats" to link the group. For your own chat, send /start to the bot in a private chat.'
+            : 'This code is not valid. Check it, or send /start to the bot for a new one.',
     );
     this.name = 'VerifyError';
   }
@@ -60,7 +62,7 @@ export class LinkStore {
   }
 
   /** Issues a fresh code for a chat, replacing its earlier one and pruning expired ones. */
-  async issueCode(chatId: number): Promise<string> {
+  async issueCode(chatId: number, extra: { title?: string } = {}): Promise<string> {
     return this.codes.update((codes) => {
       const now = unixSeconds(this.clock);
       const next: PendingCodes = {};
@@ -70,21 +72,24 @@ export class LinkStore {
       let code: string;
       do code = String(randomInt(0, 1_000_000)).padStart(6, '0');
       while (code in next);
-      next[code] = { chat_id: chatId, created_at: now };
+      next[code] = { chat_id: chatId, created_at: now, ...extra };
       return { next, result: code };
     });
   }
 
   /** Consumes a code and links `username` to its chat; throws VerifyError when refused. */
   async verifyCode(username: string, rawCode: unknown): Promise<Link> {
-    return this.consumeCode(rawCode, (chatId) => this.linkChat(username, chatId));
+    return this.consumeCode(rawCode, (chatId) => {
+      if (chatId < 0) throw new VerifyError('group');
+      return this.linkChat(username, chatId);
+    });
   }
 
   /**
    * Consumes a code, handing its chat to `use` under the codes' lock (a team chat's link
    * uses it too); throws VerifyError when refused. When `use` throws, the code stays.
    */
-  async consumeCode<T>(rawCode: unknown, use: (chatId: number) => Promise<T>): Promise<T> {
+  async consumeCode<T>(rawCode: unknown, use: (chatId: number, entry: PendingCodes[string]) => Promise<T>): Promise<T> {
     const code = typeof rawCode === 'string' ? rawCode.replace(/\s+/g, '') : typeof rawCode === 'number' ? String(rawCode) : rawCode === undefined || rawCode === null ? '' : '?';
     if (code === '') throw new VerifyError('missing');
     if (!/^\d{6}$/.test(code)) throw new VerifyError('invalid');
@@ -95,7 +100,7 @@ export class LinkStore {
       const next = { ...codes };
       delete next[code];
       if (this.isExpired(entry, now)) return { next, result: 'expired' };
-      return { next, result: { ok: await use(entry.chat_id) } };
+      return { next, result: { ok: await use(entry.chat_id, entry) } };
     });
     if (typeof outcome === 'string') throw new VerifyError(outcome);
     return outcome.ok;

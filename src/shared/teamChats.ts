@@ -1,14 +1,15 @@
 /**
  * Team chats: Telegram groups (or channels) linked under a name, e.g. `finance-alerts`,
  * by the analyst who owns the link. The owner decides who else may send there: analysts by
- * name, and/or every member of a Linux group. Kept in `$NOTIFY_DATA_DIR/team_chats.json`:
- * `{"<name>": {"chat_id", "owner", "linked_at", "members": [...], "member_group"?,
- * "delivery_refused"?, "last_delivery_at"?}}`.
+ * name, and/or every member of a Linux group. Kept in the shared document
+ * `team_chats.json`: `{"<name>": {"chat_id", "owner", "linked_at", "title"?, "members":
+ * [...], "member_group"?, "delivery_refused"?, "last_delivery_at"?, "silenced"?}}`.
+ * `silenced` holds the scripts whose alerts are muted or snoozed in that chat (from the
+ * buttons under a group alert), keyed `<sender>/<script>`.
  */
-import { join } from 'node:path';
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
-import { JsonFile } from './jsonFile.js';
+import { type SharedDocument, sharedDocument } from './documents.js';
 import type { LinkStore } from './linking.js';
 
 /** A team chat's name: lower-case letters, digits, `-` and `_`; not `me`. */
@@ -23,6 +24,9 @@ const TeamSchema = z.looseObject({
   /** Set when Telegram refused delivery for good (the bot was removed from the group). */
   delivery_refused: z.optional(z.looseObject({ at: z.string(), reason: z.string() })),
   last_delivery_at: z.string().optional(),
+  /** The group's title in Telegram when it was linked (shown on the dashboard). */
+  title: z.string().optional(),
+  silenced: z.record(z.string(), z.looseObject({ muted: z.boolean().optional(), until: z.string().optional(), by: z.string() })).optional(),
 });
 const TeamsSchema = z.record(z.string(), TeamSchema);
 
@@ -46,15 +50,25 @@ export function maySend(team: TeamChat, user: string, isMember: (user: string, g
   return team.member_group !== undefined && isMember(user, team.member_group);
 }
 
+/** Why a script's alerts do not reach a team chat now (muted or snoozed there), or null. */
+export function teamSilence(team: TeamChat, sender: string, script: string | undefined, now: number): { kind: 'muted' } | { kind: 'snoozed'; until: string } | null {
+  if (!script) return null;
+  const s = team.silenced?.[`${sender}/${script}`];
+  if (!s) return null;
+  if (s.muted) return { kind: 'muted' };
+  if (s.until && Date.parse(s.until) > now) return { kind: 'snoozed', until: s.until };
+  return null;
+}
+
 /** The team chats of one data directory. */
 export class TeamChatStore {
-  readonly file: JsonFile<Teams>;
+  readonly file: SharedDocument<Teams>;
 
   constructor(
     readonly dataDir: string,
     private readonly clock: Clock = systemClock,
   ) {
-    this.file = new JsonFile(join(dataDir, 'team_chats.json'), TeamsSchema, () => ({}));
+    this.file = sharedDocument(dataDir, 'team_chats.json', TeamsSchema, () => ({}));
   }
 
   private now(): string {
@@ -85,14 +99,15 @@ export class TeamChatStore {
     if (!TEAM_NAME_RE.test(name) || name === 'me') {
       throw new TeamError(400, 'A team chat name is 2-64 lower-case letters, digits, - or _ (e.g. finance-alerts), and not "me".');
     }
-    const team = await links.consumeCode(rawCode, (chatId) => {
+    const team = await links.consumeCode(rawCode, (chatId, entry) => {
       if (chatId > 0) throw new TeamError(400, 'That code came from a personal chat. Add the bot to the group and send /start in the group itself.');
       return this.file.update((teams) => {
         const existing = teams[name];
         if (existing && existing.owner !== owner) throw new TeamError(409, `The name '${name}' is taken by another team chat; choose another.`);
         const other = Object.keys(teams).find((n) => teams[n]!.chat_id === chatId && n !== name);
         if (other !== undefined) throw new TeamError(409, `This group is already linked as '${other}'.`);
-        const t: TeamChat = { chat_id: chatId, owner, linked_at: this.now(), members: existing?.members ?? [], ...(existing?.member_group ? { member_group: existing.member_group } : {}) };
+        const title = typeof entry.title === 'string' ? entry.title : undefined;
+        const t: TeamChat = { chat_id: chatId, owner, linked_at: this.now(), ...(title ? { title } : {}), members: existing?.members ?? [], ...(existing?.member_group ? { member_group: existing.member_group } : {}) };
         return { next: { ...teams, [name]: t }, result: t };
       });
     });
@@ -146,6 +161,24 @@ export class TeamChatStore {
       const t: TeamChat = { ...teams[name]!, last_delivery_at: this.now() };
       delete t.delivery_refused;
       return { next: { ...teams, [name]: t }, result: undefined };
+    });
+  }
+
+  /**
+   * Mutes (until null) or snoozes (until a time) one sender's script in a team chat, or
+   * clears it (`until` undefined and muted false). `by` is who pressed the button.
+   */
+  async silence(chatId: number, sender: string, script: string, change: { muted: true; by: string } | { until: number; by: string } | null): Promise<string | null> {
+    return this.file.update((teams) => {
+      const name = Object.keys(teams).find((n) => teams[n]!.chat_id === chatId);
+      if (name === undefined) return { result: null };
+      const silenced = { ...(teams[name]!.silenced ?? {}) };
+      const key = `${sender}/${script}`;
+      if (change === null) delete silenced[key];
+      else silenced[key] = 'muted' in change ? { muted: true, by: change.by } : { until: new Date(change.until).toISOString(), by: change.by };
+      const t: TeamChat = { ...teams[name]!, silenced };
+      if (Object.keys(silenced).length === 0) delete t.silenced;
+      return { next: { ...teams, [name]: t }, result: name };
     });
   }
 

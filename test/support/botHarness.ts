@@ -378,11 +378,11 @@ export class BotHarness {
       .join('\n');
   }
 
-  /** Polls `check` (every 25 ms) until it returns something other than undefined/false. */
-  async waitUntil<T>(check: () => T | undefined | false, timeoutMs: number, describe: () => string): Promise<T> {
+  /** Polls `check` (every 25 ms) until it returns (or resolves to) something other than undefined/false. */
+  async waitUntil<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, describe: () => string): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const v = check();
+      const v = await check();
       if (v !== undefined && v !== false) return v;
       if (Date.now() > deadline) throw new Error(`${describe()}\nBot log tail:\n${this.logTail(10)}`);
       await sleep(25);

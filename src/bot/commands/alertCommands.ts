@@ -4,7 +4,7 @@
  * /status shows, and the digest that releases alerts held during quiet hours.
  */
 import { Composer, type Context } from 'grammy';
-import type { MessageEntity } from 'grammy/types';
+import type { InlineKeyboardButton, MessageEntity } from 'grammy/types';
 import { type AlertRulesStore, formatLocalTime, type HeldAlert, inQuietHours } from '../../shared/alertRules.js';
 import type { Clock } from '../../shared/clock.js';
 import { parseDurationMs } from '../../shared/config.js';
@@ -107,27 +107,34 @@ export function scheduleDigests(deps: Pick<AlertCommandDeps, 'rules' | 'notifier
   return () => clearInterval(timer);
 }
 
+/**
+ * Shows what a button did under the alert it belongs to (one status line replacing the
+ * previous one) and swaps its keyboard; a text too long for Telegram keeps only the new keyboard.
+ */
+export async function editAlertStatus(ctx: Context, line: string, markup: { inline_keyboard: InlineKeyboardButton[][] } | undefined, log: Logger): Promise<void> {
+  const msg = ctx.callbackQuery?.message;
+  if (!msg) return;
+  const isCaption = msg.caption !== undefined || msg.photo !== undefined;
+  const original = (isCaption ? msg.caption : msg.text) ?? '';
+  const base = original.replace(STATUS_MARK, '');
+  const entities = ((isCaption ? msg.caption_entities : msg.entities) ?? []).filter((e) => e.offset + e.length <= base.length);
+  const text = `${base}\n\n${line}`;
+  const limit = isCaption ? 1024 : 4096;
+  try {
+    if (text.length > limit) await ctx.editMessageReplyMarkup(markup ? { reply_markup: markup } : {});
+    else if (isCaption) await ctx.editMessageCaption({ caption: text, caption_entities: entities, ...(markup ? { reply_markup: markup } : {}) });
+    else await ctx.editMessageText(text, { entities, ...(markup ? { reply_markup: markup } : {}) });
+  } catch (err) {
+    log.warn({ err }, 'could not edit the alert message');
+  }
+}
+
 /** Builds the alert buttons' handlers and /mute, /unmute. */
 export function alertCommands(deps: AlertCommandDeps): Composer<Context> {
   const c = new Composer<Context>();
 
   async function editWithStatus(ctx: Context, line: string, script: string, user: string, undoLabel: string | null): Promise<void> {
-    const msg = ctx.callbackQuery?.message;
-    if (!msg) return;
-    const markup = undoLabel ? undoKeyboard(script, user, undoLabel) : undefined;
-    const isCaption = msg.caption !== undefined || msg.photo !== undefined;
-    const original = (isCaption ? msg.caption : msg.text) ?? '';
-    const base = original.replace(STATUS_MARK, '');
-    const entities = ((isCaption ? msg.caption_entities : msg.entities) ?? []).filter((e) => e.offset + e.length <= base.length);
-    const text = `${base}\n\n${line}`;
-    const limit = isCaption ? 1024 : 4096;
-    try {
-      if (text.length > limit) await ctx.editMessageReplyMarkup(markup ? { reply_markup: markup } : {});
-      else if (isCaption) await ctx.editMessageCaption({ caption: text, caption_entities: entities, ...(markup ? { reply_markup: markup } : {}) });
-      else await ctx.editMessageText(text, { entities, ...(markup ? { reply_markup: markup } : {}) });
-    } catch (err) {
-      deps.log.warn({ err }, 'could not edit the alert message');
-    }
+    await editAlertStatus(ctx, line, undoLabel ? undoKeyboard(script, user, undoLabel) : undefined, deps.log);
   }
 
   c.callbackQuery(/^(sn1h|sn1d|mute|undo)[:#]/, async (ctx) => {

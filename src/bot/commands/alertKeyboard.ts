@@ -60,6 +60,42 @@ export function undoKeyboard(script: string, user: string, undoLabel: string): {
   };
 }
 
+/**
+ * Buttons under an alert in a team chat act on that chat only (Snooze 1h, Snooze 1d, Mute
+ * here; Undo). The chat has no single analyst, so the data always carries the key of
+ * sender and script: `t<action>#<key>`.
+ */
+export type TeamAlertAction = 'sn1h' | 'sn1d' | 'mute' | 'undo';
+
+/** Callback data of a team chat button. */
+export function teamCallbackData(action: TeamAlertAction, script: string, sender: string): string {
+  return `t${action}#${scriptKey(script, sender)}`;
+}
+
+/** Parses team chat callback data. */
+export function parseTeamCallbackData(data: string): { action: TeamAlertAction; key: string } | null {
+  const m = /^t(sn1h|sn1d|mute|undo)#([A-Za-z0-9_-]{16})$/.exec(data);
+  return m ? { action: m[1] as TeamAlertAction, key: m[2]! } : null;
+}
+
+/** The keyboard under a fresh alert in a team chat. */
+export function teamAlertKeyboard(script: string, sender: string): { inline_keyboard: InlineKeyboardButton[][] } {
+  return {
+    inline_keyboard: [
+      [
+        { text: 'Snooze 1h here', callback_data: teamCallbackData('sn1h', script, sender) },
+        { text: 'Snooze 1d here', callback_data: teamCallbackData('sn1d', script, sender) },
+      ],
+      [{ text: 'Mute here', callback_data: teamCallbackData('mute', script, sender) }],
+    ],
+  };
+}
+
+/** The keyboard of a team alert after a snooze or mute: undo it. */
+export function teamUndoKeyboard(script: string, sender: string, undoLabel: string): { inline_keyboard: InlineKeyboardButton[][] } {
+  return { inline_keyboard: [[{ text: undoLabel, callback_data: teamCallbackData('undo', script, sender) }]] };
+}
+
 /** Callback data of the "Resolved" label button (it only answers that the alert is over). */
 export const RESOLVED_CALLBACK = 'resolved';
 
@@ -86,13 +122,21 @@ export class ScriptKeys {
     this.file = sharedDocument(dataDir, 'script_keys.json', KeysSchema, () => ({}));
   }
 
-  /** Records the key of a long script name (no-op for names that fit). */
-  async remember(user: string, script: string): Promise<void> {
-    if (Buffer.byteLength(`sn1h:${script}`) <= MAX_CALLBACK_BYTES) return;
+  /**
+   * Records the key of a long script name (no-op for names that fit, unless `always`:
+   * team chat buttons always travel as keys).
+   */
+  async remember(user: string, script: string, always = false): Promise<void> {
+    if (!always && Buffer.byteLength(`sn1h:${script}`) <= MAX_CALLBACK_BYTES) return;
     const key = scriptKey(script, user);
     if (this.known.has(`${user}/${key}`)) return;
     await this.file.update((all) => (all[key]?.user === user ? { result: undefined } : { next: { ...all, [key]: { user, script } }, result: undefined }));
     this.known.add(`${user}/${key}`);
+  }
+
+  /** Whose script a key stands for, and which, or null. */
+  async lookup(key: string): Promise<{ user: string; script: string } | null> {
+    return (await this.file.read())[key] ?? null;
   }
 
   /** The script name of a key for a user, or null. */

@@ -11,7 +11,7 @@ import type { SendResponse, TelegramChannelStatus } from '../../shared/contract.
 import type { LinkStore } from '../../shared/linking.js';
 import type { DiskGuard } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
-import { alertKeyboard, type ScriptKeys } from '../commands/alertKeyboard.js';
+import { alertKeyboard, type ScriptKeys, teamAlertKeyboard } from '../commands/alertKeyboard.js';
 import type { AlertThreads } from './alertThreads.js';
 import type { Deliverer } from './deliverer.js';
 import type { IntakeMetrics } from '../metrics.js';
@@ -57,9 +57,11 @@ export interface Submission {
   resolves?: string | undefined;
   /**
    * A team chat to send to instead of the user's own chat (`user` is the sender). Team
-   * messages skip the sender's personal rules, get no buttons and no desktop copy.
+   * messages skip the sender's personal rules and get no desktop copy; a script's alert
+   * carries the team chat's own buttons, and `silence` (that script muted or snoozed in
+   * that chat) stops it.
    */
-  team?: { name: string; chatId: number };
+  team?: { name: string; chatId: number; silence?: { kind: 'muted' } | { kind: 'snoozed'; until: string } | null };
 }
 
 /** How long to wait before answering. */
@@ -152,6 +154,14 @@ export class Notifier {
     return accepted ? { go, accepted } : { go };
   }
 
+  /** A team chat's own rule: the script muted or snoozed there stops its alert. */
+  private teamRule(sub: Submission, id: string): { stop: SubmitResult } | { go: Submission; accepted?: () => Promise<void> } {
+    const s = sub.team?.silence;
+    if (!s || sub.bypassRules) return { go: sub };
+    this.log.info({ id, user: sub.user, script: sub.script, team: sub.team?.name, rule: s.kind }, 'team chat notification suppressed by the chat\'s rule');
+    return { stop: { status: 200, body: { ok: true, id, telegram: 'suppressed', desktop: 0, suppressed: s.kind, ...('until' in s ? { until: s.until } : {}) } } };
+  }
+
   /** Keeps a copy of the image for desktop clients, at an unguessable, expiring path. */
   private async storeImage(id: string, user: string, bytes: Buffer): Promise<string | undefined> {
     try {
@@ -198,7 +208,7 @@ export class Notifier {
   private async accept(original: Submission, opts: SubmitOptions): Promise<SubmitResult> {
     const now = this.clock.now();
     const { id, seq } = newOutboxId(now);
-    const ruled = original.team ? { go: original } : await this.applyRules(original, id, now);
+    const ruled = original.team ? this.teamRule(original, id) : await this.applyRules(original, id, now);
     if ('stop' in ruled) {
       const body = ruled.stop.body as Partial<SendResponse>;
       const reason = body.suppressed ?? (body.held ? 'quiet_hours' : undefined);
@@ -245,14 +255,20 @@ export class Notifier {
       accepted_at: now,
       ...(sub.script ? { script: sub.script } : {}),
       parts: sub.photo ? photoParts(sub.content) : textParts(sub.content),
-      ...(sub.replyMarkup ? { reply_markup: sub.replyMarkup } : sub.script && !sub.resolves && !sub.team && (sub.buttons ?? !sub.bypassRules) ? { reply_markup: alertKeyboard(sub.script, sub.user) } : {}),
+      ...(sub.replyMarkup
+        ? { reply_markup: sub.replyMarkup }
+        : sub.script && !sub.resolves && sub.team
+          ? { reply_markup: teamAlertKeyboard(sub.script, sub.user) }
+          : sub.script && !sub.resolves && (sub.buttons ?? !sub.bypassRules)
+            ? { reply_markup: alertKeyboard(sub.script, sub.user) }
+            : {}),
       ...(sub.sendResolved && !sub.resolves ? { send_resolved: true } : {}),
       ...(sub.resolves ? { resolves: sub.resolves } : {}),
       ...(replyTo !== undefined ? { reply_to: replyTo } : {}),
       sent_parts: 0,
       attempts: 0,
     };
-    if (sub.script && this.scriptKeys) await this.scriptKeys.remember(sub.user, sub.script);
+    if (sub.script && this.scriptKeys) await this.scriptKeys.remember(sub.user, sub.script, sub.team !== undefined);
     // Refuse early when full, so no photo is stored for a notification that is not taken.
     this.deliverer.checkCapacity();
     if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);

@@ -10,7 +10,8 @@ import { DiskFullError, outOfSpaceCode } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
 import { guardConnections } from '../../shared/connectionGuard.js';
 import { isUserInGroup, UserDatabaseError } from '../../shared/posix.js';
-import { maySend, type TeamChatStore } from '../../shared/teamChats.js';
+import { type Clock, systemClock } from '../../shared/clock.js';
+import { maySend, type TeamChatStore, teamSilence } from '../../shared/teamChats.js';
 import { QueueFullError } from '../delivery/deliverer.js';
 import { StoreUnavailableError } from '../../shared/documents.js';
 import { authorize, type Caller, callerFromUid, notePeer, peerUidOf } from './identity.js';
@@ -39,6 +40,8 @@ export interface SendApiDeps {
   health: () => Promise<Record<string, unknown> & { problems?: string[] }>;
   /** Overrides the peer uid (for app.inject() tests, which have no socket). */
   identify?: (req: FastifyRequest) => number | null;
+  /** For team chat rules (a snooze's end); the system clock by default. */
+  clock?: Clock;
   /** Team chats, for `to`; without it only "me" is a destination. */
   teams?: TeamChatStore;
   /** Linux group membership (a team chat's member group); the system's by default. */
@@ -147,9 +150,9 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
    * messages, and let `user` send (its owner, a named member, or a member of its group;
    * a trusted service sending as itself may send anywhere). One refusal refuses all.
    */
-  async function teamsOf(req: FastifyRequest, caller: Caller, user: string, to: readonly string[] | undefined): Promise<Array<{ name: string; chatId: number } | null>> {
+  async function teamsOf(req: FastifyRequest, caller: Caller, user: string, script: string | undefined, to: readonly string[] | undefined): Promise<Array<NonNullable<Submission['team']> | null>> {
     if (!to) return [null];
-    const out: Array<{ name: string; chatId: number } | null> = [];
+    const out: Array<NonNullable<Submission['team']> | null> = [];
     for (const name of to) {
       if (name === 'me') {
         out.push(null);
@@ -162,9 +165,9 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
         throw new HttpProblem(403, `'${user}' may not send to the team chat '${name}' (no such team chat, or its owner has not allowed you); nothing was sent`);
       }
       if (team.delivery_refused) {
-        throw new HttpProblem(404, `the team chat '${name}' does not take messages (${team.delivery_refused.reason}); its owner must add the bot again and link it anew; nothing was sent`);
+        throw new HttpProblem(404, `the team chat '${name}' does not take messages (${team.delivery_refused.reason}); it takes messages again once someone adds the bot back to the group; nothing was sent`);
       }
-      out.push({ name, chatId: team.chat_id });
+      out.push({ name, chatId: team.chat_id, silence: teamSilence(team, user, script, (deps.clock ?? systemClock).now()) });
     }
     return out;
   }
@@ -183,7 +186,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
 
   /** Submits to each destination; one answer: the first destination's, with `to` saying what each did. */
   async function submit(req: FastifyRequest, reply: FastifyReply, sub: Submission, caller: Caller, to?: readonly string[]): Promise<void> {
-    const teams = await teamsOf(req, caller, sub.user, to);
+    const teams = await teamsOf(req, caller, sub.user, sub.script, to);
     const prefer = parsePrefer(req.headers.prefer, deps.sendWaitMs, deps.sendWaitMaxMs);
     if (!to) {
       const result = await submitOne(sub, prefer);

@@ -25,7 +25,7 @@ export interface PollerOptions {
 }
 
 function chatOf(u: Update): number {
-  return u.message?.chat.id ?? u.callback_query?.message?.chat.id ?? u.callback_query?.from.id ?? u.my_chat_member?.chat.id ?? 0;
+  return u.message?.chat.id ?? u.callback_query?.message?.chat.id ?? u.callback_query?.from.id ?? u.my_chat_member?.chat.id ?? u.channel_post?.chat.id ?? 0;
 }
 
 /** Drives a grammY bot by long polling. */
@@ -93,7 +93,7 @@ export class Poller {
       try {
         if (!this.bot.isInited()) await this.bot.init(this.abort.signal as never);
         const updates = await this.bot.api.getUpdates(
-          { offset, timeout: this.opts.timeoutSeconds, allowed_updates: ['message', 'callback_query'] },
+          { offset, timeout: this.opts.timeoutSeconds, allowed_updates: ['message', 'callback_query', 'my_chat_member', 'channel_post'] },
           this.abort.signal as never,
         );
         backoff = this.opts.minBackoffMs;
