@@ -3,7 +3,8 @@
  * filler file fills up. Sends get a quick 507 with a reason (never a hang, never a send
  * that is refused and then delivered anyway), /health says the disk is full and still
  * answers while the bot logs on, notifications accepted before are still delivered, and
- * when space comes back the bot takes notifications again by itself.
+ * when space comes back the bot takes notifications again by itself, and a restart brings
+ * back nothing it refused.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -69,8 +70,9 @@ async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number }> 
 }
 
 void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount a tmpfs' }, () => {
-  void it('answers 507 with a reason, says so on /health, loses nothing accepted, delivers nothing refused, and resumes', async (t) => {
-    const h = await botOnTmpfs(t, 'notify-full-', '3m', { NOTIFY_MIN_FREE_DISK: '0' });
+  void it('answers 507 with a reason, says so on /health, loses nothing accepted, delivers nothing refused (after a restart too), and resumes', async (t) => {
+    // A commit interval long enough that the sends made at once share a batch, which the full disk cuts short.
+    const h = await botOnTmpfs(t, 'notify-full-', '3m', { NOTIFY_MIN_FREE_DISK: '0', NOTIFY_OUTBOX_COMMIT_INTERVAL: '300ms' });
     const user = await h.link('u1', 100_001);
     await h.startBot();
 
@@ -145,9 +147,16 @@ void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount
       () => `/health did not return to ok (log: ${h.logTail(5)})`,
     );
 
+    // A restart replays the outbox's journal: what it refused must not come back from there.
+    await h.restart();
+    const afterRestart = 'sent after a restart';
+    assert.equal((await h.client.send({ user: user.name, message: afterRestart }, 'respond-async')).status, 202);
+    await h.waitUntil(() => h.fake.sentMessages(user.chatId).some((m) => m.text?.includes(afterRestart)), 30_000, () => `the send after the restart was not delivered (log: ${h.logTail(5)})`);
+
     const delivered = h.fake.sentMessages(user.chatId).map((m) => m.text ?? '');
     for (const text of refused) assert.ok(!delivered.some((d) => d.includes(text)), `a send answered 507 was delivered anyway: ${text}`);
-    assert.equal(h.queuedIds().length, 0, 'nothing is left in the queue');
+    // A delivered record leaves the queue just after its message is seen: wait for that.
+    await h.waitUntil(() => h.queuedIds().length === 0, 30_000, () => `records are left in the queue: ${JSON.stringify(h.queuedRecords())}`);
     assert.ok(h.proc, 'the bot kept running');
   });
 

@@ -4,11 +4,12 @@
  * file outbox's bookkeeping (per-user usage, re-queues, dead letters) on top of it.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Journal, readJournal } from '../src/bot/delivery/journal.js';
+import { Journal, JournalWriteError, readJournal } from '../src/bot/delivery/journal.js';
 import { FileOutbox, type OutboxRecord } from '../src/bot/delivery/outbox.js';
 
 function tempDir(t: { after: (f: () => void) => void }): string {
@@ -109,7 +110,8 @@ void describe('outbox journal', () => {
     await j.close();
     const seg = join(dir, readdirSync(dir).find((f) => f.startsWith('seg-'))!);
     const lines = readFileSync(seg, 'utf8').split('\n');
-    lines[2] = lines[2]!.replace('notification 2', 'notificatiOn 2'); // a flipped bit
+    const at = lines.findIndex((l) => l.includes('notification 2'));
+    lines[at] = lines[at]!.replace('notification 2', 'notificatiOn 2'); // a flipped bit
     writeFileSync(seg, `${lines.join('\n')}`);
     appendFileSync(seg, '0badc0de {"k":"torn"'); // a write cut short
     const state = readJournal(dir);
@@ -117,6 +119,101 @@ void describe('outbox journal', () => {
     assert.equal(state.damage.length, 2);
     assert.equal(state.damage[0]!.reason, 'checksum mismatch');
     assert.match(state.damage[1]!.reason, /incomplete/);
+  });
+});
+
+const IS_ROOT = process.getuid?.() === 0;
+
+/** Fills the file system holding `dir` down to its last byte; returns the filler's path. */
+function fillDisk(dir: string): string {
+  const path = join(dir, 'filler.bin');
+  for (const size of [16 * 1024, 512, 1]) {
+    const fd = openSync(path, 'a');
+    try {
+      for (;;) writeSync(fd, Buffer.alloc(size, 1));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return path;
+}
+
+void describe('outbox journal on a full disk', { skip: IS_ROOT ? false : 'needs root to mount a tmpfs' }, () => {
+  void it('a batch refused because the disk filled is never replayed after a restart, though some of its lines reached the file', async (t) => {
+    const mount = mkdtempSync(join(tmpdir(), 'notify-journal-full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'notify-test-journal', mount]);
+    t.after(() => {
+      execFileSync('umount', ['-l', mount]);
+      rmSync(mount, { recursive: true, force: true });
+    });
+    const dir = join(mount, 'journal');
+    mkdirSync(dir);
+    const j = new Journal(dir, { commitIntervalMs: 0, segmentBytes: 1 << 30 });
+    j.open();
+    await j.put('kept', value(0));
+    // The segment's last page still has room for whole lines of the next batch, not all of it.
+    const filler = fillDisk(mount);
+    const refused = Array.from({ length: 60 }, (_, i) => `refused${i}`);
+    const answers = await Promise.allSettled(refused.map((k, i) => j.put(k, value(i))));
+    for (const a of answers) {
+      assert.equal(a.status, 'rejected', 'a put on a full disk is refused');
+      assert.ok(a.status === 'rejected' && a.reason instanceof JournalWriteError && /disk .* is full/.test(a.reason.message), `the refusal says the disk is full: ${String(a.status === 'rejected' ? a.reason : '')}`);
+    }
+    assert.equal(j.stats.batches, 1, 'the refused puts were written as one batch');
+    assert.deepEqual([...j.live.keys()], ['kept'], 'the refused puts are not live');
+
+    // Restart: a new writer replays the directory, as the bot does when it starts again.
+    await j.close();
+    rmSync(filler);
+    const again = new Journal(dir, { commitIntervalMs: 0, segmentBytes: 1 << 30 });
+    const { entries, damage } = again.open();
+    assert.deepEqual([...entries.keys()], ['kept'], 'after a restart only what was acknowledged is in the journal');
+    assert.deepEqual(damage, []);
+    await again.put('after', value(1));
+    await again.close();
+    assert.deepEqual([...readJournal(dir).entries.keys()], ['kept', 'after'], 'the journal takes puts again once space is back');
+  });
+});
+
+void describe('outbox journal commit markers', () => {
+  void it('lines of a batch without its commit marker are not replayed, even when later batches follow in the same segment', async (t) => {
+    const dir = tempDir(t);
+    const j = new Journal(dir, { commitIntervalMs: 0, segmentBytes: 1 << 30 });
+    j.open();
+    await j.put('k0', value(0));
+    await j.close();
+    const seg = join(dir, readdirSync(dir).find((f) => f.startsWith('seg-'))!);
+    const text = readFileSync(seg, 'utf8');
+    const [header, k0, commit] = text.trimEnd().split('\n');
+    assert.ok(header && k0 && commit, `a segment holds a header, the line and a commit marker: ${text}`);
+    // A failed batch: two whole lines and one cut short, and no marker; then a committed batch.
+    const other = new Journal(mkdtempSync(join(dir, 'x-')), { commitIntervalMs: 0, segmentBytes: 1 << 30 });
+    other.open();
+    await Promise.all([other.put('refused1', value(1)), other.put('refused2', value(2)), other.put('k3', value(3))]);
+    await other.close();
+    const batch = readFileSync(join(other.dir, readdirSync(other.dir).find((f) => f.startsWith('seg-'))!), 'utf8').trimEnd().split('\n');
+    const [, r1, r2, k3, c1] = batch;
+    writeFileSync(seg, `${header}\n${k0}\n${commit}\n${r1}\n${r2}\n${k3!.slice(0, 20)}\n${k3}\n${commit}\n`);
+    assert.match(c1!, /"c":3/, 'a batch of three ends with a marker counting three');
+    const state = readJournal(dir);
+    assert.deepEqual([...state.entries.keys()], ['k0', 'k3']);
+    // A batch at the end without its marker (the write that failed last) is not replayed either.
+    appendFileSync(seg, `${r1}\n`);
+    assert.deepEqual([...readJournal(dir).entries.keys()], ['k0', 'k3']);
+  });
+
+  void it('a segment written before commit markers existed still replays line by line', async (t) => {
+    const dir = tempDir(t);
+    const j = new Journal(dir, { commitIntervalMs: 0, segmentBytes: 1 << 30 });
+    j.open();
+    for (let i = 0; i < 3; i++) await j.put(`k${i}`, value(i));
+    await j.close();
+    const seg = join(dir, readdirSync(dir).find((f) => f.startsWith('seg-'))!);
+    const legacy = readFileSync(seg, 'utf8').split('\n').filter((l) => l.includes('"k"'));
+    writeFileSync(seg, `${legacy.join('\n')}\n`);
+    assert.deepEqual([...readJournal(dir).entries.keys()], ['k0', 'k1', 'k2']);
   });
 });
 

@@ -16,6 +16,15 @@
  * from its number on; a line whose checksum or JSON is wrong is reported and skipped, so one
  * bad record never hides the rest.
  *
+ * Commit markers: a segment starts with `{"journal": 2}` and every batch ends with
+ * `{"c": <lines in the batch>}`, written in the same write as its lines. Replay applies a
+ * batch's lines only when its marker follows them, and only the lines it counts. A batch whose
+ * write failed (a full disk cuts a write short after some whole lines) was answered with an
+ * error, so the lines it left are never replayed: a refused notification is never delivered
+ * after a restart. (After such a failure the segment is also cut back to its last committed
+ * batch and the writer moves to a new one.) Segments without the first line were written
+ * before markers existed and replay line by line.
+ *
  * Group commit: appends arriving while a batch is written and synced go together in the
  * next batch, and batches start at most once per `commitIntervalMs`, so under load one
  * fdatasync serves many acceptances while a lone request is written at once.
@@ -26,7 +35,7 @@
  * older files removed. A crash at any step leaves either the old files or a complete
  * snapshot, both of which replay to the same state.
  */
-import { closeSync, fdatasync, fsync, mkdirSync, open, openSync, readdirSync, readFileSync, rmSync, close as closeFd, write, promises as fsp } from 'node:fs';
+import { closeSync, fdatasync, fsync, ftruncateSync, mkdirSync, open, openSync, readdirSync, readFileSync, rmSync, close as closeFd, write, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -70,12 +79,17 @@ function frame(json: string): string {
   return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
 }
 
+/** The first line of a segment whose batches end with commit markers. */
+const HEADER = frame('{"journal":2}');
+/** Ends a batch of `n` lines. */
+const commitLine = (n: number): string => frame(`{"c":${n}}`);
+
 function putLine(key: string, valueJson: string): string {
   return frame(`{"k":${JSON.stringify(key)},"v":${valueJson}}`);
 }
 
 /** Parses one line; returns null and a reason when it is damaged. */
-function parseLine(line: string): { ok: true; key?: string; value?: string; del?: boolean; end?: number } | { ok: false; reason: string } {
+function parseLine(line: string): { ok: true; key?: string; value?: string; del?: boolean; end?: number; commit?: number; header?: true } | { ok: false; reason: string } {
   if (line.length < 10 || line[8] !== ' ') return { ok: false, reason: 'not a journal line' };
   const json = line.slice(9);
   const sum = Number.parseInt(line.slice(0, 8), 16);
@@ -87,8 +101,10 @@ function parseLine(line: string): { ok: true; key?: string; value?: string; del?
     return { ok: false, reason: 'not JSON' };
   }
   if (typeof obj !== 'object' || obj === null) return { ok: false, reason: 'not an object' };
-  const o = obj as { k?: unknown; v?: unknown; d?: unknown; end?: unknown };
+  const o = obj as { k?: unknown; v?: unknown; d?: unknown; end?: unknown; c?: unknown; journal?: unknown };
   if (typeof o.end === 'number') return { ok: true, end: o.end };
+  if (typeof o.c === 'number' && Number.isSafeInteger(o.c) && o.c >= 0) return { ok: true, commit: o.c };
+  if (o.journal === 2) return { ok: true, header: true };
   if (typeof o.k !== 'string') return { ok: false, reason: 'no key' };
   if (o.d === 1) return { ok: true, key: o.k, del: true };
   if (o.v === undefined) return { ok: false, reason: 'no value' };
@@ -101,19 +117,43 @@ function replayFile(dir: string, name: string, entries: Map<string, string>, dam
   // A last line without its newline is a write cut short by a crash: never acknowledged.
   const torn = lines.pop() ?? '';
   let ended = false;
+  // With commit markers, the lines of the batch being read wait here for its marker.
+  let marked = false;
+  let pending: Array<{ line: string; at: number }> = [];
+  const apply = (line: string, at: number): void => {
+    const p = parseLine(line);
+    if (!p.ok) {
+      damage.push({ file: name, line: at, reason: p.reason, text: line.slice(0, 2000) });
+      return;
+    }
+    if (p.key === undefined) return;
+    if (p.del) entries.delete(p.key);
+    else entries.set(p.key, p.value!);
+  };
   lines.forEach((line, i) => {
     if (line === '') return;
     const p = parseLine(line);
-    if (!p.ok) {
-      damage.push({ file: name, line: i + 1, reason: p.reason, text: line.slice(0, 2000) });
+    if (p.ok && p.header) {
+      // Lines of a failed first batch may precede a header written again.
+      marked = true;
+      pending = [];
       return;
     }
-    if (p.end !== undefined) {
+    if (p.ok && p.end !== undefined) {
       ended = true;
       return;
     }
-    if (p.del) entries.delete(p.key!);
-    else entries.set(p.key!, p.value!);
+    if (!marked) {
+      apply(line, i + 1);
+      return;
+    }
+    if (p.ok && p.commit !== undefined) {
+      // Lines before the batch it counts belong to a batch whose write failed: not replayed.
+      for (const q of pending.slice(Math.max(0, pending.length - p.commit))) apply(q.line, q.at);
+      pending = [];
+      return;
+    }
+    pending.push({ line, at: i + 1 });
   });
   if (torn !== '' && !isSnapshot) {
     const p = parseLine(torn);
@@ -204,7 +244,10 @@ export class Journal {
   private liveBytes = 0;
   private fd = -1;
   private segment = 0;
+  /** Bytes of the current segment that committed batches wrote. */
   private segmentSize = 0;
+  /** The current segment may end with lines of a failed batch (it could not be cut back). */
+  private segmentTail = false;
   private queue: Pending[] = [];
   private running: Promise<void> | null = null;
   private lastBatchAt = -Infinity;
@@ -275,7 +318,9 @@ export class Journal {
         if (this.segmentSize >= this.opts.segmentBytes && this.segmentSize >= 2 * this.liveBytes) this.rotate(true);
         const batch = this.queue;
         this.queue = [];
-        const buf = Buffer.from(batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join(''));
+        // A newline first ends whatever a failed batch left cut short in this segment.
+        const lead = (this.segmentTail ? '\n' : '') + (this.segmentSize === 0 ? HEADER : '');
+        const buf = Buffer.from(lead + (batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join('')) + commitLine(batch.length));
         this.lastBatchAt = performance.now();
         try {
           await writeAll(this.fd, buf);
@@ -283,6 +328,9 @@ export class Journal {
           await syncData(this.fd);
         } catch (err) {
           const failure = new JournalWriteError(err as NodeJS.ErrnoException);
+          // The batch has no commit marker on disk, so replay skips what of it reached the
+          // file; cutting it off too keeps the file plain. Later batches go to a new segment.
+          this.dropFailedBatch();
           for (const p of batch) {
             if (p.value !== null) {
               p.reject(failure);
@@ -295,11 +343,10 @@ export class Journal {
             p.resolve();
             this.retryDelete(p.key);
           }
-          // What reached the file is unknown: later batches go to a fresh segment.
-          this.rotate(false);
           continue;
         }
         this.segmentSize += buf.length;
+        this.segmentTail = false;
         this.stats.batches += 1;
         this.stats.appends += batch.length;
         this.stats.bytesWritten += buf.length;
@@ -332,6 +379,16 @@ export class Journal {
     }, 1000).unref();
   }
 
+  /** Cuts the current segment back to its committed batches and moves to a new segment. */
+  private dropFailedBatch(): void {
+    try {
+      ftruncateSync(this.fd, this.segmentSize);
+    } catch {
+      this.segmentTail = true;
+    }
+    this.rotate(false);
+  }
+
   /** Starts a new segment; with compact, the live entries as of now become its snapshot. */
   private rotate(compact: boolean): void {
     const old = this.fd;
@@ -345,6 +402,7 @@ export class Journal {
       return;
     }
     this.segmentSize = 0;
+    this.segmentTail = false;
     closeFd(old, () => undefined);
     if (compact) this.compact(this.segment, this.snapshotLines());
   }
