@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -52,6 +52,32 @@ void describe('the link store', () => {
     assert.match(users.beta4?.linked_at ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     assert.equal(statSync(join(dir, 'telegram_users.json')).mode & 0o777, 0o660);
     assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left behind');
+  });
+
+  void it('reads what another process wrote, whether it replaced the file or edited it in place, and hands out copies', async () => {
+    const dir = dataDir();
+    const path = join(dir, 'telegram_users.json');
+    const store = new LinkStore(dir);
+    assert.equal(await store.linkOf('alice'), null, 'no file yet: nobody is linked');
+    await store.linkChat('alice', 1);
+    // Many lookups at once share their look at the file, and each gets its own copy.
+    const links = await Promise.all(Array.from({ length: 50 }, () => store.linkOf('alice')));
+    assert.ok(links.every((l) => l?.chat_id === 1));
+    links[0]!.chat_id = 99;
+    assert.equal((await store.linkOf('alice'))?.chat_id, 1, 'changing a copy changes nothing');
+
+    // Another writer replaces the file (a new inode), as every writer here does.
+    writeFileSync(`${path}.new`, JSON.stringify({ alice: { chat_id: 2, linked_at: '2026-01-01T00:00:00Z' } }));
+    renameSync(`${path}.new`, path);
+    assert.equal((await store.linkOf('alice'))?.chat_id, 2);
+    // An operator edits it in place: same inode, same size, a new mtime.
+    writeFileSync(path, JSON.stringify({ alice: { chat_id: 3, linked_at: '2026-01-01T00:00:00Z' } }));
+    assert.equal((await store.linkOf('alice'))?.chat_id, 3);
+    rmSync(path);
+    assert.equal(await store.linkOf('alice'), null, 'a removed file is an empty one');
+    // A write in this process is seen by the next read, even one that follows at once.
+    await store.linkChat('bob', 4);
+    assert.equal((await store.linkOf('bob'))?.chat_id, 4);
   });
 
   void it('leaves a corrupt telegram_users.json untouched and fails with a clear error', async () => {

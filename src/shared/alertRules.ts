@@ -164,8 +164,7 @@ export class AlertRulesStore {
 
   /** A user's rules with expired snoozes and mutes dropped. */
   async forUser(user: string): Promise<UserRules> {
-    const all = await this.rules.read();
-    return this.prune(all[user]);
+    return this.prune(await this.rules.pick((all) => all[user]));
   }
 
   private prune(r: UserRules | undefined): UserRules {
@@ -242,7 +241,7 @@ export class AlertRulesStore {
    * call recordData once the notification is accepted, so a refused send is tried again.
    */
   async changesSince(user: string, script: string, data: Record<string, unknown>): Promise<string[] | null> {
-    const prev = (await this.data.read())[user]?.[script];
+    const prev = await this.data.pick((all) => all[user]?.[script]);
     if (prev && canonicalJson(prev.data) === canonicalJson(data)) return null;
     return prev ? describeChanges(prev.data, data) : [];
   }

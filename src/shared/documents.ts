@@ -17,6 +17,11 @@ export interface SharedDocument<T> {
   /** Current contents; the empty value when there is none yet. */
   read(): Promise<T>;
   /**
+   * One part of the current contents, e.g. one user's entry: cheaper than read() on a hot
+   * path, as only the part is copied. `select` must not change what it is given.
+   */
+  pick<R>(select: (current: T) => R): Promise<R>;
+  /**
    * Read-modify-write, exclusive across processes. `change` gets the current value and
    * returns the next one plus a result; returning `undefined` as next changes nothing.
    */

@@ -5,7 +5,7 @@
  * an error, never an empty file to overwrite.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { type BigIntStats, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
 import type { SharedDocument } from './documents.js';
@@ -72,10 +72,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** What changes when a file is replaced or edited: its inode, size, mtime or ctime. */
+function identity(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
 /** A JSON document in one file, validated by a schema, shared between processes. */
 export class JsonFile<T> implements SharedDocument<T> {
   /** The last parse, keyed by the file's identity: writers replace the file (new inode). */
   private cache: { key: string; value: T } | null = null;
+  private statting: Promise<BigIntStats | null> | null = null;
 
   constructor(
     readonly path: string,
@@ -95,8 +101,42 @@ export class JsonFile<T> implements SharedDocument<T> {
 
   /** Current contents; the empty value when the file does not exist yet. */
   async read(): Promise<T> {
+    return this.pick((current) => current);
+  }
+
+  /** One part of the contents (copied, so the caller may keep and change it). */
+  async pick<R>(select: (current: T) => R): Promise<R> {
     // Every send reads these files; parsing and validating them each time dominated the
-    // bot's CPU. A replaced file has a new inode, an edited one a new size or mtime.
+    // bot's CPU, and so did opening them to find out they had not changed, and copying
+    // all of a file to hand out one entry. One stat of the path tells whether it changed:
+    // a replaced file has a new inode, an edited one a new size or mtime.
+    const st = await this.statOnce();
+    const value = st === null ? this.empty() : this.cache?.key === identity(st) ? this.cache.value : await this.load();
+    return structuredClone(select(value));
+  }
+
+  /**
+   * The file's stat, one call shared by the reads that ask while it is under way (a burst
+   * of sends asks hundreds of times a second); null when the file does not exist.
+   */
+  private statOnce(): Promise<BigIntStats | null> {
+    if (this.statting) return this.statting;
+    const pending = fsp.stat(this.path, { bigint: true }).then(
+      (st) => st,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return null;
+        throw err;
+      },
+    );
+    const shared = pending.finally(() => {
+      if (this.statting === shared) this.statting = null;
+    });
+    this.statting = shared;
+    return shared;
+  }
+
+  /** Reads, parses and validates the file, and keeps the result under the identity of the file it read. */
+  private async load(): Promise<T> {
     let fh: fsp.FileHandle;
     try {
       fh = await fsp.open(this.path, 'r');
@@ -107,9 +147,8 @@ export class JsonFile<T> implements SharedDocument<T> {
     let text: string;
     let key: string;
     try {
-      const st = await fh.stat({ bigint: true });
-      key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-      if (this.cache?.key === key) return structuredClone(this.cache.value);
+      key = identity(await fh.stat({ bigint: true }));
+      if (this.cache?.key === key) return this.cache.value;
       text = await fh.readFile('utf8');
     } finally {
       await fh.close();
@@ -127,7 +166,7 @@ export class JsonFile<T> implements SharedDocument<T> {
       throw new CorruptFileError(this.path, `unexpected content${where}: ${issue?.message ?? 'invalid'}`);
     }
     this.cache = { key, value: result.data };
-    return structuredClone(result.data);
+    return result.data;
   }
 
   /**
@@ -138,7 +177,11 @@ export class JsonFile<T> implements SharedDocument<T> {
     return withLock(this.lockPath, async () => {
       const current = await this.read();
       const { next, result } = await change(current);
-      if (next !== undefined) await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`);
+      if (next !== undefined) {
+        await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`);
+        // A stat begun before the write must not answer the reads that come after it.
+        this.statting = null;
+      }
       return result;
     });
   }

@@ -144,8 +144,7 @@ export class LinkStore {
 
   /** The link of username, or null. */
   async linkOf(username: string): Promise<Link | null> {
-    const users = await this.users.read();
-    return users[username] ?? null;
+    return this.users.pick((users) => users[username] ?? null);
   }
 
   /** The account linked to chatId, or null. */

@@ -82,7 +82,7 @@ export class TeamChatStore {
 
   /** One team chat, or null. */
   async get(name: string): Promise<TeamChat | null> {
-    return (await this.file.read())[name] ?? null;
+    return this.file.pick((teams) => teams[name] ?? null);
   }
 
   /** The name of the team chat with this chat id, or null. */

@@ -32,6 +32,23 @@ export function peerUidOf(socket: Socket): number | null {
   return peerUids.get(socket) ?? null;
 }
 
+const callers = new WeakMap<Socket, Caller>();
+
+/**
+ * The caller at the other end of a connection, looked up in the user database once per
+ * connection (a client that keeps its connection open sends many requests on it); null
+ * when the connection has no peer credentials.
+ */
+export function callerOfConnection(socket: Socket, trustedUsers: readonly string[]): Caller | null {
+  const known = callers.get(socket);
+  if (known) return known;
+  const uid = peerUidOf(socket);
+  if (uid === null) return null;
+  const caller = callerFromUid(uid, trustedUsers);
+  callers.set(socket, caller);
+  return caller;
+}
+
 /** Builds the caller for a uid under the trust rules. */
 export function callerFromUid(uid: number, trustedUsers: readonly string[]): Caller {
   const entry = userByUid(uid);

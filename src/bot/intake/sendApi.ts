@@ -14,7 +14,7 @@ import { type Clock, systemClock } from '../../shared/clock.js';
 import { maySend, type TeamChatStore, teamSilence } from '../../shared/teamChats.js';
 import { QueueFullError } from '../delivery/deliverer.js';
 import { StoreUnavailableError } from '../../shared/documents.js';
-import { authorize, type Caller, callerFromUid, notePeer, peerUidOf } from './identity.js';
+import { authorize, type Caller, callerFromUid, callerOfConnection, notePeer, peerUidOf } from './identity.js';
 import type { Notifier, Submission, SubmitResult } from '../delivery/notifier.js';
 import { checkUpload, PhotoError, readCallerPhoto } from './photos.js';
 import type { Content } from '../format/render.js';
@@ -131,9 +131,10 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
   });
 
   function callerOf(req: FastifyRequest): Caller {
-    const uid = deps.identify ? deps.identify(req) : peerUidOf(req.raw.socket);
-    if (uid === null) throw new HttpProblem(403, 'cannot tell who is calling (no peer credentials); connect through the unix socket');
-    return callerFromUid(uid, deps.trustedUsers);
+    const uid = deps.identify ? deps.identify(req) : undefined;
+    const caller = uid === undefined ? callerOfConnection(req.raw.socket, deps.trustedUsers) : uid === null ? null : callerFromUid(uid, deps.trustedUsers);
+    if (caller === null) throw new HttpProblem(403, 'cannot tell who is calling (no peer credentials); connect through the unix socket');
+    return caller;
   }
 
   function target(req: FastifyRequest, caller: Caller, requested: string | undefined): string {

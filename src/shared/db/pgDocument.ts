@@ -48,6 +48,10 @@ export class PgDocument<T> implements SharedDocument<T> {
     return this.parse(rows[0]?.body);
   }
 
+  async pick<R>(select: (current: T) => R): Promise<R> {
+    return select(await this.read());
+  }
+
   async update<R>(change: (current: T) => { next?: T; result: R } | Promise<{ next?: T; result: R }>): Promise<R> {
     const run = async (tx: Sql): Promise<R> => {
       // The row exists before it is locked, so two first writers also take turns.
