@@ -6,7 +6,7 @@ import { SHARED_DOCUMENTS } from '../shared/documents.js';
 import { openSharedState } from '../shared/sharedState.js';
 import { createLogger } from '../shared/logger.js';
 import { BOT_ENV_HELP, readBotConfig } from './config.js';
-import { FileOutbox, type OutboxRecord } from './delivery/outbox.js';
+import { FileOutbox, type OutboxRecord, type OutboxStore } from './delivery/outbox.js';
 import { startBotService } from './service.js';
 
 const USAGE = `Usage:
@@ -27,9 +27,22 @@ ${BOT_ENV_HELP.map(([n, d, m]) => `  ${n} [${d}]\n      ${m}`).join('\n')}
 
 async function queueCommand(args: string[]): Promise<number> {
   const r = new EnvReader();
-  const dataDir = r.string('NOTIFY_DATA_DIR', '/data/notifications');
+  const common = readCommonConfig(r);
   r.done();
-  const store = new FileOutbox(dataDir, { onProblem: (message, detail) => console.error(`${message}: ${JSON.stringify(detail)}`) });
+  const onProblem = (message: string, detail: Record<string, unknown>): void => console.error(`${message}: ${JSON.stringify(detail)}`);
+  if (!common.databaseUrl) return queueCommandOn(new FileOutbox(common.dataDir, { onProblem }), args);
+  // The fleet's shared outbox; an operator holds no lease, so it only reads and re-queues.
+  const { openDatabase } = await import('../shared/db/database.js');
+  const { PgOutbox } = await import('./delivery/pgOutbox.js');
+  const db = await openDatabase(common.databaseUrl);
+  try {
+    return await queueCommandOn(new PgOutbox(db.sql, () => ({ name: 'telegram', holder: 'operator', generation: null }), { onProblem }), args);
+  } finally {
+    await db.close();
+  }
+}
+
+async function queueCommandOn(store: OutboxStore, args: string[]): Promise<number> {
   const [sub, arg] = args;
   const line = (d: OutboxRecord): string => {
     const first = d.parts[0]?.text.split('\n')[0]?.slice(0, 60) ?? '';
@@ -111,7 +124,12 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (argv[0] === 'queue') {
-    process.exitCode = await queueCommand(argv.slice(1));
+    try {
+      process.exitCode = await queueCommand(argv.slice(1));
+    } catch (err) {
+      process.stderr.write(`notify-bot queue: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
     return;
   }
   if (argv[0] === 'import-files' || argv[0] === 'export-files') {

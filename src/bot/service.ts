@@ -27,7 +27,8 @@ import { Deliverer } from './delivery/deliverer.js';
 import { linkCommands } from './commands/linkCommands.js';
 import { BOT_COMMANDS, fallbackReplies } from './commands/menu.js';
 import { Notifier } from './delivery/notifier.js';
-import { FileOutbox, type OutboxRecord } from './delivery/outbox.js';
+import { FileOutbox, type OutboxRecord, type OutboxStore } from './delivery/outbox.js';
+import { PgOutbox } from './delivery/pgOutbox.js';
 import { AlertThreads } from './delivery/alertThreads.js';
 import { paceInteractiveApi } from './telegram/pacedApi.js';
 import { Pacer } from './telegram/pacer.js';
@@ -103,11 +104,19 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const linkTokens = new LinkTokenStore(cfg.dataDir, clock);
 
     const teams = new TeamChatStore(cfg.dataDir, clock);
-    const outbox = new FileOutbox(cfg.dataDir, {
-      commitIntervalMs: cfg.outboxCommitMs,
-      segmentBytes: cfg.outboxSegmentBytes,
-      onProblem: (message, detail) => log.error(detail, message),
-    });
+    const leaseRenewMs = Math.max(200, Math.round(cfg.leaseTtlMs / 3));
+    // With a database the outbox is shared: any replica adds, the lease holder delivers.
+    const outbox: FileOutbox | PgOutbox = shared.database
+      ? new PgOutbox(shared.database.sql, () => ({ name: 'telegram', holder: lease?.holder ?? '', generation: lease?.generation ?? null }), {
+          claimMarginMs: leaseRenewMs,
+          onProblem: (message, detail) => log.error(detail, message),
+        })
+      : new FileOutbox(cfg.dataDir, {
+          commitIntervalMs: cfg.outboxCommitMs,
+          segmentBytes: cfg.outboxSegmentBytes,
+          onProblem: (message, detail) => log.error(detail, message),
+        });
+    const store: OutboxStore = outbox;
     const pacer = new Pacer(
       { botPerWindow: cfg.botPerWindow, windowMs: cfg.botWindowMs, chatBurst: cfg.chatBurst, chatIntervalMs: cfg.chatIntervalMs, groupPerWindow: cfg.groupPerWindow, groupWindowMs: cfg.groupWindowMs },
       clock,
@@ -135,10 +144,18 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const sendingApi = new Api(cfg.token, { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.requestTimeoutSeconds });
     let bot: Bot | null = null;
     const deliverer: Deliverer = new Deliverer(
-      outbox,
+      store,
       new GrammyTransport(sendingApi),
       pacer,
-      { maxAgeMs: cfg.retryMaxAgeMs, retryBaseMs: cfg.retryBaseMs, retryMaxMs: cfg.retryMaxMs, concurrency: cfg.concurrency, queueMax: cfg.queueMax, rescanMs: cfg.rescanMs },
+      {
+        maxAgeMs: cfg.retryMaxAgeMs,
+        retryBaseMs: cfg.retryBaseMs,
+        retryMaxMs: cfg.retryMaxMs,
+        concurrency: cfg.concurrency,
+        queueMax: cfg.queueMax,
+        // Shared: other replicas' records are announced (LISTEN); the scan is the fallback.
+        rescanMs: shared.database ? Math.min(cfg.rescanMs, 1000) : cfg.rescanMs,
+      },
       clock,
       log,
       {
@@ -174,7 +191,8 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         log.warn({ err, id: record.id }, 'could not keep or update the alert thread of a resolved notice');
       }
     };
-    await deliverer.start();
+    // On the files this process delivers; in a fleet only while it holds the lease (below).
+    if (!shared.database) await deliverer.start();
     stoppers.push(() => deliverer.stop());
 
     const disk = new DiskGuard(cfg.dataDir, cfg.minFreeDiskBytes);
@@ -183,7 +201,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const scriptKeys = new ScriptKeys(cfg.dataDir);
     const notifier = new Notifier(
       links,
-      outbox,
+      store,
       deliverer,
       gateway,
       { dataDir: cfg.dataDir, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000, disk },
@@ -229,7 +247,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
           role: lease?.role ?? 'leader',
           store: shared.backend,
           queued: deliverer.size,
-          outbox: outbox.stats,
+          outbox: outbox instanceof FileOutbox ? outbox.stats : { store: 'postgres', delivering: deliverer.active },
           uptime_s: Math.round((clock.now() - startedAt) / 1000),
           delivery: deliverer.stats,
           telegram_polling: bot?.isInited() ?? false,
@@ -260,11 +278,29 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const poller = new Poller(bot, log, { timeoutSeconds: cfg.pollTimeoutSeconds, minBackoffMs: 500, maxBackoffMs: 30_000, onFatal: fatalResolve, ...(metrics ? { onPoll: (ok: boolean) => metrics.polled(ok) } : {}), ...(offsets ? { offsets } : {}) });
     if (shared.database) {
       // A fleet: only the holder of the Telegram lease polls (Telegram allows one consumer).
-      lease = new Lease(shared.database.sql, 'telegram', cfg.instance, { ttlMs: cfg.leaseTtlMs, renewMs: Math.max(200, Math.round(cfg.leaseTtlMs / 3)) }, log, (role, generation) => {
-        log.info({ role, generation, instance: cfg.instance }, role === 'leader' ? 'holding the Telegram lease: polling' : 'not holding the Telegram lease: accepting only');
+      const startDelivering = async (): Promise<void> => {
+        // The database may be away at the change: retry while the lease is still held.
+        for (let pause = 250; lease?.role === 'leader' && !deliverer.active; pause = Math.min(pause * 2, 5000)) {
+          try {
+            await deliverer.start();
+          } catch (err) {
+            log.error({ err }, 'could not take the shared outbox; retrying');
+            await new Promise((r) => setTimeout(r, pause).unref());
+          }
+        }
+      };
+      lease = new Lease(shared.database.sql, 'telegram', cfg.instance, { ttlMs: cfg.leaseTtlMs, renewMs: leaseRenewMs }, log, (role, generation) => {
+        log.info({ role, generation, instance: cfg.instance }, role === 'leader' ? 'holding the Telegram lease: polling and delivering' : 'not holding the Telegram lease: accepting only');
         stopDigests?.();
         stopDigests = role === 'leader' ? startDigests() : null;
-        roleChange = roleChange.then(() => (role === 'leader' ? poller.start() : poller.stop())).catch((err: unknown) => log.error({ err }, 'could not change polling role'));
+        roleChange = roleChange
+          .then(() => {
+            if (role !== 'leader') return Promise.all([poller.stop(), deliverer.suspend()]).then(() => undefined);
+            poller.start();
+            return startDelivering();
+          })
+          .then(() => undefined)
+          .catch((err: unknown) => log.error({ err }, 'could not change polling role'));
       });
       stoppers.push(() => stopDigests?.());
       const held = lease;

@@ -11,6 +11,8 @@ import type { DeliveryOutcome, DeliveryStatus, OutboxRecord, OutboxStore } from 
 import type { Pacer } from '../telegram/pacer.js';
 import type { DeliveryMetrics } from '../metrics.js';
 import { type Part, plainFallback } from '../format/render.js';
+import { FencedError } from './pgOutbox.js';
+import { StoreUnavailableError } from '../../shared/documents.js';
 
 /** Why Telegram (or the way to it) did not take a message. */
 export type SendFailureKind = 'rate_limited' | 'markup' | 'refused' | 'image' | 'bad_request' | 'transient';
@@ -129,7 +131,7 @@ export class Deliverer {
     private readonly opts: DelivererOptions,
     private readonly clock: Clock,
     private readonly log: Logger,
-    private readonly hooks: { onRefused?: RefusalHook; onDelivered?: DeliveredHook; metrics?: DeliveryMetrics } = {},
+    private readonly hooks: { onRefused?: RefusalHook; onDelivered?: DeliveredHook; metrics?: DeliveryMetrics; onFenced?: (err: FencedError) => void } = {},
   ) {
     this.outcomes = new OutcomeWriter(store, log);
   }
@@ -139,19 +141,102 @@ export class Deliverer {
     return this.queued;
   }
 
-  /** Loads what a previous run left in the queue and starts delivering. */
+  /** True while this deliverer sends (between start and stop or suspend). */
+  get active(): boolean {
+    return !this.stopped;
+  }
+
+  /**
+   * Loads what a previous run (or, on a shared store, the previous lease holder) left in the
+   * queue and starts delivering.
+   */
   async start(): Promise<void> {
+    if (!this.stopped) return;
     this.stopped = false;
-    const loaded = await this.loadNew(await this.store.open());
+    let found: OutboxRecord[];
+    try {
+      found = await this.store.open();
+    } catch (err) {
+      this.stopped = true;
+      throw err;
+    }
+    const loaded = await this.loadNew(found);
     if (loaded > 0) this.log.info({ count: loaded }, 'resuming delivery of notifications queued before the restart');
-    this.rescanTimer = setInterval(() => {
-      this.store
-        .takeRequeued()
-        .then((records) => this.loadNew(records))
-        .catch((err: unknown) => this.log.error({ err }, 'could not take re-queued notifications'));
-    }, this.opts.rescanMs);
+    this.rescanTimer = setInterval(() => this.rescan(), this.opts.rescanMs);
     this.rescanTimer.unref();
+    this.store.watch?.(() => this.rescanSoon());
     this.pump();
+  }
+
+  private rescanning: Promise<void> | null = null;
+  private rescanAgain = false;
+
+  private rescan(): void {
+    if (this.stopped) return;
+    if (this.rescanning) {
+      this.rescanAgain = true;
+      return;
+    }
+    this.rescanning = this.store
+      .takeRequeued()
+      .then((records) => this.loadNew(records))
+      .then(() => undefined)
+      .catch((err: unknown) => {
+        if (err instanceof FencedError) this.fenced(err);
+        else this.log.error({ err }, 'could not take re-queued notifications');
+      })
+      .finally(() => {
+        this.rescanning = null;
+        if (this.rescanAgain) {
+          this.rescanAgain = false;
+          this.rescan();
+        }
+      });
+  }
+
+  /** Another replica added work: take it after a short pause that gathers a burst into one query. */
+  private rescanSoon(): void {
+    if (this.stopped || this.rescanSoonTimer) return;
+    this.rescanSoonTimer = setTimeout(() => {
+      this.rescanSoonTimer = null;
+      this.rescan();
+    }, 20);
+  }
+
+  private rescanSoonTimer: NodeJS.Timeout | null = null;
+
+  /** This replica was fenced off the shared queue (it lost the lease): stop sending at once. */
+  private fenced(err: FencedError): void {
+    if (this.stopped) return;
+    this.log.warn({ reason: err.message }, 'fenced off the shared outbox; delivery stops on this replica');
+    this.hooks.onFenced?.(err);
+    void this.suspend();
+  }
+
+  /**
+   * Stops delivering but keeps the store open (a replica that lost the lease): forgets the
+   * queue it held, which the next holder takes from the shared store.
+   */
+  async suspend(timeoutMs = 10_000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.rescanSoonTimer) clearTimeout(this.rescanSoonTimer);
+    this.timer = null;
+    this.rescanTimer = null;
+    this.rescanSoonTimer = null;
+    if (this.inFlight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.idle.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
+      ]);
+    }
+    await this.outcomes.idle();
+    if (!this.stopped) return;
+    this.chats.clear();
+    this.known.clear();
+    this.queued = 0;
   }
 
   /** Stops scheduling and waits (bounded) for requests in flight. */
@@ -159,6 +244,7 @@ export class Deliverer {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.rescanSoonTimer) clearTimeout(this.rescanSoonTimer);
     this.timer = null;
     if (this.inFlight > 0) {
       await Promise.race([
@@ -218,7 +304,10 @@ export class Deliverer {
     if (held >= this.opts.queueMax) throw new QueueFullError(Math.max(1, Math.ceil(held / 30)));
   }
 
-  /** Persists a new record (fsync) and schedules it. Resolves once it is on disk. */
+  /**
+   * Persists a new record (fsync) and schedules it. Resolves once it is on disk. A replica
+   * that does not deliver (a follower on a shared store) only stores it, for the holder.
+   */
   async accept(record: OutboxRecord): Promise<void> {
     this.checkCapacity();
     this.known.add(record.id);
@@ -228,12 +317,14 @@ export class Deliverer {
     } catch (err) {
       this.known.delete(record.id);
       // Not accepted: nothing of it may stay behind to be found and delivered by a rescan.
-      await this.store.remove(record).catch((e: unknown) => this.log.error({ err: e, id: record.id }, 'could not remove a record that was not accepted'));
+      const takeBack = this.store.withdraw ? this.store.withdraw.bind(this.store) : this.store.remove.bind(this.store);
+      await takeBack(record).catch((e: unknown) => this.log.error({ err: e, id: record.id }, 'could not remove a record that was not accepted'));
       throw err;
     } finally {
       this.accepting -= 1;
     }
     this.known.delete(record.id);
+    if (this.stopped && this.store.claim) return;
     this.enqueue(record);
     this.pump();
   }
@@ -242,6 +333,7 @@ export class Deliverer {
   waitFor(id: string, ms: number): Promise<WaitResult> {
     const finished = this.recent.get(id);
     if (finished) return Promise.resolve(finished);
+    if (ms > 0 && !this.known.has(id) && this.store.claim) return this.waitForShared(id, ms);
     if (ms <= 0 || !this.known.has(id)) return Promise.resolve('pending');
     return new Promise((resolve) => {
       let set = this.waiters.get(id);
@@ -258,6 +350,24 @@ export class Deliverer {
       const t = setTimeout(() => done('pending'), ms);
       set.add(done);
     });
+  }
+
+  /** On a shared store another replica delivers: look for the outcome it records. */
+  private async waitForShared(id: string, ms: number): Promise<WaitResult> {
+    const until = Date.now() + ms;
+    for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+      const finished = this.recent.get(id);
+      if (finished) return finished;
+      try {
+        const o = (await this.store.outcomesOf(new Set([id]))).get(id);
+        if (o) return o.status;
+      } catch {
+        // The database is away: the answer stays 'pending' (accepted, durable).
+      }
+      const left = until - Date.now();
+      if (left <= 0) return 'pending';
+      await new Promise((r) => setTimeout(r, Math.min(pause, left)));
+    }
   }
 
   private wake(at: number): void {
@@ -326,6 +436,16 @@ export class Deliverer {
     try {
       await this.sendPart(record);
     } catch (err) {
+      if (err instanceof FencedError) {
+        this.fenced(err);
+        return;
+      }
+      if (err instanceof StoreUnavailableError) {
+        // The shared store is away: not a failure of Telegram, so no attempt is counted.
+        c.readyAt = this.clock.now() + 1000;
+        this.log.warn({ id: record.id, reason: err.message }, 'the database is unreachable; this chat waits for it');
+        return;
+      }
       try {
         await this.handleFailure(chatId, c, record, err);
       } catch (e) {
@@ -342,6 +462,9 @@ export class Deliverer {
   }
 
   private async sendPart(record: OutboxRecord): Promise<void> {
+    // On a shared store: only while this replica holds the lease, and only in time.
+    const until = this.store.claim ? await this.store.claim(record) : Infinity;
+    if (until === null) throw new FencedError('sending');
     const index = record.sent_parts;
     let part = record.parts[index]!;
     const last = index === record.parts.length - 1;
@@ -357,16 +480,22 @@ export class Deliverer {
       if (!photo) part = this.photoUnavailable(record, index, 'the image file is missing from the outbox');
     }
     let messageId: number;
+    const inTime = (): void => {
+      if (Date.now() >= until) throw new FencedError('sending (the claim ran out)');
+    };
     try {
+      inTime();
       messageId = await this.transport.send(record.chat_id, part, photo, markup, replyTo);
     } catch (err) {
       if (!(err instanceof SendFailure)) throw err;
       if (err.kind === 'markup') {
         this.stats.plainFallbacks += 1;
         this.log.warn({ id: record.id, reason: err.message }, 'Telegram refused the formatting; sending as plain text');
+        inTime();
         messageId = await this.transport.send(record.chat_id, plainFallback(part), photo, markup, replyTo);
       } else if (err.kind === 'image' && part.kind === 'photo') {
         this.log.warn({ id: record.id, reason: err.message }, 'Telegram refused the image; sending the text alone');
+        inTime();
         messageId = await this.transport.send(record.chat_id, this.photoUnavailable(record, index, err.message), null, markup, replyTo);
       } else throw err;
     }
@@ -397,8 +526,7 @@ export class Deliverer {
     await this.outcomes.write({ id: record.id, user: record.user, script: record.script, status, at: new Date(this.clock.now()).toISOString(), detail });
     if (status === 'given_up') await this.store.bury({ ...record, last_error: detail ?? record.last_error });
     else await this.store.remove(record);
-    this.known.delete(record.id);
-    this.queued -= 1;
+    if (this.known.delete(record.id)) this.queued -= 1;
     if (status === 'delivered') this.stats.delivered += 1;
     else if (status === 'refused') this.stats.refused += 1;
     else this.stats.givenUp += 1;

@@ -202,6 +202,15 @@ export interface OutboxStore {
   requeue(id: string, now: number): Promise<boolean>;
   /** Finishes pending writes and lets go of the queue. */
   close(): Promise<void>;
+  /**
+   * A store shared by several replicas (the database) has these too. claim: may the next
+   * part of this record be sent now? The local time (Date.now() ms) until which it may, or
+   * null when this replica must not send (fenced). watch: calls wake when another replica
+   * adds a record. withdraw: takes back a record whose add failed, from any replica.
+   */
+  claim?(record: OutboxRecord): Promise<number | null>;
+  watch?(wake: () => void): void;
+  withdraw?(record: OutboxRecord): Promise<void>;
 }
 
 /** Tunables of the file outbox. */

@@ -40,4 +40,41 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'outbox',
+    // The shared outbox (bot/delivery/pgOutbox.ts). Every replica inserts what it accepts;
+    // the lease holder takes the queued rows for its lease generation (taken_gen) and is the
+    // only one whose progress, removals and outcomes are written: each such statement checks
+    // the lease in the same statement. body is the record's JSON. A statement trigger
+    // wakes the holder (LISTEN notify_outbox) when rows arrive.
+    sql: `
+      CREATE TABLE outbox (
+        id text PRIMARY KEY,
+        seq bigint NOT NULL,
+        user_name text NOT NULL,
+        state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'dead')),
+        taken_gen bigint,
+        body text NOT NULL,
+        bytes integer NOT NULL,
+        accepted_at timestamptz NOT NULL DEFAULT now(),
+        dead_at timestamptz
+      );
+      CREATE INDEX outbox_queued ON outbox (seq) WHERE state = 'queued';
+      CREATE TABLE outbox_photos (
+        name text PRIMARY KEY,
+        bytes bytea NOT NULL,
+        stored_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE deliveries (
+        id text PRIMARY KEY,
+        at timestamptz NOT NULL,
+        body text NOT NULL
+      );
+      CREATE INDEX deliveries_at ON deliveries (at);
+      CREATE FUNCTION outbox_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_notify('notify_outbox', ''); RETURN NULL; END $$;
+      CREATE TRIGGER outbox_wake AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_wake();
+    `,
+  },
 ];
