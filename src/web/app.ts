@@ -18,7 +18,8 @@ import { LinkStore } from '../shared/linking.js';
 import { LinkTokenStore } from '../shared/linkTokens.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
-import { isUserInGroup } from '../shared/posix.js';
+import { groupIdByName, isUserInGroup, userByName } from '../shared/posix.js';
+import { TeamChatStore } from '../shared/teamChats.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { SendClient } from '../shared/sendClient.js';
 import { authPlugin } from './auth.js';
@@ -31,6 +32,7 @@ import { Sessions, installSessionGuard } from './session.js';
 import { scriptsPlugin } from './scripts.js';
 import { Assets } from './static.js';
 import { sharedFileError, telegramPlugin, welcomeSender } from './telegram.js';
+import { teamsPlugin } from './teams.js';
 
 /** What the app is built from; everything but the configuration has a real default. */
 export interface WebDeps {
@@ -41,6 +43,9 @@ export interface WebDeps {
   isMember?: (username: string, group: string) => boolean;
   /** Runs `notify-scripts` as an analyst; ScriptsHelper.fromEnv() (on first use) by default. */
   scriptsHelper?: ScriptsHelper;
+  /** Whether a server account / Linux group exists (team chat access); the system's by default. */
+  accountExists?: (name: string) => boolean;
+  groupExists?: (name: string) => boolean;
   /** Counts sign-ins and code verifications (when metrics are served). */
   metrics?: WebMetrics;
 }
@@ -198,16 +203,34 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     pending.add(p);
     void p.finally(() => pending.delete(p));
   };
+  // One code space (personal chats and groups), so one bound on guesses.
+  const verifyLimiter = new AttemptLimiter(config.verify, clock);
+  const links = new LinkStore(config.dataDir, clock);
   await app.register(telegramPlugin, {
-    links: new LinkStore(config.dataDir, clock),
+    links,
     linkTokens: new LinkTokenStore(config.dataDir, clock),
     botUsername: config.botUsername,
     analystGroup: config.analystGroup,
     isMember: deps.isMember ?? isUserInGroup,
-    verifyLimiter: new AttemptLimiter(config.verify, clock),
+    verifyLimiter,
     linkTokenLimiter: new AttemptLimiter(LINK_TOKEN_LIMITS, clock),
     sendWelcome: welcomeSender(new SendClient(config.socketPath, 10_000), app.log, track),
     clock,
+    panels,
+    metrics: deps.metrics,
+  });
+
+  await app.register(teamsPlugin, {
+    teams: new TeamChatStore(config.dataDir, clock),
+    links,
+    verifyLimiter,
+    analystGroup: config.analystGroup,
+    isMember: deps.isMember ?? isUserInGroup,
+    accountExists: deps.accountExists ?? ((name) => userByName(name) !== null),
+    groupExists: deps.groupExists ?? ((name) => groupIdByName(name) !== null),
+    botUsername: config.botUsername,
+    clock,
+    assets,
     panels,
     metrics: deps.metrics,
   });

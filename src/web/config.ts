@@ -104,6 +104,7 @@ export function helpText(): string {
     'Routes: GET / (dashboard), GET /login, GET /auth/callback, POST /logout,',
     '        GET /api/telegram/status, POST /api/telegram/verify, POST /api/telegram/unlink,',
     '        POST /api/telegram/link-token, GET /healthz,',
+    '        GET /api/teams, POST /api/teams/link, POST /api/teams/access, POST /api/teams/unlink (team chats),',
     '        GET|POST /api/desktop/tokens, POST /api/desktop/tokens/revoke,',
     '        GET /desktop/link, POST /api/desktop/authorize, POST /api/desktop/unlink,',
     '        GET /api/desktop/scripts, POST /api/desktop/scripts/run, POST /api/desktop/refresh (desktop bearer token),',
