@@ -42,6 +42,12 @@ export interface BotConfig extends CommonConfig {
   /** New notifications are refused (507) while the data disk has less free space. */
   minFreeDiskBytes: number;
   pollTimeoutSeconds: number;
+  /** Chats whose Telegram updates are handled at once. */
+  updateConcurrency: number;
+  /** Telegram updates waiting to be handled at which polling pauses. */
+  updateBacklog: number;
+  /** A message failing this long while others go through is dead-lettered (the chat goes on). */
+  stuckMessageMs: number;
   requestTimeoutSeconds: number;
   scriptsCommand: string;
   scriptsHelperTimeoutMs: number;
@@ -87,6 +93,9 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_MAX_CONNECTIONS_PER_UID', '32', 'connections one uid (other than root and the bot itself) may hold open on the send socket at once; more are answered 503 and closed'],
   ['NOTIFY_MIN_FREE_DISK', '64MiB', 'new notifications are refused (507) while the data directory\'s file system has less free space (bytes); what is queued still has room'],
   ['NOTIFY_POLL_TIMEOUT', '30', 'long-polling timeout in seconds'],
+  ['NOTIFY_UPDATE_CONCURRENCY', '16', 'chats whose commands and button presses are handled at once (each chat in order, the chats round robin)'],
+  ['NOTIFY_UPDATE_BACKLOG', '5000', 'Telegram updates received and waiting to be handled at which the bot stops fetching more until fewer wait'],
+  ['NOTIFY_STUCK_MESSAGE', '15m', 'a message Telegram keeps refusing this long while other messages go through is dead-lettered, the analyst told, and the chat\'s later messages go on'],
   ['NOTIFY_TELEGRAM_TIMEOUT', '30', 'timeout of one send request to Telegram, seconds'],
   ['NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts', 'how services run an analyst\'s scripts'],
   ['NOTIFY_SCRIPTS_HELPER_TIMEOUT', '90s', 'longest a script-helper call may take (includes the script\'s own timeout)'],
@@ -136,6 +145,9 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     maxConnectionsPerUid: r.int('NOTIFY_MAX_CONNECTIONS_PER_UID', 32, 1, 100_000),
     minFreeDiskBytes: r.int('NOTIFY_MIN_FREE_DISK', 64 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     pollTimeoutSeconds: r.int('NOTIFY_POLL_TIMEOUT', 30, 0, 50),
+    updateConcurrency: r.int('NOTIFY_UPDATE_CONCURRENCY', 16, 1, 10_000),
+    updateBacklog: r.int('NOTIFY_UPDATE_BACKLOG', 5000, 1, 10_000_000),
+    stuckMessageMs: r.durationMs('NOTIFY_STUCK_MESSAGE', 15 * 60_000),
     requestTimeoutSeconds: r.int('NOTIFY_TELEGRAM_TIMEOUT', 30, 1, 600),
     scriptsCommand: r.string('NOTIFY_SCRIPTS_COMMAND', 'sudo -n -u {user} /usr/local/bin/notify-scripts'),
     scriptsHelperTimeoutMs: r.durationMs('NOTIFY_SCRIPTS_HELPER_TIMEOUT', 90_000),

@@ -25,6 +25,9 @@ Environment (default in brackets):
 ${BOT_ENV_HELP.map(([n, d, m]) => `  ${n} [${d}]\n      ${m}`).join('\n')}
 `;
 
+/** The longest a stop may take (SIGTERM, SIGINT) before the process exits anyway. */
+const STOP_BUDGET_MS = 9000;
+
 async function queueCommand(args: string[]): Promise<number> {
   const r = new EnvReader();
   const common = readCommonConfig(r);
@@ -170,6 +173,13 @@ export async function main(argv: string[]): Promise<void> {
   }
   const stop = async (why: string, code: number): Promise<void> => {
     log.info(`stopping (${why})`);
+    // systemd waits 90 s; operators and restarts should not. What is accepted is on disk
+    // (the outbox, the spool of Telegram updates), so a stop that overruns loses nothing.
+    setTimeout(() => {
+      log.error(`could not stop cleanly within ${STOP_BUDGET_MS / 1000} s; exiting anyway (queued notifications and updates are kept on disk)`);
+      log.flush();
+      process.exit(code);
+    }, STOP_BUDGET_MS).unref();
     await running.stop();
     log.flush();
     process.exit(code);

@@ -11,6 +11,7 @@ import { LinkStore } from '../shared/linking.js';
 import { LinkTokenStore } from '../shared/linkTokens.js';
 import { type HeldLock, tryLock } from '../shared/lock.js';
 import { DiskGuard } from '../shared/diskSpace.js';
+import { removeOrphanTemps } from '../shared/jsonFile.js';
 import { type Logger, logFileState } from '../shared/logger.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { startMetrics } from '../shared/metrics.js';
@@ -87,6 +88,9 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
   };
 
   try {
+    // Leftovers of writes a killed process never finished (ours, or the dashboard's).
+    const orphans = await removeOrphanTemps(cfg.dataDir);
+    if (orphans.length > 0) log.info({ files: orphans }, 'removed temporary files left by interrupted writes');
     // Before any store is built: with a database, the stores keep their documents there.
     const shared = await openSharedState(cfg.dataDir, cfg.databaseUrl);
     stoppers.push(() => shared.close());
@@ -143,6 +147,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     const threads = new AlertThreads(cfg.dataDir, clock);
     const sendingApi = new Api(cfg.token, { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.requestTimeoutSeconds });
     let bot: Bot | null = null;
+    let pollerRef: Poller | null = null;
     const deliverer: Deliverer = new Deliverer(
       store,
       new GrammyTransport(sendingApi),
@@ -193,7 +198,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     };
     // On the files this process delivers; in a fleet only while it holds the lease (below).
     if (!shared.database) await deliverer.start();
-    stoppers.push(() => deliverer.stop());
+    stoppers.push(() => deliverer.stop(3000));
 
     const disk = new DiskGuard(cfg.dataDir, cfg.minFreeDiskBytes);
     const gateway = new GatewayClient(cfg.gatewaySocketPath, cfg.gatewayTimeoutMs);
@@ -251,6 +256,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
           uptime_s: Math.round((clock.now() - startedAt) / 1000),
           delivery: deliverer.stats,
           telegram_polling: bot?.isInited() ?? false,
+          ...(pollerRef ? { telegram_updates: { waiting: pollerRef.backlog, ...pollerRef.stats } } : {}),
           disk: diskState,
           ...(problems.length > 0 ? { problems } : {}),
         };
@@ -275,7 +281,17 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       fatalResolve = resolve;
     });
     const offsets = shared.database ? updateOffsets(cfg.dataDir) : undefined;
-    const poller = new Poller(bot, log, { timeoutSeconds: cfg.pollTimeoutSeconds, minBackoffMs: 500, maxBackoffMs: 30_000, onFatal: fatalResolve, ...(metrics ? { onPoll: (ok: boolean) => metrics.polled(ok) } : {}), ...(offsets ? { offsets } : {}) });
+    const poller = new Poller(bot, log, {
+      timeoutSeconds: cfg.pollTimeoutSeconds,
+      minBackoffMs: 500,
+      maxBackoffMs: 30_000,
+      onFatal: fatalResolve,
+      spoolPath: join(cfg.dataDir, 'telegram_updates.json'),
+      maxHandlers: cfg.updateConcurrency,
+      maxBacklog: cfg.updateBacklog,
+      stopGraceMs: 3000, ...(metrics ? { onPoll: (ok: boolean) => metrics.polled(ok) } : {}), ...(offsets ? { offsets } : {}),
+    });
+    pollerRef = poller;
     if (shared.database) {
       // A fleet: only the holder of the Telegram lease polls (Telegram allows one consumer).
       const startDelivering = async (): Promise<void> => {

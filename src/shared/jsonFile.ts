@@ -5,7 +5,7 @@
  * an error, never an empty file to overwrite.
  */
 import { randomBytes } from 'node:crypto';
-import { type BigIntStats, promises as fsp } from 'node:fs';
+import { type BigIntStats, type Dirent, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
 import type { SharedDocument } from './documents.js';
@@ -60,6 +60,49 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw err;
   }
   await fsyncDir(dir);
+}
+
+/** What writeFileAtomic (and the outbox) name a temporary file: `.<name>.<pid>.<tag>.tmp`. */
+const TEMP_NAME = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/;
+
+/**
+ * Removes temporary files that writers killed mid-write left in dir and its
+ * subdirectories (depth levels down): those whose writer is gone. A file of a live writer
+ * (the dashboard writes here too) is left alone; this process has written nothing yet, so
+ * its own pid, reused from a dead one, marks an orphan too. Returns the paths removed.
+ */
+export async function removeOrphanTemps(dir: string, depth = 2): Promise<string[]> {
+  const removed: string[] = [];
+  let entries: Dirent[];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
+    throw err;
+  }
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (depth > 0) removed.push(...(await removeOrphanTemps(path, depth - 1)));
+      continue;
+    }
+    const m = TEMP_NAME.exec(e.name);
+    if (!m || !e.isFile()) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && processAlive(pid)) continue;
+    await fsp.rm(path, { force: true });
+    removed.push(path);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** fsync of a directory, so a rename in it survives a crash. */

@@ -61,20 +61,54 @@ export class LinkStore {
     return nowSec - entry.created_at >= CODE_TTL_SECONDS;
   }
 
-  /** Issues a fresh code for a chat, replacing its earlier one and pruning expired ones. */
-  async issueCode(chatId: number, extra: { title?: string } = {}): Promise<string> {
-    return this.codes.update((codes) => {
-      const now = unixSeconds(this.clock);
-      const next: PendingCodes = {};
-      for (const [code, entry] of Object.entries(codes)) {
-        if (entry.chat_id !== chatId && !this.isExpired(entry, now)) next[code] = entry;
-      }
-      let code: string;
-      do code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-      while (code in next);
-      next[code] = { chat_id: chatId, created_at: now, ...extra };
-      return { next, result: code };
+  /** Code requests waiting for the next write of the codes file. */
+  private codeRequests: Array<{ chatId: number; extra: { title?: string }; resolve: (code: string) => void; reject: (err: unknown) => void }> = [];
+  private codeWriter: Promise<void> | null = null;
+
+  /**
+   * Issues a fresh code for a chat, replacing its earlier one and pruning expired ones.
+   * Requests arriving together share one locked write of the file, so thousands of chats
+   * sending /start at once are served by a few writes instead of queueing on the lock.
+   */
+  issueCode(chatId: number, extra: { title?: string } = {}): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.codeRequests.push({ chatId, extra, resolve, reject });
+      this.codeWriter ??= this.writeCodes();
     });
+  }
+
+  private async writeCodes(): Promise<void> {
+    while (this.codeRequests.length > 0) {
+      const batch = this.codeRequests.splice(0);
+      try {
+        const issued = await this.codes.update((codes) => {
+          const now = unixSeconds(this.clock);
+          const asking = new Set(batch.map((r) => r.chatId));
+          const next: PendingCodes = {};
+          for (const [code, entry] of Object.entries(codes)) {
+            if (!asking.has(entry.chat_id) && !this.isExpired(entry, now)) next[code] = entry;
+          }
+          const result: string[] = [];
+          const latest = new Map<number, string>();
+          for (const { chatId, extra } of batch) {
+            // A later /start of the same chat replaces the code an earlier one got.
+            const earlier = latest.get(chatId);
+            if (earlier !== undefined) delete next[earlier];
+            let code: string;
+            do code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+            while (code in next);
+            next[code] = { chat_id: chatId, created_at: now, ...extra };
+            latest.set(chatId, code);
+            result.push(code);
+          }
+          return { next, result };
+        });
+        batch.forEach((r, i) => r.resolve(issued[i]!));
+      } catch (err) {
+        for (const r of batch) r.reject(err);
+      }
+    }
+    this.codeWriter = null;
   }
 
   /** Consumes a code and links `username` to its chat; throws VerifyError when refused. */

@@ -1,11 +1,22 @@
 /**
  * Long polling that never stops on its own: network and Telegram errors back off and
  * retry; a 409 (another getUpdates consumer with this token) is reported clearly and
- * retried slowly; a 401 (bad token) is fatal. Updates of one chat are handled in order,
- * different chats concurrently, so a slow handler never holds the others up.
+ * retried slowly; a 401 (bad token) is fatal; an API root that answers at once with
+ * nothing (a proxy without long polling) is polled with growing pauses, not in a loop.
+ *
+ * Every update Telegram gives is kept in a spool file before the next getUpdates tells
+ * Telegram it was received, and leaves the spool once handled: a stop or a crash with
+ * updates still waiting hands them to the next start, so no acknowledged update is lost.
+ *
+ * Handling is bounded: updates of one chat are handled in order, one at a time; at most
+ * `maxHandlers` chats are served at once, round robin, so a chat (or thousands of chats)
+ * sending a flood of commands never holds the others up; while `maxBacklog` updates wait,
+ * polling pauses (they are safe in the spool and with Telegram).
  */
+import { promises as fsp } from 'node:fs';
 import { type Bot, GrammyError, HttpError } from 'grammy';
 import type { Update } from 'grammy/types';
+import { readJsonIfExists, writeFileAtomic } from '../../shared/jsonFile.js';
 import type { Logger } from '../../shared/logger.js';
 
 /** Polling settings. */
@@ -22,10 +33,30 @@ export interface PollerOptions {
   offsets?: { load(): Promise<number>; save(offset: number): Promise<void> };
   /** Called after each getUpdates: whether it succeeded (for metrics). */
   onPoll?: (ok: boolean) => void;
+  /** The spool file of updates received and not yet handled; none: kept in memory only. */
+  spoolPath?: string;
+  /** Chats whose updates are handled at once (default 16). */
+  maxHandlers?: number;
+  /** Updates waiting to be handled at which polling pauses (default 5000). */
+  maxBacklog?: number;
+  /** On stop, how long handlers in progress may take to finish (default 5 s). */
+  stopGraceMs?: number;
 }
+
+/** The longest pause between two polls answered at once with nothing. */
+const EMPTY_POLL_MAX_WAIT_MS = 2000;
+/** A failed handler is tried this many times in all before the update is given up. */
+const HANDLER_ATTEMPTS = 3;
+/** Waiting updates of one chat beyond which a repeat of a waiting message is answered once. */
+const CHAT_REPEATS_KEPT = 10;
 
 function chatOf(u: Update): number {
   return u.message?.chat.id ?? u.callback_query?.message?.chat.id ?? u.callback_query?.from.id ?? u.my_chat_member?.chat.id ?? u.channel_post?.chat.id ?? 0;
+}
+
+interface ChatLane {
+  waiting: Update[];
+  busy: boolean;
 }
 
 /** Drives a grammY bot by long polling. */
@@ -33,7 +64,19 @@ export class Poller {
   private running = false;
   private abort: AbortController | null = null;
   private loop: Promise<void> | null = null;
-  private readonly chains = new Map<number, Promise<void>>();
+  /** Chats with updates waiting or in hand, in the order they are served. */
+  private readonly lanes = new Map<number, ChatLane>();
+  /** Updates received and not yet handled (what the spool holds), by update_id. */
+  private readonly unhandled = new Map<number, Update>();
+  private readonly handlers = new Set<Promise<void>>();
+  private spoolDirty = false;
+  private spoolWrite: Promise<void> = Promise.resolve();
+  private spoolTimer: NodeJS.Timeout | null = null;
+  /** Bumped by each start and stop: handlers of an earlier round leave the spool alone. */
+  private generation = 0;
+  private backlogFreed: (() => void) | null = null;
+  /** Counters for /health and benchmarks. */
+  readonly stats = { received: 0, handled: 0, failed: 0, coalesced: 0, emptyPolls: 0 };
 
   constructor(
     private readonly bot: Bot,
@@ -41,19 +84,53 @@ export class Poller {
     private readonly opts: PollerOptions,
   ) {}
 
+  private get maxHandlers(): number {
+    return this.opts.maxHandlers ?? 16;
+  }
+
+  private get maxBacklog(): number {
+    return this.opts.maxBacklog ?? 5000;
+  }
+
+  /** Updates received and not yet handled. */
+  get backlog(): number {
+    return this.unhandled.size;
+  }
+
   /** Starts polling in the background. */
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.generation += 1;
     this.loop = this.run();
   }
 
-  /** Stops polling and waits for handlers in progress. */
+  /**
+   * Stops polling; handlers in progress get a bounded time to finish. What is not handled
+   * stays in the spool for the next start.
+   */
   async stop(): Promise<void> {
     this.running = false;
     this.abort?.abort();
+    this.backlogFreed?.();
     await this.loop;
-    await Promise.allSettled([...this.chains.values()]);
+    const grace = this.opts.stopGraceMs ?? 5000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.handlers]),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, grace);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (this.handlers.size > 0) this.log.warn({ inProgress: this.handlers.size }, 'stopping with update handlers still running; their updates stay in the spool and are handled again at the next start');
+    if (this.spoolTimer) clearTimeout(this.spoolTimer);
+    this.spoolTimer = null;
+    await this.saveSpool();
+    this.generation += 1;
+    if (this.unhandled.size > 0) this.log.info({ updates: this.unhandled.size }, 'updates not yet handled are kept for the next start');
+    this.lanes.clear();
+    this.unhandled.clear();
   }
 
   private async sleep(ms: number): Promise<void> {
@@ -66,16 +143,127 @@ export class Poller {
     });
   }
 
+  /** Takes an update in: queued behind its chat's earlier ones. */
   private dispatch(update: Update): void {
+    if (this.unhandled.has(update.update_id)) return;
     const chat = chatOf(update);
-    const prev = this.chains.get(chat) ?? Promise.resolve();
-    const next = prev
-      .then(() => this.bot.handleUpdate(update))
-      .catch((err: unknown) => this.log.error({ err, update_id: update.update_id }, 'update handler failed'))
-      .finally(() => {
-        if (this.chains.get(chat) === next) this.chains.delete(chat);
+    let lane = this.lanes.get(chat);
+    if (!lane) {
+      lane = { waiting: [], busy: false };
+      this.lanes.set(chat, lane);
+    }
+    // A chat repeating itself faster than it is answered gets one answer per distinct text
+    // (a /start replaces the chat's code anyway): its work stays bounded by what it says.
+    const text = update.message?.text;
+    if (lane.waiting.length >= CHAT_REPEATS_KEPT && text !== undefined && lane.waiting.some((u) => u.message?.text === text)) {
+      this.stats.coalesced += 1;
+      return;
+    }
+    this.unhandled.set(update.update_id, update);
+    lane.waiting.push(update);
+    this.pump();
+  }
+
+  /** Starts handlers for waiting chats, round robin, up to the bound. */
+  private pump(): void {
+    if (!this.running) return;
+    for (const [chat, lane] of this.lanes) {
+      if (this.handlers.size >= this.maxHandlers) return;
+      if (lane.busy) continue;
+      const update = lane.waiting.shift();
+      if (!update) {
+        this.lanes.delete(chat);
+        continue;
+      }
+      lane.busy = true;
+      // Served chats go to the back of the round.
+      this.lanes.delete(chat);
+      this.lanes.set(chat, lane);
+      const job: Promise<void> = this.handle(update).finally(() => {
+        this.handlers.delete(job);
+        lane.busy = false;
+        if (lane.waiting.length === 0 && this.lanes.get(chat) === lane) this.lanes.delete(chat);
+        this.pump();
       });
-    this.chains.set(chat, next);
+      this.handlers.add(job);
+    }
+  }
+
+  private async handle(update: Update): Promise<void> {
+    const generation = this.generation;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.bot.handleUpdate(update);
+        this.stats.handled += 1;
+        break;
+      } catch (err) {
+        if (attempt >= HANDLER_ATTEMPTS || !this.running) {
+          if (!this.running) return; // kept in the spool: tried again at the next start
+          this.stats.failed += 1;
+          this.log.error({ err, update_id: update.update_id, attempts: attempt }, 'update handler failed; giving the update up');
+          break;
+        }
+        this.log.warn({ err, update_id: update.update_id, attempt }, 'update handler failed; trying again');
+        await this.sleep(this.opts.minBackoffMs * attempt);
+      }
+    }
+    if (generation !== this.generation) return;
+    this.unhandled.delete(update.update_id);
+    this.spoolDirty = true;
+    if (this.unhandled.size < this.maxBacklog) this.backlogFreed?.();
+    // The spool drops handled updates lazily: a crash before then only repeats an answer.
+    this.spoolTimer ??= setTimeout(() => {
+      this.spoolTimer = null;
+      void this.saveSpool();
+    }, 1000);
+  }
+
+  /**
+   * Writes the spool if it changed (one write at a time, the last state wins); false when
+   * it could not be written (reported).
+   */
+  private async saveSpool(): Promise<boolean> {
+    const path = this.opts.spoolPath;
+    if (!path) return true;
+    const write = this.spoolWrite.then(async () => {
+      if (!this.spoolDirty) return true;
+      this.spoolDirty = false;
+      try {
+        if (this.unhandled.size === 0) await fsp.rm(path, { force: true });
+        else await writeFileAtomic(path, JSON.stringify({ updates: [...this.unhandled.values()] }));
+        return true;
+      } catch (err) {
+        this.spoolDirty = true;
+        this.log.error({ err, spool: path }, 'could not write the spool of Telegram updates');
+        return false;
+      }
+    });
+    this.spoolWrite = write.then(() => undefined);
+    return write;
+  }
+
+  /** Updates a previous run received and did not handle. */
+  private async loadSpool(): Promise<Update[]> {
+    if (!this.opts.spoolPath) return [];
+    try {
+      const stored = (await readJsonIfExists(this.opts.spoolPath)) as { updates?: unknown } | undefined;
+      const updates = Array.isArray(stored?.updates) ? (stored.updates as Update[]).filter((u) => typeof u?.update_id === 'number') : [];
+      return updates.sort((a, b) => a.update_id - b.update_id);
+    } catch (err) {
+      this.log.error({ err, spool: this.opts.spoolPath }, 'the spool of Telegram updates is unreadable; it is left in place and not replayed');
+      return [];
+    }
+  }
+
+  private async waitForRoom(): Promise<void> {
+    if (this.unhandled.size < this.maxBacklog) return;
+    this.log.warn({ backlog: this.unhandled.size }, 'many Telegram updates wait to be handled; polling pauses until fewer do');
+    while (this.running && this.unhandled.size >= this.maxBacklog) {
+      await new Promise<void>((resolve) => {
+        this.backlogFreed = resolve;
+      });
+      this.backlogFreed = null;
+    }
   }
 
   private async run(): Promise<void> {
@@ -87,11 +275,24 @@ export class Poller {
         this.log.warn({ reason: (err as Error).message }, 'could not read the stored update offset; starting from Telegram\'s');
       }
     }
+    const left = await this.loadSpool();
+    if (left.length > 0) {
+      this.log.info({ updates: left.length }, 'handling Telegram updates received before the last stop');
+      for (const u of left) {
+        offset = Math.max(offset, u.update_id + 1);
+        this.dispatch(u);
+      }
+    }
     let backoff = this.opts.minBackoffMs;
+    let emptyWait = this.opts.minBackoffMs;
+    const fastMs = this.opts.timeoutSeconds > 0 ? (this.opts.timeoutSeconds * 1000) / 2 : 1000;
     while (this.running) {
+      await this.waitForRoom();
+      if (!this.running) break;
       this.abort = new AbortController();
       try {
         if (!this.bot.isInited()) await this.bot.init(this.abort.signal as never);
+        const asked = Date.now();
         const updates = await this.bot.api.getUpdates(
           { offset, timeout: this.opts.timeoutSeconds, allowed_updates: ['message', 'callback_query', 'my_chat_member', 'channel_post'] },
           this.abort.signal as never,
@@ -99,10 +300,27 @@ export class Poller {
         backoff = this.opts.minBackoffMs;
         this.opts.onPoll?.(true);
         for (const u of updates) {
-          offset = u.update_id + 1;
+          offset = Math.max(offset, u.update_id + 1);
+          this.stats.received += 1;
           this.dispatch(u);
         }
-        if (updates.length > 0) await this.opts.offsets?.save(offset).catch((err: unknown) => this.log.warn({ reason: (err as Error).message }, 'could not store the update offset'));
+        if (updates.length > 0) {
+          emptyWait = this.opts.minBackoffMs;
+          // On disk before the next getUpdates confirms them to Telegram.
+          this.spoolDirty = true;
+          let wait = this.opts.minBackoffMs;
+          while (!(await this.saveSpool()) && this.running) {
+            await this.sleep(wait);
+            wait = Math.min(this.opts.maxBackoffMs, wait * 2);
+          }
+          await this.opts.offsets?.save(offset).catch((err: unknown) => this.log.warn({ reason: (err as Error).message }, 'could not store the update offset'));
+        } else if (Date.now() - asked < fastMs) {
+          // Nothing, and at once: this API root does not hold the request open.
+          this.stats.emptyPolls += 1;
+          if (emptyWait === this.opts.minBackoffMs) this.log.warn({ apiAnsweredInMs: Date.now() - asked }, 'getUpdates answered at once with nothing (no long polling on the way to Telegram?); polling with pauses');
+          await this.sleep(emptyWait);
+          emptyWait = Math.min(EMPTY_POLL_MAX_WAIT_MS, emptyWait * 2);
+        }
       } catch (err) {
         if (!this.running) break;
         this.opts.onPoll?.(false);

@@ -1,0 +1,132 @@
+/**
+ * Nobody stalls the bot through Telegram: a flood of /start from thousands of chats, one
+ * chat sending thousands of messages, a stop in the middle of it all. Every chat gets its
+ * answer, no update Telegram handed over is lost, and SIGTERM ends the bot within 10 s.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { LinkStore } from '../src/shared/linking.js';
+import { UNLINKED_REPLY } from '../src/bot/commands/linkCommands.js';
+import { BotHarness } from './support/botHarness.js';
+
+const CODE_RE = /Your link code: \*?(\d{6})/;
+
+void describe('the /start flood', () => {
+  void it('3,000 chats asking for a code at once each get their own, all stored in pending_codes.json', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'notify-codes-'));
+    try {
+      const links = new LinkStore(dir);
+      const chats = Array.from({ length: 3000 }, (_, i) => 700_000 + i);
+      const codes = await Promise.all(chats.map((c) => links.issueCode(c)));
+      assert.equal(new Set(codes).size, chats.length, 'every chat has a code of its own');
+      const stored = JSON.parse(readFileSync(join(dir, 'pending_codes.json'), 'utf8')) as Record<string, { chat_id: number; created_at: number }>;
+      assert.equal(Object.keys(stored).length, chats.length, 'the file holds one code per chat');
+      for (const [i, code] of codes.entries()) {
+        assert.match(code, /^\d{6}$/);
+        assert.equal(stored[code]?.chat_id, chats[i], `code ${code} belongs to chat ${chats[i]}`);
+        assert.equal(typeof stored[code]?.created_at, 'number');
+      }
+      // A later /start of a chat replaces its code, also within one batch.
+      const [again1, again2] = await Promise.all([links.issueCode(chats[0]!), links.issueCode(chats[0]!)]);
+      const after = JSON.parse(readFileSync(join(dir, 'pending_codes.json'), 'utf8')) as Record<string, { chat_id: number }>;
+      const ofFirst = Object.entries(after).filter(([, e]) => e.chat_id === chats[0]).map(([c]) => c);
+      assert.deepEqual(ofFirst, [again2], `only the last code of the chat stays (got ${ofFirst.join(', ')}; the first of the two was ${again1})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  void it('300 chats sending /start at once: every chat gets its code, paced within Telegram\'s limits', async (t) => {
+    const h = await BotHarness.start({ users: 0 });
+    t.after(() => h.cleanup());
+    const chats = Array.from({ length: 300 }, (_, i) => 900_001 + i);
+    for (const c of chats) h.fake.sendUserMessage(c, '/start');
+    await h.waitUntil(
+      () => chats.every((c) => h.fake.sentMessages(c).length > 0),
+      180_000,
+      () => `${chats.filter((c) => h.fake.sentMessages(c).length > 0).length} of ${chats.length} chats got an answer`,
+    );
+    const stored = JSON.parse(readFileSync(join(h.dataDir, 'pending_codes.json'), 'utf8')) as Record<string, { chat_id: number }>;
+    for (const c of chats) {
+      const texts = h.fake.sentMessages(c).map((m) => m.text ?? '');
+      assert.equal(texts.length, 1, `chat ${c} got one answer: ${JSON.stringify(texts)}`);
+      const code = CODE_RE.exec(texts[0]!)?.[1];
+      assert.ok(code, `chat ${c} got a code: ${texts[0]}`);
+      assert.equal(stored[code]?.chat_id, c, `the code chat ${c} got is stored for it`);
+    }
+    assert.equal(h.fake.stats.tooManyRequests, 0, 'Telegram never had to say 429');
+    assert.equal(h.logs.filter((l) => l.msg === 'update handler failed; giving the update up').length, 0, 'no update was given up');
+  });
+});
+
+void describe('a chat sending thousands of messages', () => {
+  void it('SIGTERM with 2,000 updates waiting ends the bot within 10 s; after a restart every one is answered', async (t) => {
+    const h = await BotHarness.start({
+      users: 0,
+      fake: { chatRateLimit: false, botRateLimit: false },
+      env: { NOTIFY_TELEGRAM_RATE: '100000', NOTIFY_CHAT_INTERVAL: '1ms', NOTIFY_CHAT_BURST: '1000' },
+    });
+    t.after(() => h.cleanup());
+    const chat = 910_001;
+    const count = 2000;
+    // Each answer is slow, so most of the chat's messages still wait when the stop comes.
+    h.fake.setFault({ kind: 'latency', ms: 200, methods: ['sendMessage'] });
+    for (let i = 0; i < count; i += 1) h.fake.sendUserMessage(chat, `message ${i}`);
+    await h.waitUntil(() => h.fake.sentMessages(chat).length >= 3, 60_000, () => `the chat got ${h.fake.sentMessages(chat).length} answers`);
+    await h.waitUntil(() => h.fake.pendingUpdates === 0, 60_000, () => `Telegram still holds ${h.fake.pendingUpdates} unconfirmed updates`);
+
+    const asked = Date.now();
+    const code = await h.stopBot(30_000);
+    const tookMs = Date.now() - asked;
+    assert.equal(code, 0, `the bot exits 0 on SIGTERM (got ${code}); log:\n${h.logTail(10)}`);
+    assert.ok(tookMs < 10_000, `SIGTERM ended the bot in ${tookMs} ms; at most 10 s`);
+    const before = h.fake.sentMessages(chat).length;
+    assert.ok(before < count, `most messages were still waiting at the stop (${before} answered)`);
+
+    h.fake.setFault(null);
+    await h.startBot();
+    const restored = await h.waitForLog((l) => l.msg === 'handling Telegram updates received before the last stop' && l.run === 2, 30_000);
+    assert.ok(Number(restored.updates) >= count - before - 16, `the updates not answered before the stop were kept (${String(restored.updates)} restored, ${before} answered)`);
+    await h.waitUntil(() => h.fake.sentMessages(chat).length >= count, 180_000, () => `the chat got ${h.fake.sentMessages(chat).length} of ${count} answers`);
+    const answers = h.fake.sentMessages(chat);
+    assert.ok(answers.every((m) => m.text === UNLINKED_REPLY), 'every answer is the unlinked reply');
+    // An answer being sent when the stop came may go twice; none is lost.
+    assert.ok(answers.length <= count + 16, `${answers.length} answers for ${count} messages`);
+  });
+
+  void it('one chat flooding does not hold up another chat\'s /start', async (t) => {
+    const h = await BotHarness.start({ users: 0, env: { NOTIFY_UPDATE_CONCURRENCY: '2' } });
+    t.after(() => h.cleanup());
+    const flooder = 920_001;
+    const other = 920_002;
+    h.fake.setFault({ kind: 'latency', ms: 100, methods: ['sendMessage'] });
+    for (let i = 0; i < 500; i += 1) h.fake.sendUserMessage(flooder, `spam ${i}`);
+    await h.waitUntil(() => h.fake.sentMessages(flooder).length >= 1, 60_000, () => 'the flooding chat got no answer at all');
+    h.fake.sendUserMessage(other, '/start');
+    await h.waitUntil(() => h.fake.sentMessages(other).length >= 1, 60_000, () => 'the other chat got no code');
+    assert.match(h.fake.sentMessages(other)[0]?.text ?? '', CODE_RE);
+    const answered = h.fake.sentMessages(flooder).length;
+    assert.ok(answered < 500, `the other chat was answered while the flood was still being answered (${answered} of 500 done)`);
+  });
+});
+
+void describe('start-up housekeeping', () => {
+  void it('temporary files left by killed writers are removed at start; a live writer\'s are kept', async (t) => {
+    const h = await BotHarness.start({ users: 1, start: false });
+    t.after(() => h.cleanup());
+    const dead = join(h.dataDir, '.telegram_users.json.999999999.0a1b2c3d.tmp');
+    const deadQueue = join(h.dataDir, 'outbox');
+    const live = join(h.dataDir, `.pending_codes.json.${process.pid}.deadbeef.tmp`);
+    writeFileSync(dead, '{"half": ');
+    writeFileSync(live, '{"being": "written"}');
+    rmSync(deadQueue, { recursive: true, force: true });
+    await h.startBot();
+    const line = await h.waitForLog((l) => l.msg === 'removed temporary files left by interrupted writes', 10_000);
+    assert.deepEqual(line.files, [dead]);
+    assert.throws(() => readFileSync(dead), /ENOENT/, 'the orphan is gone');
+    assert.equal(readFileSync(live, 'utf8'), '{"being": "written"}', 'the file of a live writer stays');
+  });
+});
