@@ -75,6 +75,8 @@ export type Fault = FaultBase &
     | { kind: 'latency'; ms: number }
     | { kind: 'outage'; as?: 'reset' | 'bad-gateway' }
     | { kind: '429'; retryAfter: number }
+    /** Answers at once with success and no result (an empty update list), as a proxy without long polling. */
+    | { kind: 'empty' }
   );
 
 export interface InlineKeyboardButton {
@@ -768,6 +770,9 @@ export class FakeTelegram {
           return;
         case '429':
           this.answerError(res, method, tooManyRequests(fault.retryAfter));
+          return;
+        case 'empty':
+          this.writeJson(res, 200, { ok: true, result: [] });
           return;
         case 'latency':
           await this.delay(fault.ms);

@@ -23,12 +23,16 @@ export function pacingTransformer(pacer: Pacer, maxWaitMs = 30_000): Transformer
       }
       pacer.take(chatId);
     }
-    return prev(method, payload, signal);
+    const result = await prev(method, payload, signal);
+    // Telegram says the bot went too fast: every sender waits, not only this one.
+    if (!result.ok && result.error_code === 429) pacer.pause(Math.max(1, result.parameters?.retry_after ?? 1) * 1000);
+    return result;
   };
 }
 
 /** Installs pacing and bounded 429 retries on an Api used for interactive replies. */
 export function paceInteractiveApi(api: Api, pacer: Pacer): void {
-  api.config.use(autoRetry({ maxRetryAttempts: 3, maxDelaySeconds: 60, rethrowInternalServerErrors: false, rethrowHttpErrors: true }));
+  // Installed first, pacing is the inner layer: every retry waits for the pacer too.
   api.config.use(pacingTransformer(pacer));
+  api.config.use(autoRetry({ maxRetryAttempts: 3, maxDelaySeconds: 60, rethrowInternalServerErrors: false, rethrowHttpErrors: true }));
 }
