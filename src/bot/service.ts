@@ -33,7 +33,7 @@ import { PgOutbox } from './delivery/pgOutbox.js';
 import { AlertThreads } from './delivery/alertThreads.js';
 import { paceInteractiveApi } from './telegram/pacedApi.js';
 import { Pacer } from './telegram/pacer.js';
-import { Poller } from './telegram/polling.js';
+import { Poller, type PollingState } from './telegram/polling.js';
 import { buildSendApi } from './intake/sendApi.js';
 import { scriptCommands } from './commands/scriptCommands.js';
 import { teamCommands } from './commands/teamCommands.js';
@@ -60,6 +60,16 @@ export class AlreadyRunningError extends Error {
 }
 
 export { BOT_COMMANDS } from './commands/menu.js';
+
+/**
+ * What `/health` says of polling: `telegram_polling` is true only while calls to Telegram
+ * succeed; while they fail, why and since when.
+ */
+export function pollingHealth(state: PollingState | undefined): Record<string, unknown> {
+  if (!state) return { telegram_polling: false, telegram_polling_error: 'not started yet' };
+  if (state.ok) return { telegram_polling: true };
+  return { telegram_polling: false, telegram_polling_error: state.reason, ...(state.since ? { telegram_polling_failing_since: state.since } : {}) };
+}
 
 /** The Telegram update offset kept in the shared state (the fleet's pollers take turns). */
 function updateOffsets(dataDir: string): { load(): Promise<number>; save(offset: number): Promise<void> } {
@@ -255,7 +265,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
           outbox: outbox instanceof FileOutbox ? outbox.stats : { store: 'postgres', delivering: deliverer.active },
           uptime_s: Math.round((clock.now() - startedAt) / 1000),
           delivery: deliverer.stats,
-          telegram_polling: bot?.isInited() ?? false,
+          ...pollingHealth(pollerRef?.state),
           ...(pollerRef ? { telegram_updates: { waiting: pollerRef.backlog, ...pollerRef.stats } } : {}),
           disk: diskState,
           ...(problems.length > 0 ? { problems } : {}),

@@ -20,6 +20,7 @@ import net from 'node:net';
 import { userInfo } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LinkStore } from '../shared/linking.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, '');
 const STATE = process.env.FIRST_RUN_DIR ?? join(ROOT, '.first-run');
@@ -32,6 +33,8 @@ const DIRS = {
 const BOT_SOCKET = join(DIRS.run, 'bot.sock');
 const GATEWAY_SOCKET = join(DIRS.run, 'ws.sock');
 const SECRETS = join(STATE, 'secrets.env');
+/** Which Telegram the last start used: `stand-in` or `real`. */
+const TELEGRAM_MODE = join(STATE, 'telegram-mode');
 /** The one chat of the stand-in. */
 const CHAT_ID = 5550001;
 /** A token of the right shape for the stand-in (not a secret: nothing real accepts it). */
@@ -295,6 +298,76 @@ async function checkPortFree(p: { name: string; port: number }): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Telegram: stand-in links, reachability
+
+/**
+ * Starting with a real token after the stand-in: the stand-in's chat does not exist in the
+ * real Telegram, so alerts to it could never arrive. Its link goes (saying so); the analyst
+ * links their real chat as the banner says.
+ */
+async function dropStandInLinks(): Promise<void> {
+  const previous = existsSync(TELEGRAM_MODE) ? readFileSync(TELEGRAM_MODE, 'utf8').trim() : 'stand-in';
+  if (previous === 'real') return;
+  const links = new LinkStore(DIRS.data);
+  const name = await links.unlinkChat(CHAT_ID);
+  if (name !== null) {
+    console.log(`first-run: '${name}' was linked to the Telegram stand-in's chat, which does not exist in the real Telegram: unlinked. Link your real Telegram account as step 2 below says.`);
+  }
+}
+
+/** The bot's /health answer (null when it does not answer). */
+function botHealth(): Promise<Record<string, unknown> | null> {
+  return new Promise((resolve) => {
+    const req = http.get({ socketPath: BOT_SOCKET, path: '/health', timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as Record<string, unknown>);
+        } catch {
+          resolve(null);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
+/**
+ * With a real token: says on the console when the bot cannot reach Telegram (and why), and
+ * when it gets through again, for as long as the stack runs.
+ */
+function watchTelegram(): void {
+  let reported: 'ok' | 'failing' | null = null;
+  const check = async (): Promise<void> => {
+    const h = await botHealth();
+    if (!h || stopping) return;
+    if (h.telegram_polling === true) {
+      if (reported === 'failing') console.log('first-run: the bot reaches Telegram again.');
+      reported = 'ok';
+    } else if (typeof h.telegram_polling_failing_since === 'string' && reported !== 'failing') {
+      reported = 'failing';
+      console.error(
+        [
+          '',
+          '!!! The bot cannot reach Telegram:',
+          `!!!   ${String(h.telegram_polling_error)}`,
+          '!!! Commands and alerts wait until it can. Check that this machine reaches https://api.telegram.org',
+          '!!! (or TELEGRAM_API_ROOT, when set) and that TELEGRAM_BOT_TOKEN is right. The bot keeps trying;',
+          '!!! this console says when it gets through.',
+          '',
+        ].join('\n'),
+      );
+    }
+  };
+  const timer = setInterval(() => void check(), 1000);
+  timer.unref();
+  void check();
+}
+
+// ---------------------------------------------------------------------------------------
 // npm start
 
 async function start(): Promise<void> {
@@ -370,11 +443,14 @@ async function start(): Promise<void> {
   });
   await waitReady(gw, 'dispatch socket', { socketPath: GATEWAY_SOCKET, path: '/health' });
 
+  if (realTelegram) await dropStandInLinks();
+  writeFileSync(TELEGRAM_MODE, `${realTelegram ? 'real' : 'stand-in'}\n`);
   const bot = startChild('bot', 'bin/notify-bot.js', {
     ...shared,
     ...(realTelegram ? {} : { TELEGRAM_BOT_TOKEN: STAND_IN_TOKEN, TELEGRAM_API_ROOT: `http://127.0.0.1:${telegram.port}` }),
   });
   await waitReady(bot, 'send API socket', { socketPath: BOT_SOCKET, path: '/health' });
+  if (realTelegram) watchTelegram();
 
   const dash = startChild('web', 'bin/notify-web.js', {
     ...shared,

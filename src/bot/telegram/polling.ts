@@ -12,12 +12,17 @@
  * `maxHandlers` chats are served at once, round robin, so a chat (or thousands of chats)
  * sending a flood of commands never holds the others up; while `maxBacklog` updates wait,
  * polling pauses (they are safe in the spool and with Telegram).
+ *
+ * An outage (Telegram unreachable, a wrong API root, a conflict) is logged once, at warning
+ * with its reason, when it starts, and once when polling works again; the failed attempts
+ * between go to the debug level. `state` says at any time whether polling works, for
+ * `/health` and the dashboard.
  */
 import { promises as fsp } from 'node:fs';
 import { type Bot, GrammyError, HttpError } from 'grammy';
 import type { Update } from 'grammy/types';
 import { readJsonIfExists, writeFileAtomic } from '../../shared/jsonFile.js';
-import type { Logger } from '../../shared/logger.js';
+import { type Logger, redact } from '../../shared/logger.js';
 
 /** Polling settings. */
 export interface PollerOptions {
@@ -50,6 +55,16 @@ const HANDLER_ATTEMPTS = 3;
 /** Waiting updates of one chat beyond which a repeat of a waiting message is answered once. */
 const CHAT_REPEATS_KEPT = 10;
 
+/** Whether polling works, as `/health` reports it. */
+export interface PollingState {
+  /** The last call to Telegram (getMe, getUpdates) succeeded. */
+  ok: boolean;
+  /** Since when (ISO-8601 UTC): the first failure of this outage, or the last recovery; undefined before the first answer. */
+  since?: string;
+  /** Why it fails, for a person (while !ok). */
+  reason?: string;
+}
+
 function chatOf(u: Update): number {
   return u.message?.chat.id ?? u.callback_query?.message?.chat.id ?? u.callback_query?.from.id ?? u.my_chat_member?.chat.id ?? u.channel_post?.chat.id ?? 0;
 }
@@ -77,6 +92,9 @@ export class Poller {
   private backlogFreed: (() => void) | null = null;
   /** Counters for /health and benchmarks. */
   readonly stats = { received: 0, handled: 0, failed: 0, coalesced: 0, emptyPolls: 0 };
+  private current: PollingState = { ok: false, reason: 'not connected to Telegram yet' };
+  /** The outage in progress: when it started and how many attempts failed. */
+  private outage: { startedMs: number; failures: number } | null = null;
 
   constructor(
     private readonly bot: Bot,
@@ -97,6 +115,33 @@ export class Poller {
     return this.unhandled.size;
   }
 
+  /** Whether polling works now (a copy). */
+  get state(): PollingState {
+    return { ...this.current };
+  }
+
+  /** A call to Telegram succeeded: ends the outage in progress, saying so. */
+  private succeeded(): void {
+    if (this.outage) {
+      const seconds = Math.round((Date.now() - this.outage.startedMs) / 1000);
+      this.log.info({ outageSeconds: seconds, failedAttempts: this.outage.failures }, `polling Telegram works again after ${seconds} s`);
+      this.outage = null;
+    }
+    if (!this.current.ok) this.current = { ok: true, since: new Date().toISOString() };
+  }
+
+  /** A call to Telegram failed: the first failure of an outage is logged at `level`, later ones at debug. */
+  private failed(rawReason: string, retryInMs: number, level: 'warn' | 'error' = 'warn'): void {
+    // Network errors name the request's URL, which holds the token.
+    const reason = redact(rawReason, [this.bot.token]);
+    if (!this.outage) {
+      this.outage = { startedMs: Date.now(), failures: 0 };
+      this.log[level]({ reason, retryInMs }, `polling Telegram fails: ${reason}; retrying (logged again when it works)`);
+    } else this.log.debug({ reason, retryInMs, failures: this.outage.failures + 1 }, 'polling Telegram still fails');
+    this.outage.failures += 1;
+    this.current = { ok: false, since: new Date(this.outage.startedMs).toISOString(), reason };
+  }
+
   /** Starts polling in the background. */
   start(): void {
     if (this.running) return;
@@ -111,6 +156,8 @@ export class Poller {
    */
   async stop(): Promise<void> {
     this.running = false;
+    this.outage = null;
+    this.current = { ok: false, reason: 'not polling (stopped, or another replica polls)' };
     this.abort?.abort();
     this.backlogFreed?.();
     await this.loop;
@@ -291,13 +338,15 @@ export class Poller {
       if (!this.running) break;
       this.abort = new AbortController();
       try {
-        if (!this.bot.isInited()) await this.bot.init(this.abort.signal as never);
+        // Not bot.init(): it retries network errors forever, so an outage would never show.
+        if (!this.bot.isInited()) this.bot.botInfo = await this.bot.api.getMe(this.abort.signal as never);
         const asked = Date.now();
         const updates = await this.bot.api.getUpdates(
           { offset, timeout: this.opts.timeoutSeconds, allowed_updates: ['message', 'callback_query', 'my_chat_member', 'channel_post'] },
           this.abort.signal as never,
         );
         backoff = this.opts.minBackoffMs;
+        this.succeeded();
         this.opts.onPoll?.(true);
         for (const u of updates) {
           offset = Math.max(offset, u.update_id + 1);
@@ -326,20 +375,39 @@ export class Poller {
         this.opts.onPoll?.(false);
         if (err instanceof GrammyError && err.error_code === 401) {
           this.log.fatal('Telegram refused the bot token (401 Unauthorized); check TELEGRAM_BOT_TOKEN');
+          this.current = { ok: false, since: new Date().toISOString(), reason: 'Telegram refused the bot token (401 Unauthorized)' };
           this.running = false;
           this.opts.onFatal(new Error('Telegram refused the bot token (401 Unauthorized)'));
           break;
         }
         if (err instanceof GrammyError && err.error_code === 409) {
-          this.log.error('Telegram reports another process polling with this bot token (409 Conflict); is a second notify-bot running elsewhere? Retrying in 30 s');
+          this.failed('another process polls with this bot token (409 Conflict); is a second notify-bot running elsewhere?', 30_000, 'error');
           await this.sleep(30_000);
           continue;
         }
-        const reason = err instanceof GrammyError ? `${err.error_code}: ${err.description}` : err instanceof HttpError ? `network error: ${String(err.error)}` : String(err);
-        this.log.warn({ retryInMs: backoff, reason }, 'polling Telegram failed; retrying');
+        this.failed(failureReason(err), backoff);
         await this.sleep(backoff);
         backoff = Math.min(this.opts.maxBackoffMs, backoff * 2);
       }
     }
   }
+}
+
+/** Why a call to Telegram failed, in words an operator can act on. */
+export function failureReason(err: unknown): string {
+  if (err instanceof GrammyError) {
+    return err.error_code === 404 ? 'Telegram answered 404 Not Found (is TELEGRAM_API_ROOT right?)' : `Telegram answered ${err.error_code}: ${err.description}`;
+  }
+  if (err instanceof HttpError) {
+    const cause: unknown = err.error;
+    const text = cause instanceof Error ? cause.message : String(cause);
+    const code = errnoCode(cause) ?? (cause instanceof Error ? errnoCode(cause.cause) : undefined);
+    return `cannot reach Telegram (${code ? `${code}: ` : ''}${text})`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function errnoCode(e: unknown): string | undefined {
+  const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
 }
