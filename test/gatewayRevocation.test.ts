@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { JsonFile } from '../src/shared/jsonFile.js';
 import { after, before, describe, it } from 'node:test';
 import { DesktopTokenStore } from '../src/shared/desktopTokens.js';
 import {
@@ -79,7 +80,7 @@ void describe('revoked desktop tokens', () => {
     const before = await TestDesktop.connect(gw.url);
     assert.equal((await before.auth(t.token)).type, 'auth_error');
 
-    writeFileSync(store.file.path, '{ this is not json');
+    writeFileSync((store.file as JsonFile<unknown>).path, '{ this is not json');
     await waitFor('an error about the unreadable file', () =>
       gw.logLines.some((l) => l.level === 50 && String(l.msg).includes('CANNOT READ THE DESKTOP TOKEN FILE')),
     );
@@ -89,7 +90,7 @@ void describe('revoked desktop tokens', () => {
     const fresh = await TestDesktop.authenticated(gw.url, await signToken({ sub: 'kate' }));
     fresh.close();
 
-    writeFileSync(store.file.path, '{}\n');
+    writeFileSync((store.file as JsonFile<unknown>).path, '{}\n');
     await waitFor('the file to be read again', () => gw.logLines.some((l) => String(l.msg).includes('readable again')));
   });
 });

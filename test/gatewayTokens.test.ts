@@ -3,6 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { JsonFile } from '../src/shared/jsonFile.js';
 import { after, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { DesktopTokenError, DesktopTokenStore, REFRESH_GRACE_SECONDS, verifyDesktopToken } from '../src/shared/desktopTokens.js';
@@ -24,7 +25,7 @@ void describe('desktop token store', () => {
     assert.equal(claims.iat, now / 1000);
     assert.equal(claims.exp, now / 1000 + 3600);
     assert.equal(issued.expiresAt, '2025-03-01T11:00:00.000Z');
-    const file = JSON.parse(readFileSync(store.file.path, 'utf8')) as Record<string, unknown>;
+    const file = JSON.parse(readFileSync((store.file as JsonFile<unknown>).path, 'utf8')) as Record<string, unknown>;
     assert.deepEqual(file[issued.jti], {
       user: 'alice',
       created_at: '2025-03-01T10:00:00.000Z',
@@ -51,7 +52,7 @@ void describe('desktop token store', () => {
     now += 7200_000;
     assert.equal((await store.list('alice')).length, 0, 'an expired token is not listed');
     await store.issue(TEST_SECRET, 'carol', 60);
-    const users = (): string[] => Object.values(JSON.parse(readFileSync(store.file.path, 'utf8')) as Record<string, { user: string }>).map((r) => r.user).sort();
+    const users = (): string[] => Object.values(JSON.parse(readFileSync((store.file as JsonFile<unknown>).path, 'utf8')) as Record<string, { user: string }>).map((r) => r.user).sort();
     assert.deepEqual(users(), ['alice', 'bob', 'carol']);
     now += REFRESH_GRACE_SECONDS * 1000 + 120_000;
     await store.issue(TEST_SECRET, 'carol', 60);

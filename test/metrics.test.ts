@@ -175,8 +175,8 @@ void describe('the gateway\'s metrics endpoint', () => {
     const desktop = await TestDesktop.authenticated(gw.url, await signToken({ sub: 'metrics-ann' }));
     try {
       await waitFor('the connection to count', async () => value((await scrape(port)).samples, 'notify_desktop_connections') === 1);
-      gw.gateway.deliver('metrics-ann', notification('m1') as never);
-      gw.gateway.deliver('metrics-bob', notification('m2') as never);
+      await gw.gateway.deliver('metrics-ann', notification('m1') as never);
+      await gw.gateway.deliver('metrics-bob', notification('m2') as never);
       const s = await scrape(port);
       assert.equal(value(s.samples, 'notify_desktop_users'), 1);
       assert.equal(value(s.samples, 'notify_gateway_dispatches_total', { result: 'delivered' }), 1);

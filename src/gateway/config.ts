@@ -34,6 +34,10 @@ export interface GatewayConfig {
   maxUnauthenticated: number;
   /** Take the client's address from X-Forwarded-For when the peer is the local proxy. */
   trustProxy: boolean;
+  /** A fleet's database (shared tokens, and notifications reaching every replica); unset = the data files. */
+  databaseUrl?: string | undefined;
+  /** This replica's name (the host name when not given). */
+  instance?: string | undefined;
 }
 
 /** One documented variable: name, default as shown to people, meaning. */
@@ -55,6 +59,8 @@ export const GATEWAY_VARIABLES: readonly VariableDoc[] = [
     meaning: "group owning the dispatch socket (mode 0660): the bot's account and no analyst",
   },
   { name: 'NOTIFY_DATA_DIR', fallback: '/data/notifications', meaning: 'data directory holding desktop_tokens.json (revocations)' },
+  { name: 'NOTIFY_DATABASE_URL', fallback: '(unset: the data files)', meaning: 'a fleet\'s PostgreSQL: desktop tokens are read there, and a notification dispatched to any gateway replica reaches the desktops of all' },
+  { name: 'NOTIFY_INSTANCE', fallback: '(the host name)', meaning: 'this replica\'s name in logs' },
   { name: 'NOTIFY_GATEWAY_AUTH_TIMEOUT', fallback: '10s', meaning: 'time a new connection has to send its auth message' },
   { name: 'NOTIFY_GATEWAY_PING_INTERVAL', fallback: '30s', meaning: 'time between two pings to a desktop' },
   { name: 'NOTIFY_GATEWAY_MAX_MISSED_PINGS', fallback: '3', meaning: 'unanswered pings after which a connection is closed' },
@@ -137,6 +143,8 @@ export function readGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxUnauthenticatedPerAddress: r.int('NOTIFY_GATEWAY_MAX_UNAUTHENTICATED_PER_ADDRESS', 50, 1, 10_000_000),
     maxUnauthenticated: r.int('NOTIFY_GATEWAY_MAX_UNAUTHENTICATED', 1000, 1, 10_000_000),
     trustProxy: r.bool('NOTIFY_GATEWAY_TRUST_PROXY', false),
+    databaseUrl: common.databaseUrl,
+    instance: common.instance,
   };
   r.done();
   return config;

@@ -17,7 +17,7 @@ export const DISPATCH_BODY_LIMIT = 1024 * 1024;
 
 /** What the API serves from. */
 export interface DispatchApiOptions {
-  deliver(user: string, notification: DesktopNotification): number;
+  deliver(user: string, notification: DesktopNotification): number | Promise<number>;
   health(): GatewayHealth;
   logger: Logger;
   /**
@@ -93,7 +93,7 @@ export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
       return reply.code(400).send({ error: `invalid dispatch request: ${describeZodError(parsed.error, request.body)}` });
     }
     const { user, notification } = parsed.data;
-    const sent = opts.deliver(user, notification);
+    const sent = await opts.deliver(user, notification);
     opts.logger.debug({ user, id: notification.id, sent }, 'dispatched');
     return { sent };
   });

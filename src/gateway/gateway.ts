@@ -4,6 +4,7 @@
  * expired. `start` and `stop` are all a caller (main, a test, the benchmark) needs.
  */
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../shared/clock.js';
@@ -18,11 +19,15 @@ import { RevocationWatcher } from './revocation.js';
 import { claimSocketPath, listenSecurely } from '../shared/unixSocket.js';
 import { type MetricsServer, startMetrics } from '../shared/metrics.js';
 import { GatewayMetrics } from './metrics.js';
+import { DesktopFanout } from './fanout.js';
+import type { Sql } from '../shared/db/database.js';
 
 /** What the gateway is given besides its configuration. */
 export interface GatewayDeps {
   logger: Logger;
   clock?: Clock;
+  /** A fleet's database (NOTIFY_DATABASE_URL): notifications reach the desktops of every replica. */
+  database?: { sql: Sql } | null;
 }
 
 /** A running (or stopped) gateway. */
@@ -36,6 +41,7 @@ export class Gateway {
   private address: AddressInfo | null = null;
   private readonly metrics: GatewayMetrics | null;
   private metricsServer: MetricsServer | null = null;
+  private readonly fanout: DesktopFanout | null;
 
   constructor(
     readonly config: GatewayConfig,
@@ -53,12 +59,20 @@ export class Gateway {
       this.logger.child({ component: 'desktops' }),
     );
     this.metrics = config.metricsAddr ? new GatewayMetrics(this.desktops.registry) : null;
+    this.fanout = deps.database
+      ? new DesktopFanout(deps.database.sql, config.instance ?? hostname(), (user, n) => this.deliverHere(user, n), () => this.desktops.registry.perUser(), this.logger.child({ component: 'fanout' }))
+      : null;
+    if (this.fanout) {
+      const fanout = this.fanout;
+      this.desktops.registry.onChange = () => fanout.presenceChanged();
+    }
   }
 
   /** Starts everything; on failure, stops what had started and rethrows. */
   async start(): Promise<void> {
     try {
       await this.revocations.refresh();
+      await this.fanout?.start();
       await claimSocketPath(this.config.socketPath, 'notify-gateway');
       this.address = await this.desktops.listen();
       const api = buildDispatchApi({
@@ -95,8 +109,15 @@ export class Gateway {
     return this.address.port;
   }
 
-  /** Sends a notification to every desktop of `user`; returns how many connections got it. */
-  deliver(user: string, notification: DesktopNotification): number {
+  /**
+   * Sends a notification to every desktop of `user` (in a fleet, on every replica); returns
+   * how many connections got it.
+   */
+  async deliver(user: string, notification: DesktopNotification): Promise<number> {
+    return this.fanout ? this.fanout.dispatch(user, notification) : this.deliverHere(user, notification);
+  }
+
+  private deliverHere(user: string, notification: DesktopNotification): number {
     const sent = this.desktops.deliver(user, notification);
     this.metrics?.dispatched(sent);
     return sent;
@@ -136,6 +157,6 @@ export class Gateway {
     this.dispatchApi = null;
     const metricsServer = this.metricsServer;
     this.metricsServer = null;
-    await Promise.allSettled([this.desktops.close(), api?.close(), metricsServer?.close()]);
+    await Promise.allSettled([this.desktops.close(), api?.close(), metricsServer?.close(), this.fanout?.stop()]);
   }
 }

@@ -3,6 +3,8 @@
  * on SIGTERM or SIGINT.
  */
 import { ConfigError } from '../shared/config.js';
+import { databasePassword } from '../shared/db/database.js';
+import { openSharedState, type SharedState } from '../shared/sharedState.js';
 import { createLogger } from '../shared/logger.js';
 import { helpText, readGatewayConfig } from './config.js';
 import { Gateway } from './gateway.js';
@@ -32,14 +34,20 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
 
-  const logger = createLogger({ name: 'notify-gateway', secrets: [config.jwtSecret] });
+  const logger = createLogger({ name: 'notify-gateway', secrets: [config.jwtSecret, ...(config.databaseUrl ? [databasePassword(config.databaseUrl) ?? ''] : [])] });
   if (Buffer.byteLength(config.jwtSecret) < 32) {
     logger.warn('DESKTOP_JWT_SECRET is shorter than 32 bytes; use a long random value (e.g. `openssl rand -hex 32`)');
   }
-  const gateway = new Gateway(config, { logger });
+  let shared: SharedState | null = null;
+  let gateway: Gateway;
   try {
+    // Before the gateway's stores are built: with a database, they keep their documents there.
+    shared = await openSharedState(config.dataDir, config.databaseUrl);
+    if (shared.database) logger.info({ database: shared.where, instance: config.instance }, 'shared state in PostgreSQL');
+    gateway = new Gateway(config, { logger, database: shared.database });
     await gateway.start();
   } catch (err) {
+    await shared?.close().catch(() => undefined);
     const message = (err as Error).message;
     logger.fatal({ err: message }, 'notify-gateway could not start');
     process.stderr.write(`notify-gateway: cannot start: ${message}\n`);
@@ -58,6 +66,7 @@ export async function main(argv: string[]): Promise<void> {
     }, STOP_DEADLINE_MS).unref();
     gateway
       .stop()
+      .then(() => shared?.close())
       .then(() => {
         logger.info('notify-gateway stopped');
         process.exitCode = 0;

@@ -12,6 +12,8 @@ export interface Registrable {
 export class ConnectionRegistry<C extends Registrable> {
   private readonly byUser = new Map<string, Set<C>>();
   private total = 0;
+  /** Called after every change (a fleet records each replica's desktops). */
+  onChange: (() => void) | null = null;
 
   constructor(readonly maxPerUser: number) {}
 
@@ -26,6 +28,7 @@ export class ConnectionRegistry<C extends Registrable> {
     }
     set.add(conn);
     this.total += 1;
+    this.onChange?.();
     return true;
   }
 
@@ -35,6 +38,7 @@ export class ConnectionRegistry<C extends Registrable> {
     if (!set?.delete(conn)) return;
     this.total -= 1;
     if (set.size === 0) this.byUser.delete(conn.username);
+    this.onChange?.();
   }
 
   /** A snapshot of one user's connections. */

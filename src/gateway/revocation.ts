@@ -7,6 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Logger } from 'pino';
 import type { DesktopTokenStore, RevocationCheck } from '../shared/desktopTokens.js';
+import { JsonFile } from '../shared/jsonFile.js';
 
 /** Identifies one version of the file without reading it (rename-on-write gives a new inode). */
 function signatureOf(st: { ino: number; size: number; mtimeMs: number }): string {
@@ -60,7 +61,20 @@ export class RevocationWatcher implements RevocationCheck {
   }
 
   private async load(): Promise<void> {
-    const path = this.store.file.path;
+    const file = this.store.file;
+    if (!(file instanceof JsonFile)) {
+      // Kept in the database (a fleet): one query, no file to stat.
+      try {
+        const ids = await this.store.revokedIds();
+        if (this.failure) this.logger.info({ revoked: ids.size }, 'desktop tokens readable again');
+        this.failure = null;
+        this.replace(ids);
+      } catch (err) {
+        this.fail('database', (err as Error).message);
+      }
+      return;
+    }
+    const path = file.path;
     let signature: string;
     try {
       signature = signatureOf(await fsp.stat(path));
@@ -96,7 +110,7 @@ export class RevocationWatcher implements RevocationCheck {
 
   private reportFailure(message: string): void {
     this.logger.error(
-      { file: this.store.file.path, err: message, revoked_in_use: this.revoked.size },
+      { file: this.store.file.name, err: message, revoked_in_use: this.revoked.size },
       'CANNOT READ THE DESKTOP TOKEN FILE: revocations made since the last good read are NOT enforced; keeping the last good list',
     );
   }

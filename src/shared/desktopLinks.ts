@@ -4,10 +4,9 @@
  * dashboard kept it. Set when the app is authorized and on the app's authenticated calls;
  * removed by unlinking (which also revokes the user's desktop tokens).
  */
-import { join } from 'node:path';
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
-import { JsonFile } from './jsonFile.js';
+import { type SharedDocument, sharedDocument } from './documents.js';
 
 /** The file's name inside the data directory. */
 export const DESKTOP_USERS_FILE = 'desktop_users.json';
@@ -20,13 +19,13 @@ export type DesktopLink = z.infer<typeof DesktopLinkSchema>;
 
 /** The shared record of linked desktop apps. */
 export class DesktopLinkStore {
-  readonly file: JsonFile<Record<string, DesktopLink>>;
+  readonly file: SharedDocument<Record<string, DesktopLink>>;
 
   constructor(
     dataDir: string,
     private readonly clock: Clock = systemClock,
   ) {
-    this.file = new JsonFile(join(dataDir, DESKTOP_USERS_FILE), DesktopUsersSchema, () => ({}));
+    this.file = sharedDocument(dataDir, DESKTOP_USERS_FILE, DesktopUsersSchema, () => ({}));
   }
 
   /** `user`'s link, or null. */

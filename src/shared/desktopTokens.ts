@@ -6,11 +6,10 @@
  * too, so the gateway and the dashboard's REST endpoints accept exactly the same tokens.
  */
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
-import { JsonFile } from './jsonFile.js';
+import { type SharedDocument, sharedDocument } from './documents.js';
 
 /** The file's name inside the data directory. */
 export const DESKTOP_TOKENS_FILE = 'desktop_tokens.json';
@@ -77,13 +76,13 @@ function secretKey(secret: string): Uint8Array {
 
 /** The shared record of desktop tokens in one data directory. */
 export class DesktopTokenStore implements RevocationCheck {
-  readonly file: JsonFile<DesktopTokens>;
+  readonly file: SharedDocument<DesktopTokens>;
 
   constructor(
     dataDir: string,
     private readonly clock: Clock = systemClock,
   ) {
-    this.file = new JsonFile(join(dataDir, DESKTOP_TOKENS_FILE), TokensSchema, () => ({}));
+    this.file = sharedDocument(dataDir, DESKTOP_TOKENS_FILE, TokensSchema, () => ({}));
   }
 
   /**

@@ -81,4 +81,6 @@ export const SHARED_DOCUMENTS = [
   'script_keys.json',
   'web_revoked_sessions.json',
   'team_chats.json',
+  'desktop_users.json',
+  'alert_threads.json',
 ] as const;

@@ -4,10 +4,9 @@
  * `{"<notification id>": {"user", "chat_id", "message_ids", "script"?, "at"}}`. Only
  * condition alerts are kept, and only for THREAD_TTL_MS, so the file stays small.
  */
-import { join } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../../shared/clock.js';
-import { JsonFile } from '../../shared/jsonFile.js';
+import { type SharedDocument, sharedDocument } from '../../shared/documents.js';
 
 /** How long an alert's messages are remembered for its resolved notice. */
 export const THREAD_TTL_MS = 30 * 86_400_000;
@@ -25,13 +24,13 @@ const ThreadsSchema = z.record(z.string(), ThreadSchema);
 
 /** The messages of condition alerts, by notification id. */
 export class AlertThreads {
-  private readonly file: JsonFile<z.infer<typeof ThreadsSchema>>;
+  private readonly file: SharedDocument<z.infer<typeof ThreadsSchema>>;
 
   constructor(
     dataDir: string,
     private readonly clock: Clock,
   ) {
-    this.file = new JsonFile(join(dataDir, 'alert_threads.json'), ThreadsSchema, () => ({}));
+    this.file = sharedDocument(dataDir, 'alert_threads.json', ThreadsSchema, () => ({}));
   }
 
   /** Remembers a delivered condition alert (and forgets those past THREAD_TTL_MS). */

@@ -77,4 +77,31 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER outbox_wake AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_wake();
     `,
   },
+  {
+    version: 4,
+    name: 'desktop fan-out',
+    // Gateway replicas (gateway/fanout.ts): each notification dispatched to one replica is
+    // an event the others read (announced by NOTIFY notify_desktop); each replica's
+    // desktops per user, for the count the dispatch answers.
+    sql: `
+      CREATE TABLE desktop_events (
+        id bigserial PRIMARY KEY,
+        origin text NOT NULL,
+        username text NOT NULL,
+        body text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX desktop_events_at ON desktop_events (at);
+      CREATE TABLE desktop_presence (
+        gateway text NOT NULL,
+        username text NOT NULL,
+        connections integer NOT NULL,
+        seen_at timestamptz NOT NULL,
+        PRIMARY KEY (gateway, username)
+      );
+      CREATE FUNCTION desktop_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_notify('notify_desktop', ''); RETURN NULL; END $$;
+      CREATE TRIGGER desktop_wake AFTER INSERT ON desktop_events FOR EACH STATEMENT EXECUTE FUNCTION desktop_wake();
+    `,
+  },
 ];

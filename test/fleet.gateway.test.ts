@@ -1,0 +1,90 @@
+/**
+ * Gateway replicas on one PostgreSQL, as real processes: a desktop connected to replica B
+ * gets a notification the bot accepted on host A and handed to replica A; the send answer
+ * counts B's desktop; desktop tokens revoked in the database are refused by every replica.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DesktopTokenStore } from '../src/shared/desktopTokens.js';
+import { openSharedState, type SharedState } from '../src/shared/sharedState.js';
+import { BotHarness } from './support/botHarness.js';
+import { spawnGateway, TestDesktop, TEST_SECRET, waitFor } from './support/gatewayHarness.js';
+import { postgresUnavailable, TestPostgres } from './support/postgres.js';
+
+const skip = postgresUnavailable();
+let pg: TestPostgres;
+before(async () => {
+  if (!skip) pg = await TestPostgres.start();
+});
+after(async () => {
+  if (!skip) await pg.cleanup();
+});
+
+void describe('gateway replicas on PostgreSQL', { skip: skip ?? false }, () => {
+  void it('a desktop on replica B receives an alert accepted on host A, and the answer counts it', async () => {
+    const url = await pg.createDatabase();
+    const dir = mkdtempSync(join(tmpdir(), 'notify-fleet-gw-'));
+    const gateways: Array<ReturnType<typeof spawnGateway>> = [];
+    const desktops: TestDesktop[] = [];
+    let bot: BotHarness | null = null;
+    let state: SharedState | null = null;
+    try {
+      const start = (name: string): ReturnType<typeof spawnGateway> => {
+        mkdirSync(join(dir, name, 'data'), { recursive: true });
+        const g = spawnGateway({
+          DESKTOP_JWT_SECRET: TEST_SECRET,
+          NOTIFY_GATEWAY_PORT: '0',
+          NOTIFY_GATEWAY_SOCKET: join(dir, name, 'gw.sock'),
+          NOTIFY_DATA_DIR: join(dir, name, 'data'),
+          NOTIFY_DATABASE_URL: url,
+          NOTIFY_INSTANCE: name,
+        });
+        gateways.push(g);
+        return g;
+      };
+      const gwA = start('gw-a');
+      const gwB = start('gw-b');
+      const [, portB] = await Promise.all([gwA.ready, gwB.ready]);
+
+      // Tokens are issued (by the dashboard) into the shared database.
+      const scratch = join(dir, 'dashboard');
+      mkdirSync(scratch);
+      state = await openSharedState(scratch, url);
+      const tokens = new DesktopTokenStore(scratch);
+      const carol = await tokens.issue(TEST_SECRET, 'carol', 3600);
+      const revoked = await tokens.issue(TEST_SECRET, 'carol', 3600);
+      await tokens.revoke('carol', revoked.jti);
+
+      const onB = await TestDesktop.authenticated(`ws://127.0.0.1:${portB}`, carol.token);
+      desktops.push(onB);
+      const refused = await TestDesktop.connect(`ws://127.0.0.1:${portB}`);
+      desktops.push(refused);
+      assert.equal((await refused.auth(revoked.token)).type, 'auth_error', 'a token revoked in the database is refused by replica B');
+
+      // carol has no Telegram: the answer depends on the desktops the gateways report.
+      bot = await BotHarness.start({ users: [], env: { NOTIFY_DATABASE_URL: url, NOTIFY_INSTANCE: 'host-a', NOTIFY_GATEWAY_SOCKET: join(dir, 'gw-a', 'gw.sock') } });
+      // Replica B records its desktops in the database shortly after the connection.
+      const sql = state.database!.sql;
+      await waitFor('replica B to record its desktop', async () => (await sql`SELECT 1 FROM desktop_presence WHERE username = 'carol'`).length > 0, 20_000);
+      const answer = await bot.client.send({ user: 'carol', title: 'Disk', message: 'accepted on host A' });
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.equal((answer.body as { desktop: number }).desktop, 1, JSON.stringify(answer.body));
+      const got = await onB.nextOfType('notification', 10_000);
+      assert.equal(got.title, 'Disk');
+      assert.equal(got.message, 'accepted on host A');
+      assert.equal(onB.ofType('notification').length, 1, 'delivered once');
+    } finally {
+      for (const d of desktops) d.close();
+      await bot?.cleanup();
+      for (const g of gateways) {
+        g.child.kill('SIGTERM');
+        await g.exited;
+      }
+      await state?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
