@@ -411,10 +411,13 @@ install_app
 
 ensure_parent "$BINDIR"
 for prog in "${PROGRAMS[@]}"; do
+  # Node flags the launcher asks for on its "#!/usr/bin/env -S node <flags>" line (the
+  # bot's heap settings), so the installed program runs as `npx <program>` does.
+  flags=$(sed -n '1s/^#![^ ]*env -S node\(\( -[^ ]*\)*\) *$/\1/p' "$SOURCE/bin/$prog.js")
   cat >"$WORK/$prog" <<EOF
 #!/bin/sh
 # Installed by deploy/install.sh: runs $prog from $APP_DIR.
-exec $NODE_BIN $APP_DIR/bin/$prog.js "\$@"
+exec $NODE_BIN$flags $APP_DIR/bin/$prog.js "\$@"
 EOF
   if install_file "$WORK/$prog" "$BINDIR/$prog" 0755 root root; then
     case $prog in notify-bot | notify-web | notify-gateway) restart "$prog" ;; esac

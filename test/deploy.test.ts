@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { launcherNodeArgs } from './support/botHarness.js';
 
 const ROOT = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../..', import.meta.url));
 const IS_ROOT = process.getuid?.() === 0;
@@ -303,11 +304,12 @@ void describe('deploy/install.sh into a temporary root', { skip: IS_ROOT ? false
     }
   });
 
-  void test('each program is a wrapper that runs node on /opt/notify/bin/<program>.js', () => {
+  void test('each program is a wrapper that runs node, with the flags its launcher asks for, on /opt/notify/bin/<program>.js', () => {
     for (const p of PROGRAMS) {
       const text = readFileSync(r(`/usr/local/bin/${p}`), 'utf8');
       assert.match(text, /^#!\/bin\/sh\n/);
-      assert.match(text, new RegExp(`^exec /\\S*node /opt/notify/bin/${p}\\.js "\\$@"$`, 'm'), `${p}:\n${text}`);
+      const flags = launcherNodeArgs(join(ROOT, 'bin', `${p}.js`)).map((f) => ` ${f}`).join('');
+      assert.match(text, new RegExp(`^exec /\\S*node${flags} /opt/notify/bin/${p}\\.js "\\$@"$`, 'm'), `${p} (with its launcher's node flags${flags}):\n${text}`);
     }
   });
 
