@@ -148,7 +148,7 @@ void describe('browser: the original desktop app signs in, gets alerts and image
     try {
       // 1. The app opens <dashboard>/desktop/link: sign-in first, then back to the link page.
       await page.goto(`${origin}/desktop/link`);
-      await page.getByLabel('E-mail address').fill('root@example.com');
+      await page.getByLabel('E-mail address').fill('ann@example.com');
       await page.getByRole('button', { name: 'Continue' }).click();
       const authorize = page.getByRole('button', { name: 'Authorize Desktop App' });
       await authorize.waitFor();
@@ -171,7 +171,7 @@ void describe('browser: the original desktop app signs in, gets alerts and image
 
       // 4. A notification with an image reaches it (sent as a script's result would be).
       const sent = await new SendClient(stack.socketPath, 30_000).sendPhoto(
-        { user: 'root', title: 'Daily chart', message: 'Revenue is up', script: 'daily_chart.py' },
+        { user: 'ann', title: 'Daily chart', message: 'Revenue is up', script: 'daily_chart.py' },
         { bytes: png, filename: 'chart.png', contentType: 'image/png' },
       );
       assert.ok(sent.status === 200 || sent.status === 202, JSON.stringify(sent.body));
@@ -193,7 +193,7 @@ void describe('browser: the original desktop app signs in, gets alerts and image
 
       // 6. A token that expired 3 days ago is renewed (and only there).
       let clock = Date.now() - 33 * 86_400_000;
-      const old = await new DesktopTokenStore(stack.dataDir, { now: () => clock }).issue(stack.desktopSecret, 'root', 30 * 86_400, { kind: 'app' });
+      const old = await new DesktopTokenStore(stack.dataDir, { now: () => clock }).issue(stack.desktopSecret, 'ann', 30 * 86_400, { kind: 'app' });
       clock = Date.now();
       assert.equal((await fetch(`${origin}/api/desktop/scripts`, { headers: { authorization: `Bearer ${old.token}` } })).status, 401);
       const refreshed = await fetch(`${origin}/api/desktop/refresh`, { method: 'POST', headers: { authorization: `Bearer ${old.token}` } });

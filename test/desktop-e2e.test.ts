@@ -90,7 +90,8 @@ void describe('desktop channel end to end', () => {
     const wsPort = await gateway.ready;
 
     const config = readWebConfig(webEnv(provider, bot.dataDir, { NOTIFY_SOCKET: bot.socketPath, DESKTOP_JWT_SECRET: SECRET }));
-    const app: FastifyInstance = await buildApp({ config });
+    // The runner below runs as this test's own account (root): here that account is the analyst.
+    const app: FastifyInstance = await buildApp({ config, whyNotAnalyst: () => null });
     cleanups.push(() => app.close());
     await app.listen({ host: '127.0.0.1', port: webPort });
     await bot.startBot();

@@ -20,6 +20,7 @@ import { welcomeMessage } from '../src/shared/welcome.js';
 import { type SignedIn, signIn, webEnv } from './support/oidcFlow.js';
 import { type TestOidcProvider, startOidcProvider } from './support/oidcProvider.js';
 import { type SendApiStub, startSendApiStub } from './support/sendApiStub.js';
+import { accountsUnavailable, LinuxAccounts } from './support/linuxAccounts.js';
 
 const PUBLIC_URL = 'http://dashboard.test';
 const SESSION_SECRET = 'test-session-secret-0123456789abcdef0123456789';
@@ -397,11 +398,19 @@ void describe('web API', () => {
     });
   });
 
-  void describe('with NOTIFY_ANALYST_GROUP', () => {
+  void describe('with NOTIFY_ANALYST_GROUP', { skip: accountsUnavailable() }, () => {
     let h: Harness;
+    // The real user database: a person in a group of their own; john.doe is nobody here.
+    const accounts = new LinuxAccounts();
+    let member = '';
+    let group = '';
+    before(() => {
+      member = accounts.person('member');
+      group = accounts.group('analysts', [member]);
+    });
+    after(() => accounts.cleanup());
     beforeEach(async () => {
-      // The real user database: root is in group root; john.doe is nobody here.
-      h = await harness(provider, { NOTIFY_ANALYST_GROUP: 'root', NOTIFY_ALLOWED_DOMAINS: 'example.com' });
+      h = await harness(provider, { NOTIFY_ANALYST_GROUP: group, NOTIFY_ALLOWED_DOMAINS: 'example.com' });
     });
     afterEach(async () => closeHarness(h));
 
@@ -410,17 +419,17 @@ void describe('web API', () => {
       writeCodes(h, { '777777': { chat_id: 7, created_at: Math.floor(Date.now() / 1000) } });
       const res = await post(h, john, '/api/telegram/verify', { code: '777777' });
       assert.equal(res.statusCode, 403);
-      assert.match(res.json<{ error: string }>().error, /Only members of the group 'root'/);
+      assert.match(res.json<{ error: string }>().error, new RegExp(`Only members of the group '${group}'`));
       assert.equal((await post(h, john, '/api/telegram/link-token')).statusCode, 403);
-      assert.match(john.page, /open to members of the <strong>root<\/strong> group only/);
+      assert.match(john.page, new RegExp(`open to members of the <strong>${group}</strong> group only`));
       assert.doesNotMatch(john.page, /id="tg-code"/, 'no code field for a non-member');
       assert.ok(pendingCodes(h)['777777'], 'the code is left alone');
     });
 
     void it('lets a member link', async () => {
-      const root = await signIn(h.app, 'root@example.com');
+      const analyst = await signIn(h.app, `${member}@example.com`);
       writeCodes(h, { '888888': { chat_id: 8, created_at: Math.floor(Date.now() / 1000) } });
-      const res = await post(h, root, '/api/telegram/verify', { code: '888888' });
+      const res = await post(h, analyst, '/api/telegram/verify', { code: '888888' });
       assert.equal(res.statusCode, 200, res.body);
     });
   });

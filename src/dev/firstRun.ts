@@ -466,6 +466,8 @@ async function start(): Promise<void> {
           NOTIFY_ALLOWED_DOMAINS: email.split('@')[1] ?? 'example.com',
           NOTIFY_ALLOWED_EMAILS: '',
         }),
+    // Every part runs as this account here, the analyst's own: it may sign in.
+    NOTIFY_SIGN_IN_EXCEPTIONS: osUser,
   });
   await waitReady(dash, 'dashboard', { url: `http://127.0.0.1:${web.port}/healthz` });
 

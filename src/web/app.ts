@@ -22,6 +22,7 @@ import { groupIdByName, isUserInGroup, userByName } from '../shared/posix.js';
 import { TeamChatStore } from '../shared/teamChats.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { SendClient } from '../shared/sendClient.js';
+import { loginUidRange, serviceUids, whyNotAnalyst } from '../shared/analystAccounts.js';
 import { authPlugin } from './auth.js';
 import type { WebConfig } from './config.js';
 import { desktopBearer, desktopPlugin } from './desktop/index.js';
@@ -48,6 +49,8 @@ export interface WebDeps {
   groupExists?: (name: string) => boolean;
   /** Counts sign-ins and code verifications (when metrics are served). */
   metrics?: WebMetrics;
+  /** Why a name cannot sign in as an analyst (a system or service account); the system's user database by default. */
+  whyNotAnalyst?: (username: string) => string | null;
 }
 
 /** Limits on one-tap link requests (not guesses: each replaces the user's earlier link). */
@@ -197,6 +200,9 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     allowedEmails: config.allowedEmails,
     secureCookies: config.secureCookies,
     metrics: deps.metrics,
+    whyNotAnalyst:
+      deps.whyNotAnalyst ??
+      ((name) => (config.signInExceptions.includes(name) ? null : whyNotAnalyst(name, { range: loginUidRange(), serviceUids: serviceUids([config.socketPath]) }))),
   });
 
   const track = (p: Promise<void>): void => {

@@ -35,6 +35,8 @@ export interface AuthPluginOptions {
   allowedEmails: readonly string[];
   secureCookies: boolean;
   metrics?: WebMetrics | undefined;
+  /** Why a name is not an analyst's account (system, service); null when it is. */
+  whyNotAnalyst: (username: string) => string | null;
 }
 
 function refusalParagraphs(decision: Extract<AccountDecision, { ok: false }>, allowedDomains: readonly string[]): string[] {
@@ -48,6 +50,13 @@ function refusalParagraphs(decision: Extract<AccountDecision, { ok: false }>, al
       return [`${who} is not verified by your sign-in provider, so it cannot be used here.`, 'Verify the address with your provider, or sign in with another account.'];
     case 'no_account_name':
       return [`${who} is allowed, but it does not make a valid server account name.`, 'Ask an administrator which account to sign in with.'];
+    case 'name_of_another':
+      return [
+        `${who} would sign in as <strong>${esc(decision.username)}</strong>, but that account name stands for ${decision.owner ? `<strong>${esc(decision.owner)}</strong>` : 'more than one allowed address'}, so it cannot be yours here.`,
+        'Ask an administrator which account to sign in with.',
+      ];
+    case 'not_an_analyst':
+      return [`${who} would sign in as <strong>${esc(decision.username)}</strong>: ${esc(decision.why)}, not an analyst's account, so it cannot sign in here.`, 'Sign in with your own account.'];
     default:
       return [decision.email ? `${who} is not allowed to sign in to this dashboard.` : 'Your sign-in provider did not share an e-mail address, so this dashboard cannot tell who you are.', hint];
   }
@@ -126,7 +135,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     let decision: AccountDecision;
     try {
       const claims = await oidc.complete(search, pending);
-      decision = decideAccount(claims, opts.allowedDomains, opts.allowedEmails);
+      decision = decideAccount(claims, opts.allowedDomains, opts.allowedEmails, opts.whyNotAnalyst);
     } catch (err) {
       // openid-client's messages say which check failed (state, nonce, PKCE); none holds a secret.
       request.log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'sign-in callback refused');
@@ -138,7 +147,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
     }
     if (!decision.ok) {
       sessions.clear(reply);
-      request.log.warn({ email: decision.email, reason: decision.reason }, 'sign-in refused');
+      request.log.warn({ email: decision.email, reason: decision.reason, ...('username' in decision ? { user: decision.username } : {}) }, 'sign-in refused');
       opts.metrics?.signIn('refused');
       return reply
         .code(403)

@@ -37,6 +37,8 @@ export interface WebConfig {
   /** Without the leading `@`; undefined when not configured. */
   botUsername: string | undefined;
   analystGroup: string | undefined;
+  /** Accounts let in although they are system or service accounts (NOTIFY_SIGN_IN_EXCEPTIONS). */
+  signInExceptions: string[];
   verify: {
     perUser: number;
     overall: number;
@@ -82,6 +84,7 @@ export const WEB_VARIABLES: readonly VariableDoc[] = [
   { name: 'NOTIFY_DATA_DIR', fallback: '/data/notifications', meaning: 'shared data directory (telegram_users.json, pending_codes.json, link_tokens.json)' },
   { name: 'NOTIFY_SOCKET', fallback: '/run/notify-bot/bot.sock', meaning: 'the bot\'s send API socket (welcome messages; add this account to NOTIFY_TRUSTED_USERS)' },
   { name: 'NOTIFY_ANALYST_GROUP', fallback: '(empty = no check)', meaning: 'when set, only members of this group can link Telegram' },
+  { name: 'NOTIFY_SIGN_IN_EXCEPTIONS', fallback: '(empty)', meaning: 'comma list of server accounts that may sign in although they are system or service accounts (root, uids outside login.defs\' UID_MIN..UID_MAX, no login shell, the dashboard\'s or the bot\'s own); the local first-run mode names the account it runs as' },
   { name: 'NOTIFY_VERIFY_USER_LIMIT', fallback: '10', meaning: 'wrong code guesses one user may make per window (then 429)' },
   { name: 'NOTIFY_VERIFY_GLOBAL_LIMIT', fallback: '100', meaning: 'wrong code guesses all users together may make per window (then 429)' },
   { name: 'NOTIFY_VERIFY_WINDOW', fallback: '15m', meaning: 'the window of those two limits' },
@@ -186,6 +189,7 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
     sessionTtlMs,
     botUsername,
     analystGroup: r.optional('NOTIFY_ANALYST_GROUP'),
+    signInExceptions: r.list('NOTIFY_SIGN_IN_EXCEPTIONS'),
     verify: {
       perUser: r.int('NOTIFY_VERIFY_USER_LIMIT', 10, 1, 1_000_000),
       overall: r.int('NOTIFY_VERIFY_GLOBAL_LIMIT', 100, 1, 1_000_000),
