@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { inQuietHours, quietHoursEnd } from '../src/shared/alertRules.js';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { unixRequest } from '../src/shared/sendClient.js';
+import { ALERT_DATA_MAX_BYTES, inQuietHours, quietHoursEnd } from '../src/shared/alertRules.js';
 import { type BotWorld, startBotWorld } from './support/inProcessBot.js';
 
 const USER = 'alice';
@@ -196,6 +199,92 @@ void describe('only if changed', () => {
       assert.match(text, /revenue: 100 -> 80 \(-20\.0%\)/);
       assert.match(text, /\+ churn: 0\.1/);
       assert.match(text, /- users \(removed\)/);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+/** Sends as `user` (the test runs as root, who may send for anyone). */
+async function sendAs(w: BotWorld, user: string, fields: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await w.client.send({ ...fields, user });
+  return { status: res.status, body: res.body as Record<string, unknown> };
+}
+
+void describe('only if changed cannot be poisoned', () => {
+  /** `{"a": {"a": ... 1}}`, `depth` objects deep, as JSON text (so building it needs no recursion). */
+  const nested = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+
+  void it('data nested 2,500 deep or larger than the bound is refused with 400 and stores nothing; every analyst\'s only_if_changed goes on', async () => {
+    const w = await startBotWorld();
+    try {
+      const c = ++chat;
+      const d = ++chat;
+      await w.link(USER, c);
+      await w.link('bob', d);
+      const bobFirst = await sendAs(w, 'bob', { title: 'KPIs', message: 'daily', script: 'kpi.py', only_if_changed: true, data: { revenue: 1 } });
+      assert.equal(bobFirst.body.telegram, 'delivered', JSON.stringify(bobFirst.body));
+
+      for (const [what, data] of [
+        ['2,500 deep', nested(2500)],
+        ['33 deep', nested(33)],
+        ['over 64 KiB', JSON.stringify({ big: 'x'.repeat(70 * 1024) })],
+      ] as const) {
+        const body = `{"user":"${USER}","message":"m","script":"poison.py","only_if_changed":true,"data":${data}}`;
+        const raw = await unixRequest(w.socketPath, 'POST', '/send', { headers: { 'content-type': 'application/json' }, body });
+        assert.equal(raw.status, 400, `data ${what} is refused: ${JSON.stringify(raw.body)}`);
+        assert.match(String((raw.body as { error?: string }).error), /^data: is (nested more than 32 levels deep|too large \(\d+ bytes as JSON; 65536 at most\))/, `the error says what is wrong with data ${what}`);
+      }
+      // 32 deep is within the bound, stored, and read back for the next comparison.
+      const deepOk = JSON.parse(nested(32)) as Record<string, unknown>;
+      assert.equal((await alert(w, { message: 'deep', script: 'deep.py', only_if_changed: true, data: deepOk })).body.telegram, 'delivered');
+      assert.equal((await alert(w, { message: 'deep', script: 'deep.py', only_if_changed: true, data: deepOk })).body.suppressed, 'unchanged');
+
+      // Everyone's only_if_changed still works, across a restart of the stores.
+      const bobSame = await sendAs(w, 'bob', { title: 'KPIs', message: 'daily', script: 'kpi.py', only_if_changed: true, data: { revenue: 1 } });
+      assert.equal(bobSame.body.suppressed, 'unchanged', JSON.stringify(bobSame.body));
+      assert.equal((await alert(w, { title: 'KPIs', message: 'daily', script: 'kpi.py', only_if_changed: true, data: { revenue: 2 } })).body.telegram, 'delivered');
+    } finally {
+      await w.close();
+    }
+  });
+
+  void it('an analyst\'s state file that cannot be read breaks nobody else\'s, and that analyst\'s alerts still go out', async () => {
+    const w = await startBotWorld();
+    try {
+      const c = ++chat;
+      const d = ++chat;
+      await w.link(USER, c);
+      await w.link('bob', d);
+      const send = (user: string, revenue: number) => sendAs(w, user, { title: 'KPIs', message: `revenue ${revenue}`, script: 'kpi.py', only_if_changed: true, data: { revenue } });
+      assert.equal((await send(USER, 1)).body.telegram, 'delivered');
+      assert.equal((await send('bob', 1)).body.telegram, 'delivered');
+      writeFileSync(join(w.dataDir, 'alert_data', `${USER}.json`), '{"kpi.py": {"data": "{\\"revenue\\": 1", "at": "x"}'); // damaged
+      const alice = await send(USER, 1);
+      assert.equal(alice.status, 200, `the analyst with the damaged state still gets the alert: ${JSON.stringify(alice.body)}`);
+      assert.equal(alice.body.telegram, 'delivered', 'sent as changed, since the last data cannot be read');
+      assert.equal((await send('bob', 1)).body.suppressed, 'unchanged', 'another analyst is untouched');
+      assert.equal((await send('bob', 2)).body.telegram, 'delivered');
+      assert.equal((await sendAs(w, USER, { message: 'a plain send' })).body.telegram, 'delivered');
+    } finally {
+      await w.close();
+    }
+  });
+
+  void it('one analyst\'s state is bounded: the oldest scripts\' data makes room', async () => {
+    const w = await startBotWorld();
+    try {
+      const c = ++chat;
+      await w.link(USER, c);
+      const big = { blob: 'y'.repeat(60 * 1024) };
+      for (let i = 0; i < 20; i += 1) {
+        w.clock.set(Date.UTC(2026, 6, 1, 0, i));
+        assert.equal((await alert(w, { message: `s${i}`, script: `s${i}.py`, only_if_changed: true, data: big })).body.telegram, 'delivered');
+      }
+      const size = statSync(join(w.dataDir, 'alert_data', `${USER}.json`)).size;
+      assert.ok(size <= ALERT_DATA_MAX_BYTES + 64 * 1024, `the state file stays near its bound (${size} bytes)`);
+      assert.equal((await alert(w, { message: 's19', script: 's19.py', only_if_changed: true, data: big })).body.suppressed, 'unchanged', 'the newest is kept');
+      assert.equal((await alert(w, { message: 's0', script: 's0.py', only_if_changed: true, data: big })).body.telegram, 'delivered', 'the oldest made room and is sent again');
     } finally {
       await w.close();
     }

@@ -6,12 +6,19 @@
  * alerts held during quiet hours (for the digest).
  *
  *   alert_rules.json   {"<user>": {"muted_until"?, "scripts": {"<script>": {"snoozed_until"?, "muted"?}}, "quiet_hours"?}}
- *   alert_data.json    {"<user>": {"<script>": {"data": {...}, "at": "<ISO>"}}}
+ *   alert_data/<user>.json  {"<script>": {"data": "<the data as compact JSON text>", "at": "<ISO>"}}
+ *                      one file per analyst, so what one analyst stores can never make
+ *                      another's unreadable; the data is kept as text, so the file's own
+ *                      structure stays flat whatever the data (bounded by DATA_LIMITS), and
+ *                      the analyst's file by ALERT_DATA_MAX_BYTES, oldest scripts first out
  *   held_alerts.json   {"<user>": [{"id", "at", "title", "message", "script"?}]}
  */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from './clock.js';
 import { type SharedDocument, sharedDocument } from './documents.js';
+import { JsonFile } from './jsonFile.js';
 
 const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
@@ -36,8 +43,20 @@ const RulesSchema = z.record(z.string(), UserRulesSchema);
 export type UserRules = z.infer<typeof UserRulesSchema>;
 type Rules = z.infer<typeof RulesSchema>;
 
-const DataSchema = z.record(z.string(), z.record(z.string(), z.looseObject({ data: z.record(z.string(), z.unknown()), at: z.string() })));
-type DataFile = z.infer<typeof DataSchema>;
+/** One analyst's only-if-changed state: per script, the last sent data (JSON text) and when. */
+const UserDataSchema = z.record(z.string(), z.looseObject({ data: z.string(), at: z.string() }));
+type UserDataFile = z.infer<typeof UserDataSchema>;
+
+/** The most one analyst's only-if-changed state may hold (bytes of JSON); the oldest scripts' go first. */
+export const ALERT_DATA_MAX_BYTES = 1024 * 1024;
+
+/** One analyst's only-if-changed state cannot be read: that analyst's feature fails, nothing else. */
+export class AlertDataUnreadableError extends Error {
+  constructor(user: string, cause: unknown) {
+    super(`the only_if_changed state of '${user}' cannot be read (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+    this.name = 'AlertDataUnreadableError';
+  }
+}
 
 /** An alert held back during quiet hours. */
 export const HeldAlertSchema = z.looseObject({
@@ -150,15 +169,14 @@ export function describeChanges(before: Record<string, unknown>, after: Record<s
 /** The shared rule files of one data directory. */
 export class AlertRulesStore {
   readonly rules: SharedDocument<Rules>;
-  readonly data: SharedDocument<DataFile>;
   readonly held: SharedDocument<HeldFile>;
+  private readonly dataDocs = new Map<string, SharedDocument<UserDataFile>>();
 
   constructor(
     readonly dataDir: string,
     private readonly clock: Clock,
   ) {
     this.rules = sharedDocument(dataDir, 'alert_rules.json', RulesSchema, () => ({}));
-    this.data = sharedDocument(dataDir, 'alert_data.json', DataSchema, () => ({}));
     this.held = sharedDocument(dataDir, 'held_alerts.json', HeldSchema, () => ({}));
   }
 
@@ -235,23 +253,50 @@ export class AlertRulesStore {
     });
   }
 
+  /** The analyst's own only-if-changed document (user names are login names: no '/'). */
+  private dataOf(user: string): SharedDocument<UserDataFile> {
+    let doc = this.dataDocs.get(user);
+    if (!doc) {
+      doc = sharedDocument(this.dataDir, `alert_data/${user}.json`, UserDataSchema, () => ({}));
+      if (doc instanceof JsonFile) mkdirSync(dirname(doc.path), { recursive: true, mode: 0o770 });
+      this.dataDocs.set(user, doc);
+    }
+    return doc;
+  }
+
   /**
    * For only-if-changed: compares `data` with the last one sent for the script. Returns
    * null when unchanged, else the change lines (empty for the first one). Records nothing:
    * call recordData once the notification is accepted, so a refused send is tried again.
+   * Throws AlertDataUnreadableError when the analyst's state cannot be read.
    */
   async changesSince(user: string, script: string, data: Record<string, unknown>): Promise<string[] | null> {
-    const prev = await this.data.pick((all) => all[user]?.[script]);
-    if (prev && canonicalJson(prev.data) === canonicalJson(data)) return null;
-    return prev ? describeChanges(prev.data, data) : [];
+    let prev: Record<string, unknown> | undefined;
+    try {
+      const text = (await this.dataOf(user).read())[script]?.data;
+      prev = text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
+    } catch (err) {
+      throw new AlertDataUnreadableError(user, err);
+    }
+    if (prev && canonicalJson(prev) === canonicalJson(data)) return null;
+    return prev ? describeChanges(prev, data) : [];
   }
 
-  /** Records `data` as the last sent one of the script. */
+  /** Records `data` as the last sent one of the script, keeping the analyst's state within ALERT_DATA_MAX_BYTES. */
   async recordData(user: string, script: string, data: Record<string, unknown>): Promise<void> {
-    await this.data.update((all) => ({
-      next: { ...all, [user]: { ...(all[user] ?? {}), [script]: { data, at: new Date(this.clock.now()).toISOString() } } },
-      result: undefined,
-    }));
+    await this.dataOf(user).update((all) => {
+      const next: UserDataFile = { ...all, [script]: { data: JSON.stringify(data), at: new Date(this.clock.now()).toISOString() } };
+      const oldestFirst = Object.keys(next)
+        .filter((k) => k !== script)
+        .sort((a, b) => (next[a]!.at < next[b]!.at ? -1 : 1));
+      let bytes = Buffer.byteLength(JSON.stringify(next));
+      while (oldestFirst.length > 0 && bytes > ALERT_DATA_MAX_BYTES) {
+        const k = oldestFirst.shift()!;
+        bytes -= Buffer.byteLength(JSON.stringify({ [k]: next[k] })) - 1;
+        delete next[k];
+      }
+      return { next, result: undefined };
+    });
   }
 
   /** Holds an alert for the digest. */

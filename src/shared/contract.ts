@@ -16,6 +16,31 @@ export function parseCooldownSeconds(text: string): number | null {
   return Number(m[1]) * COOLDOWN_UNIT_SECONDS[m[2]!]!;
 }
 
+/**
+ * Bounds on a script's `data`: it is stored (for only_if_changed) and compared, so data too
+ * deep or too large to keep is refused at the door rather than stored and then unreadable.
+ */
+export const DATA_LIMITS = { depth: 32, bytes: 64 * 1024 } as const;
+
+/** Why `data` exceeds DATA_LIMITS, or null. Walks without recursion, so any depth is safe to check. */
+export function dataLimitProblem(data: unknown): string | null {
+  const stack: Array<{ v: unknown; depth: number }> = [{ v: data, depth: 1 }];
+  while (stack.length > 0) {
+    const { v, depth } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > DATA_LIMITS.depth) return `is nested more than ${DATA_LIMITS.depth} levels deep`;
+    for (const child of Object.values(v as Record<string, unknown>)) stack.push({ v: child, depth: depth + 1 });
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(data));
+  return bytes > DATA_LIMITS.bytes ? `is too large (${bytes} bytes as JSON; ${DATA_LIMITS.bytes} at most)` : null;
+}
+
+/** `data`: a JSON object within DATA_LIMITS. */
+const dataObject = z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).superRefine((v, ctx) => {
+  const problem = dataLimitProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 /** What a notification script prints on stdout (one JSON object). Extra keys are kept. */
 export const ScriptOutputSchema = z
   .looseObject({
@@ -27,7 +52,7 @@ export const ScriptOutputSchema = z
       .refine((p) => p.startsWith('/'), 'must be an absolute path')
       .nullish(),
     cooldown: z.string({ error: 'must be a string such as "30m", "1h" or "1d"' }).nullish(),
-    data: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).nullish(),
+    data: dataObject.nullish(),
     urgent: z.boolean({ error: 'must be true or false' }).nullish(),
     only_if_changed: z.boolean({ error: 'must be true or false' }).nullish(),
     send_resolved: z.boolean({ error: 'must be true or false' }).nullish(),
@@ -97,7 +122,7 @@ const common = {
   message: z.string().max(65536, 'is too long (65536 characters at most)').optional(),
   parse_mode: parseMode.optional(),
   script: scriptName.optional(),
-  data: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).optional(),
+  data: dataObject.optional(),
   /** Break through quiet hours. */
   urgent: z.boolean({ error: 'must be true or false' }).optional(),
   /** Send only when `data` (or, without data, the text) differs from the last sent one. */

@@ -68,7 +68,8 @@ export function sharedDocument<T>(dataDir: string, name: string, schema: z.ZodTy
 
 /**
  * The documents that are shared state (moved by `notify-bot import-files` / `export-files`).
- * Per-host things (the outbox spool, logs, images, the bot's instance lock) are not here.
+ * Per-host things (the outbox spool, logs, images, the bot's instance lock) are not here, nor
+ * the analysts' own only-if-changed state (alert_data/<user>.json, one document each).
  */
 export const SHARED_DOCUMENTS = [
   'telegram_users.json',
@@ -76,7 +77,6 @@ export const SHARED_DOCUMENTS = [
   'link_tokens.json',
   'desktop_tokens.json',
   'alert_rules.json',
-  'alert_data.json',
   'held_alerts.json',
   'script_keys.json',
   'web_revoked_sessions.json',

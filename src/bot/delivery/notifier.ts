@@ -3,7 +3,7 @@
  * Telegram-bound notification in the durable outbox, hands a copy to the desktop gateway
  * without ever letting the gateway hold the Telegram path up, and says what each channel did.
  */
-import { type AlertRulesStore, inQuietHours, quietHoursEnd, suppressionFor } from '../../shared/alertRules.js';
+import { AlertDataUnreadableError, type AlertRulesStore, inQuietHours, quietHoursEnd, suppressionFor } from '../../shared/alertRules.js';
 import type { Clock } from '../../shared/clock.js';
 import { DesktopImageStore, imageUrlPath } from '../../shared/desktopImages.js';
 import { desktopTimestamp } from '../../gateway/client.js';
@@ -128,11 +128,19 @@ export class Notifier {
     if (sub.onlyIfChanged && sub.script) {
       const plain = plainOf(sub.content);
       const data = sub.data ?? { title: plain.title, message: plain.message };
-      const compared = await this.rules.changesSince(sub.user, sub.script, data);
+      let compared: string[] | null;
+      try {
+        compared = await this.rules.changesSince(sub.user, sub.script, data);
+      } catch (err) {
+        if (!(err instanceof AlertDataUnreadableError)) throw err;
+        // That analyst's feature is broken, not the send: it goes out as if changed.
+        this.log.error({ err, id, user: sub.user, script: sub.script }, 'only_if_changed state unreadable; the notification is sent as changed');
+        compared = [];
+      }
       const rules = this.rules;
       const script = sub.script;
       // Recorded only once the notification is accepted, so a refused send is retried.
-      accepted = () => rules.recordData(sub.user, script, data);
+      accepted = () => rules.recordData(sub.user, script, data).catch((err: unknown) => this.log.error({ err, id, user: sub.user, script }, 'could not record the data of an only-if-changed notification'));
       if (compared === null) {
         return { stop: { status: 200, body: { ok: true, id, telegram: 'suppressed', desktop: 0, suppressed: 'unchanged' } } };
       }
