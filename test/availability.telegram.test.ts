@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LinkStore } from '../src/shared/linking.js';
 import { UNLINKED_REPLY } from '../src/bot/commands/linkCommands.js';
-import { BotHarness } from './support/botHarness.js';
+import { TeamChatStore } from '../src/shared/teamChats.js';
+import { BotHarness, pngBytes, textOf } from './support/botHarness.js';
 
 const CODE_RE = /Your link code: \*?(\d{6})/;
 
@@ -148,5 +149,84 @@ void describe('start-up housekeeping', () => {
     assert.deepEqual(line.files, [dead]);
     assert.throws(() => readFileSync(dead), /ENOENT/, 'the orphan is gone');
     assert.equal(readFileSync(live, 'utf8'), '{"being": "written"}', 'the file of a live writer stays');
+  });
+});
+
+void describe("Telegram's rarer answers", () => {
+  void it('a message Telegram keeps refusing (500) is dead-lettered after NOTIFY_STUCK_MESSAGE with a notice; the chat\'s later messages go out', async (t) => {
+    const h = await BotHarness.start({ users: 1, env: { NOTIFY_STUCK_MESSAGE: '2s' } });
+    t.after(() => h.cleanup());
+    const u = h.users[0]!;
+    h.fake.refuseMessages({ textIncludes: 'poison', error_code: 500, description: 'Internal Server Error' });
+    for (const text of ['Disk report\nwith a poison line', 'after one', 'after two']) {
+      const res = await h.client.send({ user: u.name, message: text }, 'respond-async');
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+    }
+    await h.waitUntil(
+      () => ['after one', 'after two'].every((x) => h.fake.sentMessages(u.chatId).some((m) => textOf(m).includes(x))),
+      60_000,
+      () => `the later messages are still held: ${JSON.stringify(h.fake.sentMessages(u.chatId).map(textOf))}`,
+    );
+    const notice = await h.waitUntil(() => h.fake.sentMessages(u.chatId).find((m) => /could not be delivered: "Disk report"/.test(textOf(m))), 60_000, () => 'no notice about the stuck message');
+    assert.match(textOf(notice), /kept refusing it/);
+    await h.waitUntil(() => h.deadIds().length === 1 || undefined, 30_000, () => `dead letters: ${h.deadIds().join(', ')}`);
+    const dead = h.deadIds()[0]!;
+    assert.ok(textOf(notice).includes(dead), 'the notice names the dead letter');
+    const order = h.fake.sentMessages(u.chatId).map(textOf);
+    assert.ok(order.findIndex((x) => x.includes('after one')) < order.findIndex((x) => x.includes('after two')), `later messages keep their order: ${JSON.stringify(order)}`);
+  });
+
+  void it('an unknown 400 for one message: dead-lettered at once with a notice, the rest go on', async (t) => {
+    const h = await BotHarness.start({ users: 1 });
+    t.after(() => h.cleanup());
+    const u = h.users[0]!;
+    h.fake.refuseMessages({ textIncludes: 'oddity', error_code: 400, description: 'Bad Request: MESSAGE_SOMETHING_NEW' });
+    await h.client.send({ user: u.name, message: 'Odd report\nwith an oddity' }, 'respond-async');
+    await h.client.send({ user: u.name, message: 'plain one' }, 'respond-async');
+    await h.waitUntil(() => h.fake.sentMessages(u.chatId).length >= 2, 30_000, () => `got ${JSON.stringify(h.fake.sentMessages(u.chatId).map(textOf))}`);
+    const texts = h.fake.sentMessages(u.chatId).map(textOf);
+    assert.ok(texts.some((x) => x.includes('plain one')), JSON.stringify(texts));
+    assert.ok(texts.some((x) => /could not be delivered: "Odd report"\. Telegram rejected it \(400: Bad Request: MESSAGE_SOMETHING_NEW\)/.test(x)), JSON.stringify(texts));
+  });
+
+  void it('a photo Telegram refuses for a reason of its own still delivers its text', async (t) => {
+    const h = await BotHarness.start({ users: 1 });
+    t.after(() => h.cleanup());
+    const u = h.users[0]!;
+    h.fake.refuseMessages({ textIncludes: 'chart', methods: ['sendPhoto'], error_code: 400, description: 'Bad Request: MEDIA_NEW_REASON' });
+    const res = await h.client.sendPhoto({ user: u.name, caption: 'the weekly chart' }, { bytes: pngBytes(4, 4), filename: 'c.png', contentType: 'image/png' }, 'respond-async');
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const [m] = await h.fake.waitForMessages(u.chatId, 1, 30_000);
+    assert.equal(m!.kind, 'text');
+    assert.match(textOf(m!), /the weekly chart\n\[image not delivered: 400: Bad Request: MEDIA_NEW_REASON\]/);
+    assert.deepEqual(h.deadIds(), []);
+  });
+
+  void it('a team chat upgraded to a supergroup: the link follows and the queued messages arrive there, in order', async (t) => {
+    const h = await BotHarness.start({ users: 1 });
+    t.after(() => h.cleanup());
+    const owner = h.users[0]!;
+    const group = -4_000_001;
+    const supergroup = -1_000_000_4001;
+    h.fake.createGroup(group, 'Ops', [owner.chatId]);
+    h.fake.sendGroupMessage(group, owner.chatId, '/start');
+    const [reply] = await h.fake.waitForMessages(group, 1, 10_000);
+    const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
+    assert.ok(code, textOf(reply!));
+    const teams = new TeamChatStore(h.dataDir);
+    await teams.linkWithCode(owner.name, code, 'ops', h.links);
+    h.fake.upgradeToSupergroup(group, supergroup);
+    const texts = ['first after the upgrade', 'second after the upgrade', 'third after the upgrade'];
+    for (const text of texts) {
+      const res = await h.client.send({ user: owner.name, message: text, to: ['ops'] }, 'respond-async');
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+    }
+    const got = await h.fake.waitForMessages(supergroup, 3, 60_000);
+    assert.deepEqual(got.map(textOf).map((x) => texts.find((y) => x.includes(y))), texts);
+    assert.equal((await teams.get('ops'))?.chat_id, supergroup, 'the team chat link now names the supergroup');
+    assert.deepEqual(h.deadIds(), []);
+    // New sends go straight to the supergroup.
+    await h.client.send({ user: owner.name, message: 'fourth', to: ['ops'] }, 'respond-async');
+    await h.fake.waitForMessages(supergroup, 4, 30_000);
   });
 });

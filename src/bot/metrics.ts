@@ -29,7 +29,7 @@ export interface DeliveryMetrics {
   /** Telegram answered 429. */
   rateLimited(): void;
   /** Moved to the dead-letter queue. */
-  deadLettered(reason: 'retries_exhausted' | 'rejected'): void;
+  deadLettered(reason: 'retries_exhausted' | 'rejected' | 'stuck'): void;
   /** The chat refuses the bot (blocked, left, gone). */
   refused(): void;
 }
@@ -104,7 +104,7 @@ export class BotMetrics implements IntakeMetrics, DeliveryMetrics, PollingMetric
       this.deliveredTotal.inc({ channel }, 0);
     }
     this.retriedTotal.inc({ channel: 'telegram', reason: 'transient' }, 0);
-    for (const reason of ['retries_exhausted', 'rejected']) this.deadTotal.inc({ channel: 'telegram', reason }, 0);
+    for (const reason of ['retries_exhausted', 'rejected', 'stuck']) this.deadTotal.inc({ channel: 'telegram', reason }, 0);
     this.refusedTotal.inc({ channel: 'telegram' }, 0);
     for (const reason of ['snoozed', 'muted', 'unchanged', 'quiet_hours']) this.suppressedTotal.inc({ reason }, 0);
     for (const result of ['delivered', 'no_connection', 'failed']) this.desktopTotal.inc({ result }, 0);
@@ -136,7 +136,7 @@ export class BotMetrics implements IntakeMetrics, DeliveryMetrics, PollingMetric
     this.tooMany.inc();
   }
 
-  deadLettered(reason: 'retries_exhausted' | 'rejected'): void {
+  deadLettered(reason: 'retries_exhausted' | 'rejected' | 'stuck'): void {
     this.deadTotal.inc({ channel: 'telegram', reason });
   }
 

@@ -164,6 +164,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       pacer,
       {
         maxAgeMs: cfg.retryMaxAgeMs,
+        stuckMs: cfg.stuckMessageMs,
         retryBaseMs: cfg.retryBaseMs,
         retryMaxMs: cfg.retryMaxMs,
         concurrency: cfg.concurrency,
@@ -180,6 +181,10 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
           links.markDeliveryRefused(user, chatId, reason).catch((err: unknown) => log.error({ err, user }, 'could not mark the link as refused'));
         },
         ...(metrics ? { metrics } : {}),
+        onMigrated: async (from, to) => {
+          const team = await teams.migrateChat(from, to);
+          log.info({ chat: from, to, team }, team ? 'the team chat now lives in the supergroup' : 'a chat not linked as a team chat moved to a supergroup');
+        },
         onDelivered: (record) => {
           if (record.chat_id < 0) teams.noteDelivery(record.chat_id).catch((err: unknown) => log.error({ err, chat: record.chat_id }, 'could not note the team chat delivery'));
           if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');

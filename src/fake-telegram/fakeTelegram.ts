@@ -198,7 +198,7 @@ class ApiError extends Error {
   constructor(
     readonly code: number,
     readonly description: string,
-    readonly parameters?: { retry_after?: number },
+    readonly parameters?: { retry_after?: number; migrate_to_chat_id?: number },
   ) {
     super(description);
   }
@@ -239,6 +239,18 @@ interface ChatState {
   log: TranscriptEntry[];
   /** Set for group chats: their title, members (user ids) and recent sends (for the group limit). */
   group?: { title: string; members: Set<number>; sends: number[]; botRemoved: boolean };
+  /** Set when the group was upgraded to a supergroup: its new id. */
+  migratedTo?: number;
+}
+
+/** Messages the fake refuses by their text (see FakeTelegram.refuseMessages). */
+export interface MessageRefusal {
+  /** Refuse sends whose text or caption contains this. */
+  textIncludes: string;
+  /** The methods refused (default both). */
+  methods?: ReadonlyArray<'sendMessage' | 'sendPhoto'>;
+  error_code: 400 | 403 | 413 | 500 | 502;
+  description: string;
 }
 
 interface StoredFile {
@@ -412,6 +424,7 @@ export class FakeTelegram {
   private botRefusedUntil = 0;
   private currentFault: Fault | null = null;
   private faultRemaining = Infinity;
+  private readonly refusals: MessageRefusal[] = [];
   private seq = 0;
   private version = 0;
   private readonly waiters = new Set<() => void>();
@@ -486,6 +499,26 @@ export class FakeTelegram {
     const g = this.chats.get(chatId)?.group;
     if (!g) throw new Error(`chat ${chatId} is not a group`);
     g.members.add(userId);
+  }
+
+  /**
+   * The group is upgraded to a supergroup with a new id (same title and members): sends to
+   * the old id get 400 with `migrate_to_chat_id`, as Telegram answers.
+   */
+  upgradeToSupergroup(chatId: number, newChatId: number): void {
+    const g = this.chats.get(chatId)?.group;
+    if (!g) throw new Error(`chat ${chatId} is not a group`);
+    this.createGroup(newChatId, g.title, [...g.members]);
+    this.ensureChat(chatId).migratedTo = newChatId;
+  }
+
+  /**
+   * From now on, sends whose text or caption contains `rule.textIncludes` get the given
+   * error (a message Telegram keeps refusing for reasons of its own); null clears every rule.
+   */
+  refuseMessages(rule: MessageRefusal | null): void {
+    if (rule === null) this.refusals.length = 0;
+    else this.refusals.push(rule);
   }
 
   /**
@@ -1025,6 +1058,7 @@ export class FakeTelegram {
     const chat = this.resolveChat(p);
     const formatted = this.finishText(parsed, false);
     if (formatted.text.length > MAX_TEXT) throw badRequest('message is too long');
+    this.checkRefusals('sendMessage', chat, raw);
     this.checkCanSend(chat);
     const replyTo = this.replyTarget(p, chat.id);
     const now = this.clock();
@@ -1055,6 +1089,7 @@ export class FakeTelegram {
     const image = isUploadedFile(photo) ? checkImage(photo) : undefined;
     const formatted = this.finishText(caption, true);
     if (formatted.text.length > MAX_CAPTION) throw badRequest('message caption is too long');
+    this.checkRefusals('sendPhoto', chat, p.str('caption') ?? '');
     this.checkCanSend(chat);
     const replyTo = this.replyTarget(p, chat.id);
     const file = isUploadedFile(photo) && image ? this.storePhoto(photo, image) : (photo as StoredFile);
@@ -1342,7 +1377,15 @@ export class FakeTelegram {
   }
 
   /** Blocked chats and flood limits, checked last, as Telegram's servers do at send time. */
+  private checkRefusals(method: 'sendMessage' | 'sendPhoto', chat: ChatState, text: string): void {
+    const rule = this.refusals.find((r) => (r.methods ?? ['sendMessage', 'sendPhoto']).includes(method) && text.includes(r.textIncludes));
+    if (rule) throw withChat(new ApiError(rule.error_code, rule.description), chat.id);
+  }
+
   private checkCanSend(chat: ChatState): void {
+    if (chat.migratedTo !== undefined) {
+      throw withChat(new ApiError(400, 'Bad Request: group chat was upgraded to a supergroup chat', { migrate_to_chat_id: chat.migratedTo }), chat.id);
+    }
     if (chat.blocked) throw withChat(new ApiError(403, 'Forbidden: bot was blocked by the user'), chat.id);
     if (chat.group?.botRemoved) throw withChat(new ApiError(403, 'Forbidden: bot was kicked from the group chat'), chat.id);
     const now = this.clock();

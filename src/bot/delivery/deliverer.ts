@@ -11,11 +11,12 @@ import type { DeliveryOutcome, DeliveryStatus, OutboxRecord, OutboxStore } from 
 import type { Pacer } from '../telegram/pacer.js';
 import type { DeliveryMetrics } from '../metrics.js';
 import { type Part, plainFallback } from '../format/render.js';
+import { newOutboxId } from './outbox.js';
 import { FencedError } from './pgOutbox.js';
 import { StoreUnavailableError } from '../../shared/documents.js';
 
 /** Why Telegram (or the way to it) did not take a message. */
-export type SendFailureKind = 'rate_limited' | 'markup' | 'refused' | 'image' | 'bad_request' | 'transient';
+export type SendFailureKind = 'rate_limited' | 'markup' | 'refused' | 'image' | 'bad_request' | 'migrated' | 'transient';
 
 /** A classified send failure. */
 export class SendFailure extends Error {
@@ -23,6 +24,8 @@ export class SendFailure extends Error {
     readonly kind: SendFailureKind,
     message: string,
     readonly retryAfterMs = 0,
+    /** For 'migrated': the chat's new id (a group upgraded to a supergroup). */
+    readonly migrateTo?: number,
   ) {
     super(message);
     this.name = 'SendFailure';
@@ -47,10 +50,17 @@ export interface DelivererOptions {
   queueMax: number;
   /** How often to look for records operators put back in the queue (re-queues). */
   rescanMs: number;
+  /**
+   * A message failing this long while other messages go through is dead-lettered (with a
+   * notice to the analyst), so it cannot hold its chat's later messages (default: never).
+   */
+  stuckMs?: number;
 }
 
 /** Called when a chat refused delivery for good. */
 export type RefusalHook = (user: string, chatId: number, reason: string) => void;
+/** Called when a group moved to a new chat id (upgraded to a supergroup), before its queue follows. */
+export type MigratedHook = (fromChatId: number, toChatId: number) => Promise<void>;
 /** Called when a chat accepted a message (clears an earlier refusal mark). */
 export type DeliveredHook = (record: OutboxRecord) => void;
 
@@ -122,7 +132,9 @@ export class Deliverer {
   private stopped = true;
   private idle: Array<() => void> = [];
   /** Counters for /health and benchmarks. */
-  readonly stats = { delivered: 0, refused: 0, givenUp: 0, rateLimited: 0, retries: 0, plainFallbacks: 0 };
+  readonly stats = { delivered: 0, refused: 0, givenUp: 0, rateLimited: 0, retries: 0, plainFallbacks: 0, stuck: 0, migrated: 0 };
+  /** When Telegram last took a message (any chat): tells a stuck message from Telegram being down. */
+  private lastSentAt = 0;
 
   constructor(
     private readonly store: OutboxStore,
@@ -131,7 +143,7 @@ export class Deliverer {
     private readonly opts: DelivererOptions,
     private readonly clock: Clock,
     private readonly log: Logger,
-    private readonly hooks: { onRefused?: RefusalHook; onDelivered?: DeliveredHook; metrics?: DeliveryMetrics; onFenced?: (err: FencedError) => void } = {},
+    private readonly hooks: { onRefused?: RefusalHook; onDelivered?: DeliveredHook; onMigrated?: MigratedHook; metrics?: DeliveryMetrics; onFenced?: (err: FencedError) => void } = {},
   ) {
     this.outcomes = new OutcomeWriter(store, log);
   }
@@ -493,14 +505,17 @@ export class Deliverer {
         this.log.warn({ id: record.id, reason: err.message }, 'Telegram refused the formatting; sending as plain text');
         inTime();
         messageId = await this.transport.send(record.chat_id, plainFallback(part), photo, markup, replyTo);
-      } else if (err.kind === 'image' && part.kind === 'photo') {
+      } else if ((err.kind === 'image' || err.kind === 'bad_request') && part.kind === 'photo') {
+        // Whatever Telegram holds against the image, the text still goes.
         this.log.warn({ id: record.id, reason: err.message }, 'Telegram refused the image; sending the text alone');
         inTime();
         messageId = await this.transport.send(record.chat_id, this.photoUnavailable(record, index, err.message), null, markup, replyTo);
       } else throw err;
     }
+    this.lastSentAt = this.clock.now();
     record.sent_parts += 1;
     record.message_ids = [...(record.message_ids ?? []), messageId];
+    delete record.failing_since;
     if (record.sent_parts < record.parts.length) {
       await this.store.update(record);
       return;
@@ -562,6 +577,11 @@ export class Deliverer {
         this.log.error({ id: record.id, user: record.user, reason: failure.message }, 'Telegram rejected the message; moved to the dead-letter queue');
         await this.finish(record, 'given_up', `rejected by Telegram: ${failure.message}`);
         this.hooks.metrics?.deadLettered('rejected');
+        await this.tellAnalyst(record, `Telegram rejected it (${failure.message})`);
+        return;
+      }
+      case 'migrated': {
+        await this.followMigration(chatId, c, failure.migrateTo!);
         return;
       }
       default: {
@@ -574,6 +594,8 @@ export class Deliverer {
           this.hooks.metrics?.deadLettered('retries_exhausted');
           return;
         }
+        record.failing_since ??= now;
+        if (await this.unstick(c, record, failure.message, now)) return;
         const delay = this.backoff(record.attempts);
         c.readyAt = now + delay;
         this.stats.retries += 1;
@@ -586,5 +608,73 @@ export class Deliverer {
         }
       }
     }
+  }
+  /**
+   * A message that has failed for the stuck bound: a photo goes on as its text; a message
+   * failing while Telegram takes others is dead-lettered with a notice; otherwise the
+   * chat's next message is tried first, to tell which it is. True when it was dealt with.
+   */
+  private async unstick(c: ChatQueue, record: OutboxRecord, reason: string, now: number): Promise<boolean> {
+    const bound = this.opts.stuckMs;
+    if (bound === undefined || record.failing_since === undefined || now - record.failing_since < bound) return false;
+    const part = record.parts[record.sent_parts];
+    if (part?.kind === 'photo') {
+      this.log.warn({ id: record.id, reason }, 'Telegram keeps refusing the photo; sending the text alone');
+      this.photoUnavailable(record, record.sent_parts, `Telegram kept refusing it (${reason})`);
+      delete record.failing_since;
+      await this.store.update(record);
+      c.readyAt = now;
+      return true;
+    }
+    if (this.lastSentAt > record.failing_since) {
+      this.stats.stuck += 1;
+      const minutes = Math.max(1, Math.round((now - record.failing_since) / 60_000));
+      this.log.error({ id: record.id, user: record.user, attempts: record.attempts, reason }, 'Telegram keeps refusing this message while others go through; moved to the dead-letter queue so the chat goes on');
+      await this.finish(record, 'given_up', `Telegram kept refusing it for ${minutes} min while other messages went through: ${reason}`);
+      this.hooks.metrics?.deadLettered('stuck');
+      await this.tellAnalyst(record, `Telegram kept refusing it for ${minutes} min (${reason})`);
+      return true;
+    }
+    if (c.queue.length > 1 && c.queue[0] === record) {
+      // Telegram took nothing since: down, or only this message? The next one tells.
+      c.queue.splice(0, 1);
+      c.queue.splice(1, 0, record);
+      this.log.warn({ id: record.id, reason }, 'a message keeps failing; trying the chat\'s next message first');
+    }
+    return false;
+  }
+
+  /** Tells the analyst, in the same chat, that a notification went to the dead letters. */
+  private async tellAnalyst(record: OutboxRecord, why: string): Promise<void> {
+    if (record.notice) return;
+    const first = (record.parts[0]?.text ?? '').split('\n')[0]!.slice(0, 80);
+    const now = this.clock.now();
+    const { id, seq } = newOutboxId(now);
+    const text = `A notification${record.script ? ` of ${record.script}` : ''} could not be delivered: "${first}". ${why}. It is kept for the operator (dead letter ${record.id}); later notifications go on.`;
+    const notice: OutboxRecord = { id, seq, user: record.user, chat_id: record.chat_id, accepted_at: now, parts: [{ kind: 'text', text }], sent_parts: 0, attempts: 0, notice: true };
+    try {
+      await this.accept(notice);
+    } catch (err) {
+      this.log.error({ err, id: record.id, user: record.user }, 'could not queue the notice about a dead-lettered notification');
+    }
+  }
+
+  /** A group became a supergroup: its link and everything queued for it move to the new id. */
+  private async followMigration(fromChatId: number, c: ChatQueue, toChatId: number): Promise<void> {
+    this.stats.migrated += 1;
+    this.log.warn({ chat: fromChatId, to: toChatId }, 'the group was upgraded to a supergroup; its link and queued messages move to the new chat');
+    await this.hooks.onMigrated?.(fromChatId, toChatId);
+    // Durably readdressed first: a failure halfway leaves each record sendable, never lost.
+    for (const r of c.queue) {
+      r.chat_id = toChatId;
+      await this.store.update(r);
+    }
+    const moving = c.queue.splice(0);
+    let target = this.chats.get(toChatId);
+    if (!target) {
+      target = { queue: [], busy: false, readyAt: 0 };
+      this.chats.set(toChatId, target);
+    }
+    target.queue.push(...moving);
   }
 }

@@ -62,6 +62,10 @@ export const OutboxRecordSchema = z.looseObject({
   resolves: z.string().optional(),
   /** Telegram message the first part replies to. */
   reply_to: z.number().int().optional(),
+  /** Since when the current part keeps failing (cleared when a part goes through). */
+  failing_since: z.number().optional(),
+  /** The bot's own notice about another notification (never itself the subject of one). */
+  notice: z.boolean().optional(),
 });
 export type OutboxRecord = z.infer<typeof OutboxRecordSchema> & { parts: Part[] };
 

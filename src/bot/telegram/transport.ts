@@ -28,6 +28,9 @@ export function classifyTelegramError(err: unknown): SendFailure {
       const seconds = err.parameters.retry_after ?? 1;
       return new SendFailure('rate_limited', desc, Math.max(1, seconds) * 1000);
     }
+    // A group upgraded to a supergroup lives on under a new id: follow it.
+    const migrateTo = err.parameters.migrate_to_chat_id;
+    if (err.error_code === 400 && migrateTo !== undefined) return new SendFailure('migrated', desc, 0, migrateTo);
     if (err.error_code === 403 || (err.error_code === 400 && GONE.test(err.description))) return new SendFailure('refused', desc);
     if (err.error_code === 400 && IMAGE.test(err.description)) return new SendFailure('image', desc);
     if (err.error_code === 400 && MARKUP.test(err.description)) return new SendFailure('markup', desc);
