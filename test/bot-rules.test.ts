@@ -100,6 +100,29 @@ void describe('alert buttons, snooze and mute', () => {
     assert.equal((await alert(w, { title: 'Noisy', message: 'z', script: 'noisy.py' })).body.telegram, 'delivered');
   });
 
+  void it('forged button data (a name the bot never offered, a NUL, another chat\'s button) is refused and changes nothing', async () => {
+    const c = ++chat;
+    await w.link(USER, c);
+    await alert(w, { title: 'Real', message: 'x', script: 'real.py' });
+    const [m] = await w.fake.waitForMessages(c, 1);
+    const before = JSON.stringify(await w.rules.forUser(USER));
+    for (const data of ['mute:invented.py', 'mute:evil\u0000name', 'sn1d:../../etc/passwd', 'mute:revenue_drop.py']) {
+      const answer = await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, data, { unchecked: true }));
+      assert.match(answer.text ?? '', /not one the bot sent here; nothing was changed/, `refused: ${JSON.stringify(data)}`);
+    }
+    // Another chat's genuine button, pressed on this chat's message.
+    const other = ++chat;
+    await w.link('someone_else', other);
+    await alert(w, { user: 'someone_else', title: 'Theirs', message: 'y', script: 'theirs.py' });
+    const answer = await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, 'mute:theirs.py', { unchecked: true }));
+    assert.match(answer.text ?? '', /nothing was changed/);
+    assert.equal(JSON.stringify(await w.rules.forUser(USER)), before, 'the analyst\'s rules are unchanged');
+    assert.equal((await w.rules.forUser('someone_else')).scripts['theirs.py']?.muted, undefined, 'the other analyst\'s rules are unchanged');
+    // The button the bot did send still works.
+    const real = await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, 'mute:real.py'));
+    assert.match(real.text ?? '', /real\.py muted/);
+  });
+
   void it('/mute <duration> silences every script until it ends; /unmute ends it early; /status shows it', async () => {
     const c = ++chat;
     await w.link(USER, c);

@@ -10,7 +10,7 @@ import type { Clock } from '../../shared/clock.js';
 import { parseDurationMs } from '../../shared/config.js';
 import type { LinkStore } from '../../shared/linking.js';
 import type { Logger } from '../../shared/logger.js';
-import { alertKeyboard, parseCallbackData, type ScriptKeys, undoKeyboard } from './alertKeyboard.js';
+import { alertKeyboard, parseCallbackData, pressOffered, type ScriptKeys, undoKeyboard } from './alertKeyboard.js';
 import type { Notifier } from '../delivery/notifier.js';
 import type { StatusExtras } from './scriptCommands.js';
 import { TextBuilder } from '../format/textBuilder.js';
@@ -147,6 +147,11 @@ export function alertCommands(deps: AlertCommandDeps): Composer<Context> {
     const script = parsed.script ?? (parsed.key ? await deps.scriptKeys.resolve(user, parsed.key) : null);
     if (!script) {
       await ctx.answerCallbackQuery({ text: 'Unknown script.' });
+      return;
+    }
+    if (!pressOffered(ctx.callbackQuery, script)) {
+      deps.log.warn({ user, chat: ctx.chat?.id, data: ctx.callbackQuery.data }, 'refused a button press with data the bot did not offer on that message');
+      await ctx.answerCallbackQuery({ text: 'This button is not one the bot sent here; nothing was changed.' });
       return;
     }
     const tz = (await deps.rules.forUser(user)).quiet_hours?.tz ?? 'UTC';

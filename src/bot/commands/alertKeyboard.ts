@@ -32,6 +32,27 @@ export function parseCallbackData(data: string): { action: AlertAction; script?:
   return m[2] === ':' ? { action, script: m[3]! } : { action, key: m[3]! };
 }
 
+/**
+ * Whether a button press carries data the bot offered: the pressed message's keyboard has a
+ * button with exactly this data. Telegram passes whatever data a client sends, so data
+ * made up by a client (or copied from another chat's message) is refused. A message too
+ * old for Telegram to show (48 h) has no keyboard to compare with; its data must still
+ * name a script in the shape a script file name has.
+ */
+export function pressOffered(query: { data?: string; message?: { date: number; reply_markup?: { inline_keyboard: InlineKeyboardButton[][] } } } | undefined, script: string | null): boolean {
+  const data = query?.data;
+  if (data === undefined || !query?.message) return false;
+  if (script !== null && !isScriptName(script)) return false;
+  if (query.message.date === 0) return true;
+  return (query.message.reply_markup?.inline_keyboard ?? []).some((row) => row.some((b) => 'callback_data' in b && b.callback_data === data));
+}
+
+/** A script file name: one path component, printable, at most 255 bytes. */
+export function isScriptName(name: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return name !== '' && name !== '.' && name !== '..' && Buffer.byteLength(name) <= 255 && !/[/\u0000-\u001f\u007f]/.test(name);
+}
+
 /** The keyboard under a fresh alert. */
 export function alertKeyboard(script: string, user: string): { inline_keyboard: InlineKeyboardButton[][] } {
   return {
