@@ -22,6 +22,7 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
   let owner = '';
   let member = '';
   let outsider = '';
+  let lone = '';
   const chat: Record<string, number> = {};
 
   function notify(user: string, args: readonly string[]): Promise<RunResult> {
@@ -35,7 +36,8 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     owner = accounts.user('own');
     member = accounts.user('mem');
     outsider = accounts.user('out');
-    const socketGroup = accounts.group('tsock', [owner, member, outsider]);
+    lone = accounts.user('lone');
+    const socketGroup = accounts.group('tsock', [owner, member, outsider, lone]);
     h = await BotHarness.start({
       users: [],
       env: { NOTIFY_SOCKET_GROUP: socketGroup, NOTIFY_GROUP_RATE: '5', NOTIFY_GROUP_WINDOW: '3s' },
@@ -75,7 +77,7 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     assert.match(textOf(again!), /This group is the team chat finance-alerts, linked by/);
     assert.equal(h.fake.sentMessages(GROUP).length, 2, 'only /start was answered');
     await assert.rejects(teams.setAccess(member, 'finance-alerts', [member], null), /Only the owner/);
-    await teams.setAccess(owner, 'finance-alerts', [member], null);
+    await teams.setAccess(owner, 'finance-alerts', [member, lone], null);
   });
 
   void it('the owner sends to it with notify --to', async () => {
@@ -90,6 +92,14 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     await h.waitUntil(() => groupTexts().includes('Loads are late'), 10_000, () => `group holds ${JSON.stringify(groupTexts())}`);
     const own = await h.fake.waitForMessages(chat[member]!, 1, 10_000);
     assert.deepEqual(own.map(textOf), ['Loads are late']);
+  });
+
+  void it('notify to several destinations says what each did; its exit status tells of the one not sent', async () => {
+    // `lone` may send to the team chat but has linked no chat of their own.
+    const r = await notify(lone, ['--to', 'me,finance-alerts', 'Half of it']);
+    assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /^notify: me: not sent: [^;]*has not linked Telegram[^;]*; finance-alerts: (queued|delivered)/);
+    await h.waitUntil(() => groupTexts().includes('Half of it'), 10_000, () => `group holds ${JSON.stringify(groupTexts())}`);
   });
 
   void it('an outsider is refused with 403 and nothing is sent to any destination', async () => {

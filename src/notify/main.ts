@@ -146,6 +146,26 @@ function acceptedStatus(r: Extract<DeliveryResult, { ok: true }>, wait: boolean)
   return EXIT.queued;
 }
 
+/** How much an exit status weighs when destinations differ: a refusal says most. */
+const STATUS_WEIGHT: Record<number, number> = { [EXIT.ok]: 0, [EXIT.suppressed]: 1, [EXIT.queued]: 2, [EXIT.refused]: 3 };
+
+/**
+ * The exit status and the line for an accepted notification; with several destinations,
+ * one part per destination and the weightiest status (any refused: 1; else any queued: 3;
+ * else any held back by rules: 5).
+ */
+function outcomeOf(r: Extract<DeliveryResult, { ok: true }>, wait: boolean): { status: number; line: string } {
+  if (!r.destinations || r.destinations.length < 2) return { status: acceptedStatus(r, wait), line: describeAccepted(r) };
+  let status: number = EXIT.ok;
+  const parts: string[] = [];
+  for (const { name, result } of r.destinations) {
+    const s = result.ok ? acceptedStatus({ ...result, queued: false, status: 200 }, wait) : EXIT.refused;
+    if ((STATUS_WEIGHT[s] ?? 0) > (STATUS_WEIGHT[status] ?? 0)) status = s;
+    parts.push(`${name}: ${result.ok ? describeAccepted({ ...result, queued: false, status: 200 }) : `not sent: ${result.error}`}`);
+  }
+  return { status, line: parts.join('; ') };
+}
+
 /** The command line of `notify`; returns the exit status. */
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const usage = (message: string): number => {
@@ -241,8 +261,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
     io.err(`notify: ${result.error}\n`);
     return result.unavailable ? EXIT.unavailable : EXIT.refused;
   }
-  const status = acceptedStatus(result, args.wait);
-  const line = describeAccepted(result);
+  const { status, line } = outcomeOf(result, args.wait);
   if (status === EXIT.ok) {
     if (!args.quiet) io.out(`${line}\n`);
   } else io.err(`notify: ${line}\n`);

@@ -23,6 +23,8 @@ export type DeliveryResult =
       telegram?: TelegramChannelStatus;
       /** Desktop connections reached, or 'pending' / 'unavailable', when the API said. */
       desktop?: number | string;
+      /** With several destinations (`to`): what each did, in the order asked. */
+      destinations?: Array<{ name: string; result: DestinationResult }>;
     }
   | {
       ok: false;
@@ -31,6 +33,22 @@ export type DeliveryResult =
       /** The API could not be reached or answered 5xx: nothing the script can change. */
       unavailable: boolean;
     };
+
+/** What one destination of a send with `to` did: the fields of an accepted answer, or why not. */
+export type DestinationResult =
+  | { ok: true; id: string; suppressed?: Suppression; held?: 'quiet_hours'; until?: string; telegram?: TelegramChannelStatus; desktop?: number | string }
+  | { ok: false; error: string };
+
+/** The per-destination answers of a send with `to` (the API's `to` object), in order. */
+function destinationsOf(body: Record<string, unknown>): Array<{ name: string; result: DestinationResult }> | undefined {
+  const to = body.to;
+  if (!to || typeof to !== 'object' || Array.isArray(to)) return undefined;
+  return Object.entries(to as Record<string, unknown>).map(([name, raw]) => {
+    const b = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+    if (typeof b.id === 'string' && b.id !== '') return { name, result: { ok: true, id: b.id, ...ruleOutcome(b), ...channels(b) } };
+    return { name, result: { ok: false, error: typeof b.error === 'string' ? b.error : 'not accepted' } };
+  });
+}
 
 /** Why the send API did not send an accepted notification. */
 export const SUPPRESSIONS = ['snoozed', 'muted', 'unchanged'] as const;
@@ -99,7 +117,8 @@ export async function deliver(client: SendClient, fields: Record<string, unknown
     if (id === '') {
       return { ok: false, unavailable: true, status: res.status, error: `the send API answered ${res.status} without a notification id` };
     }
-    return { ok: true, id, queued: res.status === 202, status: res.status, ...ruleOutcome(body), ...channels(body) };
+    const destinations = destinationsOf(body);
+    return { ok: true, id, queued: res.status === 202, status: res.status, ...ruleOutcome(body), ...channels(body), ...(destinations ? { destinations } : {}) };
   }
   const retry = res.headers['retry-after'];
   const retryNote = res.status === 503 && retry ? ` (it asked to retry after ${String(retry)} s)` : '';
