@@ -79,6 +79,8 @@ Exit status:
      delivered (e.g. during a Telegram outage)
   4  the send API is unreachable or overloaded: nothing was accepted; try again later
   5  with --wait: not sent, by your own rules (script snoozed or muted, data unchanged)
+With several destinations the line says what each did, and the status is the
+weightiest of theirs (1, then 3, then 5, then 0).
 `;
 }
 
