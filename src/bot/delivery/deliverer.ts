@@ -421,11 +421,11 @@ export class Deliverer {
         wake = Math.min(wake, now + botWait);
         break;
       }
-      this.pacer.take(chatId);
+      const takenAt = this.pacer.take(chatId);
       c.busy = true;
       this.inFlight += 1;
       started.push(chatId);
-      void this.sendHead(chatId, c);
+      void this.sendHead(chatId, c, takenAt);
     }
     // Round robin: chats just served go to the back.
     for (const chatId of started) {
@@ -443,10 +443,14 @@ export class Deliverer {
     return Math.round(exp / 2 + Math.random() * (exp / 2));
   }
 
-  private async sendHead(chatId: number, c: ChatQueue): Promise<void> {
+  private async sendHead(chatId: number, c: ChatQueue, takenAt: number): Promise<void> {
     const record = c.queue[0]!;
     try {
-      await this.sendPart(record);
+      try {
+        await this.sendPart(record);
+      } finally {
+        this.pacer.settled(chatId, takenAt);
+      }
     } catch (err) {
       if (err instanceof FencedError) {
         this.fenced(err);

@@ -13,6 +13,7 @@ const PACED = new Set(['sendMessage', 'sendPhoto', 'editMessageText', 'editMessa
 /** A transformer that waits for the pacer before each message-sending call. */
 export function pacingTransformer(pacer: Pacer, maxWaitMs = 30_000): Transformer {
   return async (prev, method, payload, signal) => {
+    let taken: { chatId: number; at: number } | null = null;
     if (PACED.has(method)) {
       const chatId = Number((payload as { chat_id?: unknown }).chat_id ?? 0);
       const started = Date.now();
@@ -21,9 +22,14 @@ export function pacingTransformer(pacer: Pacer, maxWaitMs = 30_000): Transformer
         if (wait <= 0 || Date.now() - started > maxWaitMs) break;
         await new Promise((r) => setTimeout(r, Math.min(wait, 1000)));
       }
-      pacer.take(chatId);
+      taken = { chatId, at: pacer.take(chatId) };
     }
-    const result = await prev(method, payload, signal);
+    let result;
+    try {
+      result = await prev(method, payload, signal);
+    } finally {
+      if (taken) pacer.settled(taken.chatId, taken.at);
+    }
     // Telegram says the bot went too fast: every sender waits, not only this one.
     if (!result.ok && result.error_code === 429) pacer.pause(Math.max(1, result.parameters?.retry_after ?? 1) * 1000);
     return result;

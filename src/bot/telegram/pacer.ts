@@ -21,6 +21,8 @@ export interface PacerLimits {
 interface Bucket {
   tokens: number;
   updatedAt: number;
+  /** take() of a full bucket, not yet settled: Telegram's refill starts when it arrives. */
+  fullTakenAt?: number;
 }
 
 /** Decides when the next message may go out, for the bot and for each chat. */
@@ -82,14 +84,38 @@ export class Pacer {
     return Math.max(1, sends[sends.length - groupPerWindow]! + groupWindowMs - now);
   }
 
-  /** Records a message sent now to chatId. */
-  take(chatId: number): void {
+  /** Records a message sent now to chatId; returns when (for settled()). */
+  take(chatId: number): number {
     const now = this.clock.now();
     this.prune(now);
     this.sent.push(now);
     const b = this.bucket(chatId, now);
+    if (b.tokens >= this.limits.chatBurst) b.fullTakenAt = now;
     b.tokens = Math.max(0, b.tokens - 1);
     if (chatId < 0 && this.limits.groupPerWindow) this.groupSends.set(chatId, [...(this.groupSends.get(chatId) ?? []), now]);
+    return now;
+  }
+
+  /**
+   * The request take() paced at takenAt has been answered. Telegram counts a message when
+   * it arrives, and on a busy host that can be well after take(): a group's minute counts
+   * from now, and a chat's bucket that was full refills from now (counted from take(), the
+   * window would end early, or the bucket refill early, and earn a 429).
+   */
+  settled(chatId: number, takenAt: number): void {
+    const now = this.clock.now();
+    const b = this.buckets.get(chatId);
+    if (b && b.fullTakenAt === takenAt) {
+      delete b.fullTakenAt;
+      this.bucket(chatId, now);
+      b.tokens = Math.max(0, b.tokens - Math.max(0, now - takenAt) / this.limits.chatIntervalMs);
+    }
+    if (chatId >= 0) return;
+    const sends = this.groupSends.get(chatId);
+    const i = sends ? sends.lastIndexOf(takenAt) : -1;
+    if (!sends || i < 0) return;
+    sends[i] = Math.max(takenAt, now);
+    sends.sort((a, b) => a - b);
   }
 
   /** Telegram asked the bot to wait (429 retry_after). */
