@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Thin launcher: the program lives in the compiled TypeScript (npm ci builds it).
+// Thin launcher: the program lives in the compiled TypeScript, bundled (npm ci builds it;
+// scripts/bundle.mjs says why).
 import { launch } from '../dist/src/shared/launch.js';
 
-await launch('notify-runner', () => import('../dist/src/runner/main.js'));
+await launch('notify-runner', () => import('../dist/src/bundle/notify-runner.js'));
