@@ -94,7 +94,7 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
       await page.getByLabel('Time zone').fill('Mars/Olympus');
       await page.getByRole('button', { name: 'Save quiet hours' }).click();
       await page.locator('#ru-quiet-error').filter({ hasText: 'is not a time zone' }).waitFor();
-      await page.getByLabel('From').fill('22:00');
+      await page.getByLabel('From', { exact: true }).fill('22:00');
       await page.getByLabel('Until').fill('07:00');
       await page.getByLabel('Time zone').fill('Europe/Prague');
       await page.getByRole('button', { name: 'Save quiet hours' }).click();
