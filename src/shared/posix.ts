@@ -3,34 +3,61 @@
  * peer credentials of a unix socket connection, user and group look-ups that go through
  * NSS (so LDAP/SSSD accounts work like local ones), and flock(2) for inter-process locks.
  */
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
 
-const libc = koffi.load('libc.so.6');
+type Koffi = typeof import('koffi');
+type LibcFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
 
-koffi.struct('notify_passwd', {
-  pw_name: 'char *',
-  pw_passwd: 'char *',
-  pw_uid: 'uint32',
-  pw_gid: 'uint32',
-  pw_gecos: 'char *',
-  pw_dir: 'char *',
-  pw_shell: 'char *',
-});
-koffi.struct('notify_group', {
-  gr_name: 'char *',
-  gr_passwd: 'char *',
-  gr_gid: 'uint32',
-  gr_mem: 'void *',
-});
-koffi.struct('notify_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
+/**
+ * libc's functions, bound on first use: loading the FFI costs every program a few
+ * hundredths of a second at start, and a program's --help (for one) makes none of
+ * these calls.
+ */
+function bind(): {
+  koffi: Koffi;
+  getpwuid_r: LibcFunction;
+  getpwnam_r: LibcFunction;
+  getgrnam_r: LibcFunction;
+  getgrouplist: LibcFunction;
+  getsockopt: LibcFunction;
+  flockFn: LibcFunction;
+  errnoLocation: LibcFunction;
+} {
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const libc = koffi.load('libc.so.6');
+  koffi.struct('notify_passwd', {
+    pw_name: 'char *',
+    pw_passwd: 'char *',
+    pw_uid: 'uint32',
+    pw_gid: 'uint32',
+    pw_gecos: 'char *',
+    pw_dir: 'char *',
+    pw_shell: 'char *',
+  });
+  koffi.struct('notify_group', {
+    gr_name: 'char *',
+    gr_passwd: 'char *',
+    gr_gid: 'uint32',
+    gr_mem: 'void *',
+  });
+  koffi.struct('notify_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
+  return {
+    koffi,
+    getpwuid_r: libc.func('int getpwuid_r(uint32 uid, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)'),
+    getpwnam_r: libc.func('int getpwnam_r(const char *name, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)'),
+    getgrnam_r: libc.func('int getgrnam_r(const char *name, _Out_ notify_group *grp, uint8_t *buf, size_t buflen, _Out_ void **result)'),
+    getgrouplist: libc.func('int getgrouplist(const char *user, uint32 group, _Out_ uint32 *groups, _Inout_ int *ngroups)'),
+    getsockopt: libc.func('int getsockopt(int fd, int level, int optname, _Out_ notify_ucred *optval, _Inout_ uint32 *optlen)'),
+    flockFn: libc.func('int flock(int fd, int operation)'),
+    errnoLocation: libc.func('int *__errno_location()'),
+  };
+}
 
-const getpwuid_r = libc.func('int getpwuid_r(uint32 uid, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)');
-const getpwnam_r = libc.func('int getpwnam_r(const char *name, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)');
-const getgrnam_r = libc.func('int getgrnam_r(const char *name, _Out_ notify_group *grp, uint8_t *buf, size_t buflen, _Out_ void **result)');
-const getgrouplist = libc.func('int getgrouplist(const char *user, uint32 group, _Out_ uint32 *groups, _Inout_ int *ngroups)');
-const getsockopt = libc.func('int getsockopt(int fd, int level, int optname, _Out_ notify_ucred *optval, _Inout_ uint32 *optlen)');
-const flockFn = libc.func('int flock(int fd, int operation)');
-const errnoLocation = libc.func('int *__errno_location()');
+let bound: ReturnType<typeof bind> | null = null;
+function native(): ReturnType<typeof bind> {
+  bound ??= bind();
+  return bound;
+}
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
@@ -58,6 +85,7 @@ interface RawPasswd {
 }
 
 function errno(): number {
+  const { koffi, errnoLocation } = native();
   return koffi.decode(errnoLocation(), 'int') as number;
 }
 
@@ -93,7 +121,7 @@ function lookUpUid(uid: number): PasswdEntry | null {
   return withGrowingBuffer((buf) => {
     const pwd = {} as RawPasswd;
     const result: [unknown] = [null];
-    const rc = getpwuid_r(uid, pwd, buf, buf.length, result) as number;
+    const rc = native().getpwuid_r(uid, pwd, buf, buf.length, result) as number;
     return { rc, value: result[0] ? toEntry(pwd) : null };
   });
 }
@@ -115,7 +143,7 @@ export function userByName(name: string): PasswdEntry | null {
   return withGrowingBuffer((buf) => {
     const pwd = {} as RawPasswd;
     const result: [unknown] = [null];
-    const rc = getpwnam_r(name, pwd, buf, buf.length, result) as number;
+    const rc = native().getpwnam_r(name, pwd, buf, buf.length, result) as number;
     return { rc, value: result[0] ? toEntry(pwd) : null };
   });
 }
@@ -125,7 +153,7 @@ export function groupIdByName(name: string): number | null {
   return withGrowingBuffer((buf) => {
     const grp = {} as { gr_gid: number };
     const result: [unknown] = [null];
-    const rc = getgrnam_r(name, grp, buf, buf.length, result) as number;
+    const rc = native().getgrnam_r(name, grp, buf, buf.length, result) as number;
     return { rc, value: result[0] ? grp.gr_gid : null };
   });
 }
@@ -136,7 +164,7 @@ export function groupIdsOfUser(user: PasswdEntry): number[] {
   for (;;) {
     const groups = new Array<number>(n).fill(0);
     const count: [number] = [n];
-    const rc = getgrouplist(user.name, user.gid, groups, count) as number;
+    const rc = native().getgrouplist(user.name, user.gid, groups, count) as number;
     if (rc >= 0) return groups.slice(0, count[0]);
     if (count[0] <= n) n *= 2;
     else n = count[0];
@@ -162,7 +190,7 @@ export interface PeerCredentials {
 export function peerCredentials(fd: number): PeerCredentials {
   const cred = {} as PeerCredentials;
   const len: [number] = [12];
-  const rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) as number;
+  const rc = native().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) as number;
   if (rc !== 0) throw new Error(`getsockopt(SO_PEERCRED) failed (errno ${errno()})`);
   return { pid: cred.pid, uid: cred.uid, gid: cred.gid };
 }
@@ -172,7 +200,7 @@ export function peerCredentials(fd: number): PeerCredentials {
  * lock (LOCK_NB), true when taken; throws on other errors.
  */
 export function tryFlock(fd: number, exclusive = true): boolean {
-  const rc = flockFn(fd, (exclusive ? LOCK_EX : 1) | LOCK_NB) as number;
+  const rc = native().flockFn(fd, (exclusive ? LOCK_EX : 1) | LOCK_NB) as number;
   if (rc === 0) return true;
   const e = errno();
   if (e === EWOULDBLOCK) return false;
@@ -181,5 +209,5 @@ export function tryFlock(fd: number, exclusive = true): boolean {
 
 /** Releases a flock taken with tryFlock. */
 export function unflock(fd: number): void {
-  flockFn(fd, LOCK_UN);
+  native().flockFn(fd, LOCK_UN);
 }
