@@ -185,8 +185,8 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
           const team = await teams.migrateChat(from, to);
           log.info({ chat: from, to, team }, team ? 'the team chat now lives in the supergroup' : 'a chat not linked as a team chat moved to a supergroup');
         },
-        onDelivered: (record) => {
-          if (record.chat_id < 0) teams.noteDelivery(record.chat_id).catch((err: unknown) => log.error({ err, chat: record.chat_id }, 'could not note the team chat delivery'));
+        onDelivered: (record, answeredAt) => {
+          if (record.chat_id < 0) teams.noteDelivery(record.chat_id, answeredAt).catch((err: unknown) => log.error({ err, chat: record.chat_id }, 'could not note the team chat delivery'));
           if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');
           void followThread(record);
           // A chat that refused earlier (blocked the bot) takes messages again: clear the mark.

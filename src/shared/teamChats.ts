@@ -148,18 +148,23 @@ export class TeamChatStore {
       if (reason === null) {
         if (!t.delivery_refused) return { result: undefined };
         delete t.delivery_refused;
-      } else t.delivery_refused = { at: this.now(), reason };
+      } else t.delivery_refused = { at: new Date(this.clock.now()).toISOString(), reason };
       return { next: { ...teams, [name]: t }, result: undefined };
     });
   }
 
-  /** Records a delivery to the chat (shown on the dashboard); clears a refusal mark. */
-  async noteDelivery(chatId: number): Promise<void> {
+  /**
+   * Records a delivery to the chat (shown on the dashboard), and clears a refusal mark set
+   * before Telegram answered it: a delivery answered just before the bot was removed (its
+   * note written after the removal's mark) leaves the mark alone.
+   */
+  async noteDelivery(chatId: number, answeredAt: number): Promise<void> {
     await this.file.update((teams) => {
       const name = Object.keys(teams).find((n) => teams[n]!.chat_id === chatId);
       if (name === undefined) return { result: undefined };
       const t: TeamChat = { ...teams[name]!, last_delivery_at: this.now() };
-      delete t.delivery_refused;
+      const refusedAt = t.delivery_refused ? Date.parse(t.delivery_refused.at) : NaN;
+      if (!(refusedAt >= answeredAt)) delete t.delivery_refused;
       return { next: { ...teams, [name]: t }, result: undefined };
     });
   }

@@ -62,7 +62,8 @@ export type RefusalHook = (user: string, chatId: number, reason: string) => void
 /** Called when a group moved to a new chat id (upgraded to a supergroup), before its queue follows. */
 export type MigratedHook = (fromChatId: number, toChatId: number) => Promise<void>;
 /** Called when a chat accepted a message (clears an earlier refusal mark). */
-export type DeliveredHook = (record: OutboxRecord) => void;
+/** `answeredAt`: when Telegram answered the last part (ms since the epoch). */
+export type DeliveredHook = (record: OutboxRecord, answeredAt: number) => void;
 
 /** The queue is full; retry later. */
 export class QueueFullError extends Error {
@@ -516,7 +517,8 @@ export class Deliverer {
         messageId = await this.transport.send(record.chat_id, this.photoUnavailable(record, index, err.message), null, markup, replyTo);
       } else throw err;
     }
-    this.lastSentAt = this.clock.now();
+    const answeredAt = this.clock.now();
+    this.lastSentAt = answeredAt;
     record.sent_parts += 1;
     record.message_ids = [...(record.message_ids ?? []), messageId];
     delete record.failing_since;
@@ -526,7 +528,7 @@ export class Deliverer {
     }
     await this.finish(record, 'delivered');
     this.hooks.metrics?.delivered(this.clock.now() - record.accepted_at);
-    this.hooks.onDelivered?.(record);
+    this.hooks.onDelivered?.(record, answeredAt);
   }
 
   private photoUnavailable(record: OutboxRecord, index: number, why: string): Part {
