@@ -28,7 +28,7 @@ import { Deliverer } from './delivery/deliverer.js';
 import { linkCommands } from './commands/linkCommands.js';
 import { BOT_COMMANDS, fallbackReplies } from './commands/menu.js';
 import { Notifier } from './delivery/notifier.js';
-import { FileOutbox, type OutboxRecord, type OutboxStore } from './delivery/outbox.js';
+import { type DeliveryOutcome, FileOutbox, type OutboxRecord, type OutboxStore, readOutcomes } from './delivery/outbox.js';
 import { PgOutbox } from './delivery/pgOutbox.js';
 import { AlertThreads } from './delivery/alertThreads.js';
 import { paceInteractiveApi } from './telegram/pacedApi.js';
@@ -256,6 +256,25 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       maxPhotoBytes: cfg.maxPhotoBytes,
       requestTimeoutMs: cfg.requestTimeoutMs,
       maxConnectionsPerUid: cfg.maxConnectionsPerUid,
+      channels: async (user) => {
+        const [link, gw] = await Promise.all([links.linkOf(user), gateway.health()]);
+        let telegram: Record<string, unknown> = { linked: false };
+        if (link) {
+          const state = deliverer.telegramState(user, link.chat_id);
+          if (!state.last && outbox instanceof FileOutbox) {
+            // Nothing finished since this start: the newest outcome on record, if any.
+            let newest: DeliveryOutcome | undefined;
+            for (const o of (await readOutcomes(cfg.dataDir)).values()) if (o.user === user && (!newest || o.at > newest.at)) newest = o;
+            if (newest) state.last = { status: newest.status, at: newest.at, ...(newest.detail !== undefined ? { detail: newest.detail } : {}) };
+          }
+          telegram = { linked: true, ...state, ...(link.delivery_refused ? { refused: link.delivery_refused } : {}) };
+        }
+        const polling = pollerRef?.state;
+        return {
+          telegram: { ...telegram, polling: polling?.ok ?? false, ...(polling && !polling.ok ? { polling_error: polling.reason, ...(polling.since ? { polling_failing_since: polling.since } : {}) } : {}) },
+          desktop: 'error' in gw ? { connections: null, error: `the desktop gateway did not answer (${gw.error})` } : { connections: gw.users[user] ?? 0 },
+        };
+      },
       health: async () => {
         const problems: string[] = [];
         const diskState = await disk.state();

@@ -124,6 +124,11 @@ export class SendClient {
     });
   }
 
+  /** GET /channels: what `user`'s channels are doing (Telegram delivery, desktop connections). */
+  async channels(user: string): Promise<UnixResponse> {
+    return unixRequest(this.socketPath, 'GET', `/channels?user=${encodeURIComponent(user)}`, { timeoutMs: this.timeoutMs });
+  }
+
   /** GET /health. */
   async health(): Promise<UnixResponse> {
     return unixRequest(this.socketPath, 'GET', '/health', { timeoutMs: this.timeoutMs });

@@ -23,6 +23,7 @@ import { TeamChatStore } from '../shared/teamChats.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { SendClient } from '../shared/sendClient.js';
 import { loginUidRange, serviceUids, whyNotAnalyst } from '../shared/analystAccounts.js';
+import { channelsPlugin } from './channels.js';
 import { authPlugin } from './auth.js';
 import type { WebConfig } from './config.js';
 import { desktopBearer, desktopPlugin } from './desktop/index.js';
@@ -255,6 +256,8 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     assets,
     panels,
   });
+
+  await app.register(channelsPlugin, { send: new SendClient(config.socketPath, 30_000), assets, panels });
 
   await app.register(scriptsPlugin, {
     helper: () => (scriptsHelper ??= ScriptsHelper.fromEnv()),

@@ -79,6 +79,24 @@ interface ChatQueue {
   readyAt: number;
 }
 
+/** The last final outcome of a user's Telegram delivery. */
+export interface LastDelivery {
+  status: DeliveryStatus;
+  /** ISO-8601 UTC. */
+  at: string;
+  detail?: string;
+}
+
+/** What an analyst's Telegram delivery is doing, for the dashboard. */
+export interface TelegramDeliveryState {
+  /** Notifications of theirs waiting in the queue. */
+  queued: number;
+  /** The last one that finished (since the bot started), if any. */
+  last?: LastDelivery;
+  /** The next one keeps failing and is retried: since when, how often, why. */
+  retrying?: { since: string; attempts: number; reason: string };
+}
+
 /** Final state reported to a waiting send request. */
 export type WaitResult = DeliveryStatus | 'pending';
 
@@ -122,6 +140,8 @@ export class Deliverer {
   private readonly waiters = new Map<string, Set<(r: WaitResult) => void>>();
   /** Outcomes of recently finished records, for waiters that arrive after the fact. */
   private readonly recent = new Map<string, DeliveryStatus>();
+  /** The last finished delivery of each user (one entry per user). */
+  private readonly lastByUser = new Map<string, LastDelivery>();
   private readonly outcomes: OutcomeWriter;
   private inFlight = 0;
   private queued = 0;
@@ -395,6 +415,20 @@ export class Deliverer {
     }, Math.max(0, at - this.clock.now()));
   }
 
+  /** What `user`'s delivery to `chatId` is doing now (this replica's view). */
+  telegramState(user: string, chatId: number): TelegramDeliveryState {
+    const mine = (this.chats.get(chatId)?.queue ?? []).filter((r) => r.user === user);
+    const head = mine[0];
+    const last = this.lastByUser.get(user);
+    return {
+      queued: mine.length,
+      ...(last ? { last } : {}),
+      ...(head && head.attempts > 0
+        ? { retrying: { since: new Date(head.retry_from ?? head.accepted_at).toISOString(), attempts: head.attempts, reason: head.last_error ?? 'unknown' } }
+        : {}),
+    };
+  }
+
   /** Starts every send that may go now; arranges to be called again when more may. */
   private pump(): void {
     if (this.stopped) return;
@@ -552,6 +586,7 @@ export class Deliverer {
     else if (status === 'refused') this.stats.refused += 1;
     else this.stats.givenUp += 1;
     this.recent.set(record.id, status);
+    this.lastByUser.set(record.user, { status, at: new Date(this.clock.now()).toISOString(), ...(detail !== undefined ? { detail } : {}) });
     if (this.recent.size > 1000) this.recent.delete(this.recent.keys().next().value!);
     const set = this.waiters.get(record.id);
     if (set) for (const f of [...set]) f(status);

@@ -38,6 +38,8 @@ export interface SendApiDeps {
    * for an operator) makes the status "degraded".
    */
   health: () => Promise<Record<string, unknown> & { problems?: string[] }>;
+  /** What each channel of a user is doing (GET /channels); absent: 404. */
+  channels?: (user: string) => Promise<Record<string, unknown>>;
   /** Overrides the peer uid (for app.inject() tests, which have no socket). */
   identify?: (req: FastifyRequest) => number | null;
   /** For team chat rules (a snooze's end); the system clock by default. */
@@ -209,6 +211,16 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
   app.get('/health', async () => {
     const h = await deps.health();
     return { status: h.problems && h.problems.length > 0 ? 'degraded' : 'ok', ...h, connections: connections.stats() };
+  });
+
+  // What the user's channels are doing: the dashboard's delivery status (as the analyst may
+  // ask for themselves, a trusted service for anyone).
+  app.get<{ Querystring: { user?: string } }>('/channels', async (req, reply) => {
+    const caller = callerOf(req);
+    const requested = typeof req.query.user === 'string' && req.query.user !== '' ? req.query.user : undefined;
+    const user = target(req, caller, requested);
+    if (!deps.channels) return reply.code(404).send({ error: 'channel status is not available here' });
+    return { user, ...(await deps.channels(user)) };
   });
 
   app.post('/send', async (req, reply) => {
