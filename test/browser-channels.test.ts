@@ -59,7 +59,7 @@ void describe('browser: delivery status and the test notification', { skip }, ()
       await page.getByLabel('E-mail address').fill('john.doe@example.com');
       await page.getByRole('button', { name: 'Continue' }).click();
       const connected = page.locator('#dt-connected');
-      await page.waitForFunction("document.getElementById('dt-connected')?.textContent === 'Yes (1 app)'", undefined, { timeout: 30_000 });
+      await connected.filter({ hasText: /^Yes \(1 app\)$/ }).waitFor({ timeout: 30_000 });
       assert.equal(await connected.textContent(), 'Yes (1 app)');
       assert.match((await page.locator('#tg-delivery').textContent()) ?? '', /Last delivery:\s*none yet/);
 
@@ -81,7 +81,7 @@ void describe('browser: delivery status and the test notification', { skip }, ()
       // The analyst blocked the bot: the report and the card say why.
       stack.telegram.blockChat(chat);
       await page.getByRole('button', { name: 'Send test notification' }).click();
-      await page.waitForFunction("/refused/.test(document.querySelector('#ch-test-report li')?.textContent ?? '')", undefined, { timeout: 30_000 });
+      await report.locator('li').filter({ hasText: /^Telegram: refused/ }).waitFor({ timeout: 30_000 });
       const refused = await report.locator('li').allTextContents();
       assert.match(refused[0] ?? '', /^Telegram: refused \(.*blocked by the user\)/, refused.join('\n'));
       const delivery = (await page.locator('#tg-delivery').textContent()) ?? '';
