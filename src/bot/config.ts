@@ -25,6 +25,9 @@ export interface BotConfig extends CommonConfig {
   groupWindowMs: number;
   concurrency: number;
   queueMax: number;
+  /** One analyst's share of the queue (notifications; bytes with photos). */
+  userQueueMax: number;
+  userQueueBytes: number;
   retryMaxAgeMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -81,6 +84,8 @@ export const BOT_ENV_HELP: Array<[string, string, string]> = [
   ['NOTIFY_GROUP_WINDOW', '61s', 'the window of NOTIFY_GROUP_RATE (a little over a minute, for jitter)'],
   ['NOTIFY_TELEGRAM_CONCURRENCY', '100', 'requests to Telegram in flight at once'],
   ['NOTIFY_QUEUE_MAX', '20000', 'notifications queued at most; beyond, 503 with Retry-After'],
+  ['NOTIFY_USER_QUEUE_MAX', '2000', 'notifications one analyst may have queued at once; beyond, that analyst gets 429 with Retry-After and the others go on'],
+  ['NOTIFY_USER_QUEUE_BYTES', '100MiB', 'bytes (notifications and their photos) one analyst may have queued at once; beyond, 429 with Retry-After'],
   ['NOTIFY_RETRY_MAX_AGE', '24h', 'give up retrying (dead-letter) after this long'],
   ['NOTIFY_RETRY_BASE', '1s', 'first retry delay (doubles per attempt, with jitter)'],
   ['NOTIFY_RETRY_MAX_DELAY', '5m', 'longest delay between retries'],
@@ -133,6 +138,8 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     groupWindowMs: r.durationMs('NOTIFY_GROUP_WINDOW', 61_000),
     concurrency: r.int('NOTIFY_TELEGRAM_CONCURRENCY', 100, 1, 10_000),
     queueMax: r.int('NOTIFY_QUEUE_MAX', 20_000, 1, 10_000_000),
+    userQueueMax: r.int('NOTIFY_USER_QUEUE_MAX', 2000, 1, 10_000_000),
+    userQueueBytes: r.int('NOTIFY_USER_QUEUE_BYTES', 100 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER),
     retryMaxAgeMs: r.durationMs('NOTIFY_RETRY_MAX_AGE', 24 * 3600_000),
     retryBaseMs: r.durationMs('NOTIFY_RETRY_BASE', 1000),
     retryMaxMs: r.durationMs('NOTIFY_RETRY_MAX_DELAY', 300_000),

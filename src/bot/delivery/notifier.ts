@@ -82,7 +82,26 @@ export interface NotifierOptions {
   imageRetentionMs: number;
   /** Free space of the data directory: new work is refused when it is short. */
   disk?: DiskGuard;
+  /** What one analyst may have queued at once (notifications, and bytes with their photos). */
+  userQuota?: UserQuota;
 }
+
+/** Per-analyst bounds on the queue, so one analyst cannot take the queue or the disk from the others. */
+export interface UserQuota {
+  count: number;
+  bytes: number;
+}
+
+/** One analyst's queue is at its quota: that analyst waits, the others go on sending. */
+export class UserQuotaError extends Error {
+  readonly retryAfterSeconds = 60;
+  constructor(message: string) {
+    super(message);
+    this.name = 'UserQuotaError';
+  }
+}
+
+const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 
 function plainOf(content: Content): { title: string; message: string } {
   if (content.rich) return { title: '', message: content.rich.text };
@@ -93,6 +112,8 @@ function plainOf(content: Content): { title: string; message: string } {
 /** Accepts notifications and routes them to the channels. */
 export class Notifier {
   readonly images: DesktopImageStore;
+  /** Notifications being stored now, per analyst (not yet in the outbox's usage). */
+  private readonly storing = new Map<string, UserQuota>();
 
   constructor(
     private readonly links: LinkStore,
@@ -198,6 +219,37 @@ export class Notifier {
       });
   }
 
+  /**
+   * Counts a notification of `bytes` against the analyst's quota while it is stored; throws
+   * UserQuotaError when it would not fit. Returns the release (call once it is in the
+   * outbox's usage, or refused).
+   */
+  private reserveQuota(user: string, bytes: number): () => void {
+    const quota = this.opts.userQuota;
+    if (!quota) return () => undefined;
+    const queued = this.outbox.usage(user);
+    const pending = this.storing.get(user) ?? { count: 0, bytes: 0 };
+    if (queued.count + pending.count + 1 > quota.count) {
+      throw new UserQuotaError(`'${user}' has ${queued.count + pending.count} notifications waiting for delivery, the most one analyst may have queued (NOTIFY_USER_QUEUE_MAX=${quota.count}); nothing was stored. Try again once they are delivered.`);
+    }
+    if (queued.bytes + pending.bytes + bytes > quota.bytes) {
+      throw new UserQuotaError(
+        `'${user}' has ${mib(queued.bytes + pending.bytes)} of notifications and photos waiting for delivery; this one (${mib(bytes)}) would pass the ${mib(quota.bytes)} one analyst may have queued (NOTIFY_USER_QUEUE_BYTES); nothing was stored. Try again once they are delivered.`,
+      );
+    }
+    pending.count += 1;
+    pending.bytes += bytes;
+    this.storing.set(user, pending);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      pending.count -= 1;
+      pending.bytes -= bytes;
+      if (pending.count === 0) this.storing.delete(user);
+    };
+  }
+
   /** Accepts a notification; see the contract's "Channels" and "Durability". */
   async submit(original: Submission, opts: SubmitOptions): Promise<SubmitResult> {
     const disk = this.opts.disk;
@@ -279,13 +331,16 @@ export class Notifier {
     if (sub.script && this.scriptKeys) await this.scriptKeys.remember(sub.user, sub.script, sub.team !== undefined);
     // Refuse early when full, so no photo is stored for a notification that is not taken.
     this.deliverer.checkCapacity();
-    if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
+    const release = this.reserveQuota(sub.user, Buffer.byteLength(JSON.stringify(record)) + (sub.photo?.length ?? 0));
     try {
+      if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
       await this.deliverer.accept(record);
       this.metrics?.accepted('telegram');
     } catch (err) {
       if (record.photo) await this.outbox.removePhoto(record.photo).catch(() => undefined);
       throw err;
+    } finally {
+      release();
     }
     await onAccepted();
 

@@ -13,6 +13,7 @@ import { isUserInGroup, UserDatabaseError } from '../../shared/posix.js';
 import { type Clock, systemClock } from '../../shared/clock.js';
 import { maySend, type TeamChatStore, teamSilence } from '../../shared/teamChats.js';
 import { QueueFullError } from '../delivery/deliverer.js';
+import { UserQuotaError } from '../delivery/notifier.js';
 import { StoreUnavailableError } from '../../shared/documents.js';
 import { authorize, type Caller, callerFromUid, callerOfConnection, notePeer, peerUidOf } from './identity.js';
 import type { Notifier, Submission, SubmitResult } from '../delivery/notifier.js';
@@ -179,6 +180,10 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     try {
       return await deps.notifier.submit(sub, prefer);
     } catch (err) {
+      if (err instanceof UserQuotaError) {
+        deps.log.warn({ user: sub.user, reason: err.message }, 'send refused: the analyst\'s queue quota is reached');
+        throw new HttpProblem(429, err.message, { 'retry-after': String(err.retryAfterSeconds) });
+      }
       if (err instanceof QueueFullError || err instanceof StoreUnavailableError) {
         if (err instanceof StoreUnavailableError) deps.log.warn({ reason: err.message }, 'send refused: the database is unreachable');
         throw new HttpProblem(503, err.message, { 'retry-after': String(err.retryAfterSeconds) });
