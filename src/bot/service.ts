@@ -11,7 +11,7 @@ import { LinkStore } from '../shared/linking.js';
 import { LinkTokenStore } from '../shared/linkTokens.js';
 import { type HeldLock, tryLock } from '../shared/lock.js';
 import { DiskGuard } from '../shared/diskSpace.js';
-import { removeOrphanTemps } from '../shared/jsonFile.js';
+import { CorruptFileError, removeOrphanTemps } from '../shared/jsonFile.js';
 import { type Logger, logFileState } from '../shared/logger.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { startMetrics } from '../shared/metrics.js';
@@ -26,7 +26,7 @@ import { alertCommands, rulesStatus, scheduleDigests } from './commands/alertCom
 import { resolvedKeyboard, ScriptKeys } from './commands/alertKeyboard.js';
 import { Deliverer } from './delivery/deliverer.js';
 import { linkCommands } from './commands/linkCommands.js';
-import { BOT_COMMANDS, fallbackReplies } from './commands/menu.js';
+import { BOT_COMMANDS, fallbackReplies, unreadableDataNotice } from './commands/menu.js';
 import { Notifier } from './delivery/notifier.js';
 import { type DeliveryOutcome, FileOutbox, type OutboxRecord, type OutboxStore, readOutcomes } from './delivery/outbox.js';
 import { PgOutbox } from './delivery/pgOutbox.js';
@@ -280,6 +280,11 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         const diskState = await disk.state();
         if (diskState.problem) problems.push(`data disk full: ${diskState.problem}; new notifications are refused with 507`);
         const logFile = logFileState(log);
+        try {
+          await links.users.read();
+        } catch (err) {
+          if (err instanceof CorruptFileError) problems.push(`${err.message} Linked chats get no notifications and commands are answered with an apology until then.`);
+        }
         if (logFile && !logFile.ok) problems.push(`bot.log cannot be written (${logFile.error}); ${logFile.dropped} line(s) dropped so far`);
         return {
           instance: cfg.instance,
@@ -304,6 +309,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     paceInteractiveApi(bot.api, pacer);
     bot.catch((err) => log.error({ err: err.error, update_id: err.ctx.update.update_id }, 'a Telegram update could not be handled'));
     bot.use(teamCommands({ links, teams, scriptKeys, notifier, log, clock, publicUrl: cfg.publicUrl }));
+    bot.use(unreadableDataNotice(log));
     bot.use(linkCommands({ links, linkTokens, notifier, log, publicUrl: cfg.publicUrl, clock }));
     const helper = new ScriptsHelper({ command: cfg.scriptsCommand, timeoutMs: cfg.scriptsHelperTimeoutMs });
     bot.use(alertCommands({ links, rules, scriptKeys, notifier, clock, log }));

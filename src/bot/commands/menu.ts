@@ -4,7 +4,32 @@
  * unknown commands in a linked chat, and buttons nothing recognises any more.
  */
 import { Composer, type Context } from 'grammy';
+import { CorruptFileError } from '../../shared/jsonFile.js';
+import type { Logger } from '../../shared/logger.js';
 import { RESOLVED_CALLBACK } from './alertKeyboard.js';
+
+/** The answer in a chat while a data file the bot needs cannot be read. */
+export const CANNOT_SERVE_REPLY = 'Sorry, I cannot serve you right now: a data file of the notification service needs repair. The operator has been told; please try again later.';
+
+/**
+ * Register first: while a shared data file cannot be read (e.g. telegram_users.json was
+ * damaged), a command gets an answer saying the bot cannot serve it now, and the operator
+ * an error in the log, instead of silence.
+ */
+export function unreadableDataNotice(log: Logger): Composer<Context> {
+  const c = new Composer<Context>();
+  c.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      if (!(err instanceof CorruptFileError)) throw err;
+      log.error({ err, chat: ctx.chat?.id }, 'a data file the bot needs is unreadable; the chat was told the bot cannot serve it now');
+      if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text: CANNOT_SERVE_REPLY }).catch(() => undefined);
+      else if (ctx.chat) await ctx.reply(CANNOT_SERVE_REPLY).catch((e: unknown) => log.warn({ err: e }, 'could not tell the chat'));
+    }
+  });
+  return c;
+}
 
 /** The commands shown in Telegram's menu, in its order. */
 export const BOT_COMMANDS = [

@@ -156,6 +156,8 @@ export class Deliverer {
   readonly stats = { delivered: 0, refused: 0, givenUp: 0, rateLimited: 0, retries: 0, plainFallbacks: 0, stuck: 0, migrated: 0 };
   /** When Telegram last took a message (any chat): tells a stuck message from Telegram being down. */
   private lastSentAt = 0;
+  /** Groups upgraded to supergroups: old chat id -> new. */
+  private readonly migrations = new Map<number, number>();
 
   constructor(
     private readonly store: OutboxStore,
@@ -316,12 +318,10 @@ export class Deliverer {
   private enqueue(record: OutboxRecord): void {
     this.known.add(record.id);
     this.queued += 1;
-    let c = this.chats.get(record.chat_id);
-    if (!c) {
-      c = { queue: [], busy: false, readyAt: 0 };
-      this.chats.set(record.chat_id, c);
-    }
-    c.queue.push(record);
+    // A group that became a supergroup: what is accepted for its old id goes to the new one.
+    const moved = this.migrations.get(record.chat_id);
+    if (moved !== undefined) record.chat_id = moved;
+    this.queueFor(record.chat_id).queue.push(record);
   }
 
   /** Acceptance time (ms) of the oldest notification waiting for delivery, or null when none waits. */
@@ -700,22 +700,41 @@ export class Deliverer {
     }
   }
 
-  /** A group became a supergroup: its link and everything queued for it move to the new id. */
+  /**
+   * A group became a supergroup: everything queued for it moves to the new id, in order,
+   * and then its link follows (so what is accepted for the new id queues behind the moved).
+   */
   private async followMigration(fromChatId: number, c: ChatQueue, toChatId: number): Promise<void> {
     this.stats.migrated += 1;
     this.log.warn({ chat: fromChatId, to: toChatId }, 'the group was upgraded to a supergroup; its link and queued messages move to the new chat');
+    this.migrations.set(fromChatId, toChatId);
+    while (c.queue.length > 0) {
+      const moving = c.queue.splice(0);
+      let done = 0;
+      try {
+        // Durably readdressed: a failure halfway leaves each record sendable, never lost.
+        for (const r of moving) {
+          r.chat_id = toChatId;
+          await this.store.update(r);
+          done += 1;
+        }
+      } finally {
+        c.queue.unshift(...moving.slice(done + 1));
+        this.queueFor(toChatId).queue.push(...moving.slice(0, done + 1));
+      }
+    }
     await this.hooks.onMigrated?.(fromChatId, toChatId);
-    // Durably readdressed first: a failure halfway leaves each record sendable, never lost.
-    for (const r of c.queue) {
-      r.chat_id = toChatId;
-      await this.store.update(r);
-    }
-    const moving = c.queue.splice(0);
-    let target = this.chats.get(toChatId);
-    if (!target) {
-      target = { queue: [], busy: false, readyAt: 0 };
-      this.chats.set(toChatId, target);
-    }
-    target.queue.push(...moving);
   }
+
+  /** The queue of a chat, made when it has none (taken just before use: pump drops empty ones). */
+  private queueFor(chatId: number): ChatQueue {
+    let q = this.chats.get(chatId);
+    if (!q) {
+      q = { queue: [], busy: false, readyAt: 0 };
+      this.chats.set(chatId, q);
+    }
+    return q;
+  }
+
+
 }

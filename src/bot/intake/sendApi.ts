@@ -7,6 +7,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../../shared/contract.js';
 import { DiskFullError, outOfSpaceCode } from '../../shared/diskSpace.js';
+import { CorruptFileError } from '../../shared/jsonFile.js';
 import type { Logger } from '../../shared/logger.js';
 import { guardConnections } from '../../shared/connectionGuard.js';
 import { isUserInGroup, UserDatabaseError } from '../../shared/posix.js';
@@ -111,6 +112,11 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     if (err instanceof UserDatabaseError) {
       deps.log.error({ err, url: req.url }, 'could not tell who is calling: the user database did not answer');
       void reply.code(503).headers({ 'retry-after': '5' }).send({ error: `cannot tell who is calling right now: ${err.message}; nothing was accepted, try again shortly` });
+      return;
+    }
+    if (err instanceof CorruptFileError) {
+      deps.log.error({ err, url: req.url }, 'a data file the bot needs is unreadable; sends are refused until it is repaired');
+      void reply.code(503).headers({ 'retry-after': '60' }).send({ error: `the notification service cannot accept this now: ${err.message} The operator has to repair it; nothing was accepted.` });
       return;
     }
     if (err instanceof DiskFullError || outOfSpaceCode(err)) {
