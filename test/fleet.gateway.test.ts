@@ -65,7 +65,7 @@ void describe('gateway replicas on PostgreSQL', { skip: skip ?? false }, () => {
       assert.equal((await refused.auth(revoked.token)).type, 'auth_error', 'a token revoked in the database is refused by replica B');
 
       // carol has no Telegram: the answer depends on the desktops the gateways report.
-      bot = await BotHarness.start({ users: [], env: { NOTIFY_DATABASE_URL: url, NOTIFY_INSTANCE: 'host-a', NOTIFY_GATEWAY_SOCKET: join(dir, 'gw-a', 'gw.sock') } });
+      bot = await BotHarness.start({ users: [], env: { NOTIFY_DATABASE_URL: url, NOTIFY_INSTANCE: 'host-a', NOTIFY_GATEWAY_TIMEOUT: '5s', NOTIFY_GATEWAY_SOCKET: join(dir, 'gw-a', 'gw.sock') } });
       // Replica B records its desktops in the database shortly after the connection.
       const sql = state.database!.sql;
       await waitFor('replica B to record its desktop', async () => (await sql`SELECT 1 FROM desktop_presence WHERE username = 'carol'`).length > 0, 20_000);

@@ -115,6 +115,8 @@ for (const [name, make, needsPg] of fixtures) {
       const c = record('alice', 'third');
       c.photo = await f.store.putPhoto(c.id, Buffer.from('png-bytes'));
       for (const r of [a, b, c]) await f.store.add(r);
+      // A shared store hands added records to the delivering process through a take.
+      await f.store.takeRequeued();
       assert.equal(f.store.usage('alice').count, 2);
       b.sent_parts = 1;
       b.parts.push({ kind: 'text', text: 'second, part 2' });
@@ -137,6 +139,7 @@ for (const [name, make, needsPg] of fixtures) {
       await f.store.open();
       const r = record('carol', 'will fail');
       await f.store.add(r);
+      await f.store.takeRequeued();
       r.attempts = 7;
       await f.store.bury({ ...r, last_error: 'gave up' });
       assert.deepEqual(await f.store.pending(), []);
@@ -201,6 +204,7 @@ void describe('the shared outbox across replicas', { skip: skip ?? false }, () =
     await old.open();
     const r = record('erin', 'in flight at the take-over');
     await old.add(r);
+    await old.takeRequeued();
     assert.ok((await old.claim(r)) !== null);
 
     // The old holder still believes it holds generation 1 (paused, partitioned), while
@@ -238,10 +242,13 @@ void describe('the shared outbox across replicas', { skip: skip ?? false }, () =
     await holder.open();
     const r = record('frank', 'late');
     await holder.add(r);
+    await holder.takeRequeued();
     const until = await holder.claim(r);
     assert.ok(until !== null && until > Date.now() && until <= Date.now() + 2000);
     await db.sql`UPDATE leases SET expires_at = now() + interval '1 second'`;
-    assert.equal(await holder.claim(r), null);
+    assert.equal(await holder.claim(r), 0, 'not now (still held: ask again after the renewal)');
+    await db.sql`UPDATE leases SET expires_at = now() - interval '1 second'`;
+    assert.equal(await holder.claim(r), null, 'run out: fenced');
     await holder.close();
   });
 });

@@ -108,6 +108,8 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     let lease: Lease | null = null;
     let roleChange: Promise<void> = Promise.resolve();
     let stopDigests: (() => void) | null = null;
+    /** In a fleet: takes the shared outbox while this replica holds the lease. */
+    let startDelivering: () => Promise<void> = async () => undefined;
     const links = new LinkStore(cfg.dataDir, clock);
     try {
       await links.users.read();
@@ -184,6 +186,16 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         onMigrated: async (from, to) => {
           const team = await teams.migrateChat(from, to);
           log.info({ chat: from, to, team }, team ? 'the team chat now lives in the supergroup' : 'a chat not linked as a team chat moved to a supergroup');
+        },
+        // Fenced off while the lease may still be ours (it ran out unrenewed, nobody took it):
+        // once the deliverer has let go, take the queue again if the lease is still held.
+        onFenced: () => {
+          roleChange = roleChange
+            .then(async () => {
+              await deliverer.suspend();
+              await startDelivering();
+            })
+            .catch((err: unknown) => log.error({ err }, 'could not resume delivery after being fenced'));
         },
         onDelivered: (record, answeredAt) => {
           if (record.chat_id < 0) teams.noteDelivery(record.chat_id, answeredAt).catch((err: unknown) => log.error({ err, chat: record.chat_id }, 'could not note the team chat delivery'));
@@ -334,7 +346,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
     pollerRef = poller;
     if (shared.database) {
       // A fleet: only the holder of the Telegram lease polls (Telegram allows one consumer).
-      const startDelivering = async (): Promise<void> => {
+      startDelivering = async (): Promise<void> => {
         // The database may be away at the change: retry while the lease is still held.
         for (let pause = 250; lease?.role === 'leader' && !deliverer.active; pause = Math.min(pause * 2, 5000)) {
           try {

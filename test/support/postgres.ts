@@ -55,6 +55,9 @@ export class TestPostgres {
   private readonly bin: string;
   private readonly ids: { uid: number; gid: number };
 
+  /** fsync on (a benchmark measuring durable commits), or off (tests: faster, same behaviour). */
+  private durable = false;
+
   private constructor() {
     const bin = postgresBinDir();
     if (!bin) throw new Error('PostgreSQL is not installed');
@@ -73,8 +76,9 @@ export class TestPostgres {
   }
 
   /** Initialises a cluster in a new temporary directory and starts it. */
-  static async start(): Promise<TestPostgres> {
+  static async start(opts: { durable?: boolean } = {}): Promise<TestPostgres> {
     const pg = new TestPostgres();
+    pg.durable = opts.durable ?? false;
     try {
       pg.asAccount(join(pg.bin, 'initdb'), ['-D', pg.dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
       await pg.startServer();
@@ -88,6 +92,11 @@ export class TestPostgres {
   /** Runs a server program as the account (spawned with its uid, so signals reach it directly). */
   private asAccount(cmd: string, args: string[]): void {
     execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...this.ids, cwd: this.dir });
+  }
+
+  /** The server's major version (its directory under /usr/lib/postgresql). */
+  get version(): string {
+    return this.bin.split('/').slice(-2, -1)[0] ?? '?';
   }
 
   /** The libpq URL of the server's `postgres` database (unix socket, no password). */
@@ -110,7 +119,7 @@ export class TestPostgres {
   /** Starts the server (again, after stop()); resolves when it accepts connections. */
   async startServer(): Promise<void> {
     if (this.server) return;
-    const server = spawn(join(this.bin, 'postgres'), ['-D', this.dataDir, '-k', this.dir, '-c', 'listen_addresses=', '-c', 'fsync=off', '-c', 'max_connections=200'], {
+    const server = spawn(join(this.bin, 'postgres'), ['-D', this.dataDir, '-k', this.dir, '-c', 'listen_addresses=', '-c', `fsync=${this.durable ? 'on' : 'off'}`, '-c', 'max_connections=200'], {
       stdio: ['ignore', 'ignore', 'pipe'],
       ...this.ids,
       cwd: this.dir,

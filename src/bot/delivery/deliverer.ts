@@ -77,6 +77,8 @@ interface ChatQueue {
   queue: OutboxRecord[];
   busy: boolean;
   readyAt: number;
+  /** On a shared store: the head's claim is being asked for. */
+  claiming?: boolean;
 }
 
 /** The last final outcome of a user's Telegram delivery. */
@@ -96,6 +98,12 @@ export interface TelegramDeliveryState {
   /** The next one keeps failing and is retried: since when, how often, why. */
   retrying?: { since: string; attempts: number; reason: string };
 }
+
+/** A claim this short of its end is not used: the send might not make it in time. */
+const CLAIM_SLACK_MS = 300;
+
+/** The claim ran out before the part could go (a slow moment): claim again, nothing sent. */
+class ClaimExpiredError extends Error {}
 
 /** Final state reported to a waiting send request. */
 export type WaitResult = DeliveryStatus | 'pending';
@@ -145,6 +153,9 @@ export class Deliverer {
   private readonly outcomes: OutcomeWriter;
   private inFlight = 0;
   private queued = 0;
+  /** Shared store: record id -> local time until which its next part may be sent. */
+  private readonly claims = new Map<string, number>();
+  private claimsAsked = 0;
   /** Records being written by accept(): they count against the bound before they are queued. */
   private accepting = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -271,6 +282,7 @@ export class Deliverer {
     if (!this.stopped) return;
     this.chats.clear();
     this.known.clear();
+    this.claims.clear();
     this.queued = 0;
   }
 
@@ -343,7 +355,9 @@ export class Deliverer {
    */
   async accept(record: OutboxRecord): Promise<void> {
     this.checkCapacity();
-    this.known.add(record.id);
+    // Shared: the record reaches the queue through a take (below), which must not skip it as known.
+    const shared = this.store.claim !== undefined;
+    if (!shared) this.known.add(record.id);
     this.accepting += 1;
     try {
       await this.store.add(record);
@@ -357,7 +371,11 @@ export class Deliverer {
       this.accepting -= 1;
     }
     this.known.delete(record.id);
-    if (this.stopped && this.store.claim) return;
+    if (shared) {
+      // Shared: the holder takes it from the store with the other replicas' records, in order.
+      this.rescanSoon();
+      return;
+    }
     this.enqueue(record);
     this.pump();
   }
@@ -451,6 +469,9 @@ export class Deliverer {
         wake = Math.min(wake, now + chatWait);
         continue;
       }
+      // On a shared store the claim is asked for before the pacing slot is taken, so the
+      // database's latency never bunches sends up at Telegram.
+      if (this.store.claim && !this.claimed(chatId, c)) continue;
       const botWait = this.pacer.botDelay();
       if (botWait > 0) {
         wake = Math.min(wake, now + botWait);
@@ -473,6 +494,39 @@ export class Deliverer {
     this.wake(wake);
   }
 
+  /** True when the chat's head holds a claim good for a send now; else asks for one (bounded). */
+  private claimed(chatId: number, c: ChatQueue): boolean {
+    const head = c.queue[0]!;
+    const until = this.claims.get(head.id);
+    if (until !== undefined && until - Date.now() > CLAIM_SLACK_MS) return true;
+    if (c.claiming || this.claimsAsked >= this.opts.concurrency) return false;
+    c.claiming = true;
+    this.claimsAsked += 1;
+    const claim = this.store.claim!.bind(this.store);
+    claim(head)
+      .then(
+        (got) => {
+          if (got === null) {
+            this.fenced(new FencedError('claiming a message for sending'));
+            return;
+          }
+          if (got === 0) c.readyAt = this.clock.now() + 200;
+          else this.claims.set(head.id, got);
+        },
+        (err: unknown) => {
+          c.readyAt = this.clock.now() + 1000;
+          if (err instanceof StoreUnavailableError) this.log.warn({ id: head.id, chat: chatId, reason: err.message }, 'the database is unreachable; this chat waits for it');
+          else this.log.error({ err, id: head.id }, 'could not claim a message for sending');
+        },
+      )
+      .finally(() => {
+        c.claiming = false;
+        this.claimsAsked -= 1;
+        this.pump();
+      });
+    return false;
+  }
+
   private backoff(attempts: number): number {
     const exp = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.min(attempts - 1, 30));
     return Math.round(exp / 2 + Math.random() * (exp / 2));
@@ -489,6 +543,10 @@ export class Deliverer {
     } catch (err) {
       if (err instanceof FencedError) {
         this.fenced(err);
+        return;
+      }
+      if (err instanceof ClaimExpiredError) {
+        this.claims.delete(record.id);
         return;
       }
       if (err instanceof StoreUnavailableError) {
@@ -513,9 +571,8 @@ export class Deliverer {
   }
 
   private async sendPart(record: OutboxRecord): Promise<void> {
-    // On a shared store: only while this replica holds the lease, and only in time.
-    const until = this.store.claim ? await this.store.claim(record) : Infinity;
-    if (until === null) throw new FencedError('sending');
+    // On a shared store: only under a claim (taken in pump), and only in time.
+    const until = this.store.claim ? (this.claims.get(record.id) ?? 0) : Infinity;
     const index = record.sent_parts;
     let part = record.parts[index]!;
     const last = index === record.parts.length - 1;
@@ -532,7 +589,7 @@ export class Deliverer {
     }
     let messageId: number;
     const inTime = (): void => {
-      if (Date.now() >= until) throw new FencedError('sending (the claim ran out)');
+      if (Date.now() >= until) throw new ClaimExpiredError('the claim ran out before the message could go');
     };
     try {
       inTime();
@@ -581,6 +638,7 @@ export class Deliverer {
     await this.outcomes.write({ id: record.id, user: record.user, script: record.script, status, at: new Date(this.clock.now()).toISOString(), detail });
     if (status === 'given_up') await this.store.bury({ ...record, last_error: detail ?? record.last_error });
     else await this.store.remove(record);
+    this.claims.delete(record.id);
     if (this.known.delete(record.id)) this.queued -= 1;
     if (status === 'delivered') this.stats.delivered += 1;
     else if (status === 'refused') this.stats.refused += 1;

@@ -208,8 +208,8 @@ export interface OutboxStore {
   close(): Promise<void>;
   /**
    * A store shared by several replicas (the database) has these too. claim: may the next
-   * part of this record be sent now? The local time (Date.now() ms) until which it may, or
-   * null when this replica must not send (fenced). watch: calls wake when another replica
+   * part of this record be sent now? The local time (Date.now() ms) until which it may; 0
+   * for "not now, ask again shortly"; null when this replica must not send (fenced). watch: calls wake when another replica
    * adds a record. withdraw: takes back a record whose add failed, from any replica.
    */
   claim?(record: OutboxRecord): Promise<number | null>;

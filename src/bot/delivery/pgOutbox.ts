@@ -131,7 +131,7 @@ export class PgOutbox implements OutboxStore {
   /** Takes every queued record for this generation of the lease, oldest first. */
   async open(): Promise<OutboxRecord[]> {
     await this.prune();
-    return this.take('open the outbox');
+    return this.take('open the outbox', true);
   }
 
   /** Records queued (by any replica, or re-queued by an operator) that this generation has not taken yet. */
@@ -139,13 +139,14 @@ export class PgOutbox implements OutboxStore {
     return this.take('take new records');
   }
 
-  private async take(what: string): Promise<OutboxRecord[]> {
+  /** all: every queued record (a fresh start), else only those this generation has not taken. */
+  private async take(what: string, all = false): Promise<OutboxRecord[]> {
     const f = this.held_(what);
     const rows = await guarded(
       () => this.sql<Array<{ ok: boolean; id: string | null; body: string | null }>>`
         WITH u AS (
           UPDATE outbox SET taken_gen = ${f.generation}
-          WHERE state = 'queued' AND taken_gen IS DISTINCT FROM ${f.generation} AND ${this.leaseHeld(f)}
+          WHERE state = 'queued' AND (${all}::boolean OR taken_gen IS DISTINCT FROM ${f.generation}) AND ${this.leaseHeld(f)}
           RETURNING id, body)
         SELECT l.ok, u.id, u.body FROM (SELECT ${this.leaseHeld(f)} AS ok) l LEFT JOIN u ON true`,
     );
@@ -168,12 +169,12 @@ export class PgOutbox implements OutboxStore {
   /** Inserts a new record; resolves once it is committed. Any replica may add. */
   async add(record: OutboxRecord): Promise<void> {
     const body = JSON.stringify(record);
-    // The holder takes its own records at once; others' wait for the holder to take them.
-    const gen = this.fence().generation;
+    // The holder takes every record, its own included, through take(): a take that sees a
+    // record sees every record committed before it, so a chat's order is kept across replicas.
     await guarded(
       () => this.sql`
-        INSERT INTO outbox (id, seq, user_name, body, bytes, taken_gen, accepted_at)
-        VALUES (${record.id}, ${record.seq}, ${record.user}, ${body}, ${body.length}, ${gen}, to_timestamp(${record.accepted_at / 1000}))`,
+        INSERT INTO outbox (id, seq, user_name, body, bytes, accepted_at)
+        VALUES (${record.id}, ${record.seq}, ${record.user}, ${body}, ${body.length}, to_timestamp(${record.accepted_at / 1000}))`,
     );
     this.track(record, body.length);
   }
@@ -226,7 +227,8 @@ export class PgOutbox implements OutboxStore {
   /**
    * Claims a record for sending its next part: granted only while this generation holds the
    * lease with claimMarginMs left and the record is still queued for it. Returns the local
-   * time (Date.now() ms) until which the part may be sent, or null when fenced.
+   * time (Date.now() ms) until which the part may be sent; 0 when the lease is held but too
+   * close to its end (a renewal is due: ask again); null when fenced.
    */
   async claim(record: OutboxRecord): Promise<number | null> {
     const f = this.fence();
@@ -234,11 +236,13 @@ export class PgOutbox implements OutboxStore {
     const held = { name: f.name, holder: f.holder, generation: f.generation };
     const askedAt = Date.now();
     const rows = await guarded(
-      () => this.sql<{ ok: boolean }[]>`
-        SELECT ${this.leaseHeld(held, this.opts.claimMarginMs)}
-          AND EXISTS (SELECT 1 FROM outbox WHERE id = ${record.id} AND state = 'queued' AND taken_gen = ${held.generation}) AS ok`,
+      () => this.sql<{ held: boolean; roomy: boolean; ours: boolean }[]>`
+        SELECT ${this.leaseHeld(held)} AS held, ${this.leaseHeld(held, this.opts.claimMarginMs)} AS roomy,
+          EXISTS (SELECT 1 FROM outbox WHERE id = ${record.id} AND state = 'queued' AND taken_gen = ${held.generation}) AS ours`,
     );
-    return rows[0]?.ok ? askedAt + this.opts.claimMarginMs : null;
+    const r = rows[0];
+    if (!r?.held || !r.ours) return null;
+    return r.roomy ? askedAt + this.opts.claimMarginMs : 0;
   }
 
   async putPhoto(id: string, bytes: Uint8Array): Promise<string> {
