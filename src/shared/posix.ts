@@ -100,6 +100,19 @@ export class UserDatabaseError extends Error {
   }
 }
 
+/**
+ * libc's functions for a user-database call. They are bound on first use, so the first
+ * look-up may be the one that finds no file descriptor left to load the FFI with: that too
+ * is the database not answering.
+ */
+function userDatabase(): ReturnType<typeof bind> {
+  try {
+    return native();
+  } catch (err) {
+    throw new UserDatabaseError(`the system library could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /** getpw*_r answers that mean "not found" (see getpwnam_r(3)). */
 const NOT_FOUND = new Set([1 /* EPERM */, 2 /* ENOENT */, 3 /* ESRCH */, 9 /* EBADF */]);
 
@@ -121,7 +134,7 @@ function lookUpUid(uid: number): PasswdEntry | null {
   return withGrowingBuffer((buf) => {
     const pwd = {} as RawPasswd;
     const result: [unknown] = [null];
-    const rc = native().getpwuid_r(uid, pwd, buf, buf.length, result) as number;
+    const rc = userDatabase().getpwuid_r(uid, pwd, buf, buf.length, result) as number;
     return { rc, value: result[0] ? toEntry(pwd) : null };
   });
 }
@@ -143,7 +156,7 @@ export function userByName(name: string): PasswdEntry | null {
   return withGrowingBuffer((buf) => {
     const pwd = {} as RawPasswd;
     const result: [unknown] = [null];
-    const rc = native().getpwnam_r(name, pwd, buf, buf.length, result) as number;
+    const rc = userDatabase().getpwnam_r(name, pwd, buf, buf.length, result) as number;
     return { rc, value: result[0] ? toEntry(pwd) : null };
   });
 }
@@ -153,7 +166,7 @@ export function groupIdByName(name: string): number | null {
   return withGrowingBuffer((buf) => {
     const grp = {} as { gr_gid: number };
     const result: [unknown] = [null];
-    const rc = native().getgrnam_r(name, grp, buf, buf.length, result) as number;
+    const rc = userDatabase().getgrnam_r(name, grp, buf, buf.length, result) as number;
     return { rc, value: result[0] ? grp.gr_gid : null };
   });
 }
@@ -164,7 +177,7 @@ export function groupIdsOfUser(user: PasswdEntry): number[] {
   for (;;) {
     const groups = new Array<number>(n).fill(0);
     const count: [number] = [n];
-    const rc = native().getgrouplist(user.name, user.gid, groups, count) as number;
+    const rc = userDatabase().getgrouplist(user.name, user.gid, groups, count) as number;
     if (rc >= 0) return groups.slice(0, count[0]);
     if (count[0] <= n) n *= 2;
     else n = count[0];
