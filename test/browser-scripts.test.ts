@@ -35,7 +35,7 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
     write('warehouse_check.py', 'import sys\nprint("connecting to the warehouse", file=sys.stderr)\nraise RuntimeError("the warehouse refused the connection")\n');
     // Both the bot (spawned with this environment) and the dashboard use this helper command.
     process.env.NOTIFY_SCRIPTS_COMMAND = `env HOME=${home} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'notify-scripts.js')}`;
-    helper = new ScriptsHelper({ command: process.env.NOTIFY_SCRIPTS_COMMAND });
+    helper = new ScriptsHelper({ command: process.env.NOTIFY_SCRIPTS_COMMAND, timeoutMs: 90_000 });
     stack = await startBrowserStack();
     // Earlier runs, so the panel has outcomes to show.
     await helper.run('john.doe', 'warehouse_check.py').catch(() => undefined);

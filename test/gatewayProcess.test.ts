@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { GATEWAY_VARIABLES } from '../src/gateway/config.js';
+import { settingsOf } from '../src/shared/settings.js';
+import { shownDefault } from '../src/shared/settingsDocs.js';
 import {
   notification,
   postDispatch,
@@ -28,9 +29,9 @@ void describe('notify-gateway program', () => {
   void it('--help lists every variable with its default', () => {
     const res = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
     assert.equal(res.status, 0);
-    for (const v of GATEWAY_VARIABLES) {
-      assert.ok(res.stdout.includes(v.name), `--help does not mention ${v.name}`);
-      assert.ok(res.stdout.includes(`[${v.fallback}]`), `--help does not give the default of ${v.name}`);
+    for (const [name, spec] of settingsOf('gateway')) {
+      assert.ok(res.stdout.includes(name), `--help does not mention ${name}`);
+      assert.ok(res.stdout.includes(`[${shownDefault(spec, 'gateway')}]`), `--help does not give the default of ${name}`);
     }
   });
 

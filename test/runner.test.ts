@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { parseByteSize } from '../src/runner/config.js';
+import { parseByteSize } from '../src/shared/units.js';
 import { stderrExcerpt } from '../src/runner/execute.js';
 import { parseScriptOutput } from '../src/runner/output.js';
 import { HistoryStore, lastRunPerScript, recentRuns } from '../src/shared/history.js';

@@ -272,7 +272,7 @@ void describe('scriptsHelper without sudo', () => {
     const h = home();
     printing(h, 'a.py', { notify: true, title: 'T', message: 'm' });
     script(h, 'bad.py', 'import sys\nsys.exit(4)\n');
-    const sh = new ScriptsHelper({ command: `${process.execPath} ${HELPER}`, env: { PATH, HOME: h } });
+    const sh = new ScriptsHelper({ command: `${process.execPath} ${HELPER}`, timeoutMs: 90_000, env: { PATH, HOME: h } });
     const list = await sh.list('anyone');
     assert.deepEqual(
       list.map((s) => s.name),
@@ -296,7 +296,7 @@ void describe('scriptsHelper without sudo', () => {
   });
 
   void it('says when the helper is missing or takes too long', async () => {
-    const missing = new ScriptsHelper({ command: '/nonexistent/notify-scripts' });
+    const missing = new ScriptsHelper({ command: '/nonexistent/notify-scripts', timeoutMs: 90_000 });
     await assert.rejects(missing.list('ana'), (e: unknown) => e instanceof ScriptsHelperError && e.kind === 'helper_missing');
     const slow = new ScriptsHelper({ command: `${process.execPath} -e setTimeout(()=>{},10000)`, timeoutMs: 300 });
     await assert.rejects(slow.list('ana'), (e: unknown) => e instanceof ScriptsHelperError && e.kind === 'timed_out');

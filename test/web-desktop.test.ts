@@ -234,7 +234,7 @@ void describe('dashboard desktop channel', () => {
     assert.deepEqual(sent.files?.[0]?.bytes, png);
 
     // The run history joins the run to the delivery id (recorded right after the send).
-    const helper = new ScriptsHelper({ command: `env HOME=${home} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'notify-scripts.js')}` });
+    const helper = new ScriptsHelper({ command: `env HOME=${home} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'notify-scripts.js')}`, timeoutMs: 90_000 });
     const id = `n${stub.requests.indexOf(sent) + 1}`;
     const until = Date.now() + 30_000;
     let rec: Record<string, unknown> | undefined;

@@ -5,7 +5,8 @@ import { databasePassword } from '../shared/db/database.js';
 import { SHARED_DOCUMENTS } from '../shared/documents.js';
 import { openSharedState } from '../shared/sharedState.js';
 import { createLogger } from '../shared/logger.js';
-import { BOT_ENV_HELP, readBotConfig } from './config.js';
+import { settingsHelp } from '../shared/settingsDocs.js';
+import { readBotConfig } from './config.js';
 import { FileOutbox, type OutboxRecord, type OutboxStore } from './delivery/outbox.js';
 import { startBotService } from './service.js';
 
@@ -22,14 +23,14 @@ const USAGE = `Usage:
   notify-bot --help             this help
 
 Environment (default in brackets):
-${BOT_ENV_HELP.map(([n, d, m]) => `  ${n} [${d}]\n      ${m}`).join('\n')}
+${settingsHelp('bot')}
 `;
 
 /** The longest a stop may take (SIGTERM, SIGINT) before the process exits anyway. */
 const STOP_BUDGET_MS = 9000;
 
 async function queueCommand(args: string[]): Promise<number> {
-  const r = new EnvReader();
+  const r = new EnvReader('bot');
   const common = readCommonConfig(r);
   r.done();
   const onProblem = (message: string, detail: Record<string, unknown>): void => console.error(`${message}: ${JSON.stringify(detail)}`);
@@ -92,7 +93,7 @@ async function queueCommandOn(store: OutboxStore, args: string[]): Promise<numbe
 
 /** `import-files` / `export-files`: moves the shared data files into the database and back. */
 async function filesCommand(direction: 'import-files' | 'export-files'): Promise<number> {
-  const r = new EnvReader();
+  const r = new EnvReader('bot');
   const common = readCommonConfig(r);
   r.done();
   if (!common.databaseUrl) {
@@ -160,7 +161,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger({ name: 'notify-bot', file: `${cfg.dataDir}/bot.log`, secrets: [cfg.token, ...(cfg.databaseUrl ? [databasePassword(cfg.databaseUrl) ?? ''] : [])] });
+  const log = createLogger({ name: 'notify-bot', file: `${cfg.dataDir}/bot.log`, secrets: [...cfg.secrets, ...(cfg.databaseUrl ? [databasePassword(cfg.databaseUrl) ?? ''] : [])], level: cfg.logLevel });
   let running;
   try {
     running = await startBotService(cfg, log);

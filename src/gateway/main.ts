@@ -34,7 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
 
-  const logger = createLogger({ name: 'notify-gateway', secrets: [config.jwtSecret, ...(config.databaseUrl ? [databasePassword(config.databaseUrl) ?? ''] : [])] });
+  const logger = createLogger({ name: 'notify-gateway', secrets: [...config.secrets, ...(config.databaseUrl ? [databasePassword(config.databaseUrl) ?? ''] : [])], level: config.logLevel });
   if (Buffer.byteLength(config.jwtSecret) < 32) {
     logger.warn('DESKTOP_JWT_SECRET is shorter than 32 bytes; use a long random value (e.g. `openssl rand -hex 32`)');
   }

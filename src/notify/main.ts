@@ -4,8 +4,9 @@
  * token and no configuration beyond `NOTIFY_SOCKET`. It prints one line saying what
  * happened and exits with a status a script can test.
  */
+import { settingsHelp } from '../shared/settingsDocs.js';
 import { parseArgs } from 'node:util';
-import { ConfigError, EnvReader, readCommonConfig } from '../shared/config.js';
+import { ConfigError, EnvReader } from '../shared/config.js';
 import { PARSE_MODES, type ParseMode } from '../shared/contract.js';
 import { type PhotoUpload, type Prefer, SendClient } from '../shared/sendClient.js';
 import { type DeliveryResult, deliver } from '../runner/deliver.js';
@@ -66,8 +67,7 @@ Options:
   -q, --quiet             print nothing on success
   -h, --help              this text
 
-Environment:
-  NOTIFY_SOCKET           the send API socket [/run/notify-bot/bot.sock]
+${settingsHelp('notify')}
 
 Exit status:
   0  accepted (without --wait: delivered or queued for delivery, or held back by your
@@ -230,8 +230,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
 
   let socketPath: string;
   try {
-    const reader = new EnvReader(env);
-    socketPath = readCommonConfig(reader).socketPath;
+    const reader = new EnvReader('notify', env);
+    socketPath = reader.get('NOTIFY_SOCKET');
     reader.done();
   } catch (err) {
     if (err instanceof ConfigError) return usage(err.message);

@@ -12,7 +12,8 @@ import { ConfigError, EnvReader } from '../shared/config.js';
 import { HistoryStore, scriptNameProblem } from '../shared/history.js';
 import { type HeldLock, tryLock } from '../shared/lock.js';
 import { SendClient } from '../shared/sendClient.js';
-import { readRunnerConfig, RUNNER_ENV_HELP, type RunnerConfig } from './config.js';
+import { settingsHelp } from '../shared/settingsDocs.js';
+import { readRunnerConfig, type RunnerConfig } from './config.js';
 import { killAllRunning } from './execute.js';
 import { describeImage } from './image.js';
 import { analystPaths, type AnalystPaths } from './paths.js';
@@ -35,7 +36,6 @@ export const EXIT = {
 const LOG_ROTATE_BYTES = 5 * 1024 * 1024;
 
 function helpText(): string {
-  const vars = RUNNER_ENV_HELP.map(([n, d, m]) => `  ${n.padEnd(27)} ${m} [${d}]`).join('\n');
   return `Usage: notify-runner [--script NAME] [--dry-run] [--force]
 
 Runs every ~/user/notifications/*.py once (with ~/.venv/bin/python if present, else
@@ -63,8 +63,7 @@ Options:
   --force         ignore the cooldown (the send still starts a new cooldown)
   -h, --help      this text
 
-Environment:
-${vars}
+${settingsHelp('runner')}
 
 Files:
   ~/.notifications/state/<stem>.json   cooldown state {"last_sent": <unix seconds>}, the
@@ -127,7 +126,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io, clo
 
   let config: RunnerConfig;
   try {
-    const reader = new EnvReader(env);
+    const reader = new EnvReader('runner', env);
     config = readRunnerConfig(reader);
     reader.done();
   } catch (err) {

@@ -1,23 +1,19 @@
 /**
  * How services (the bot, the dashboard) see an analyst's scripts without reading their
  * home: they run `notify-scripts` as the analyst through the configurable command
- * `NOTIFY_SCRIPTS_COMMAND` (default `sudo -n -u {user} /usr/local/bin/notify-scripts`),
+ * `NOTIFY_SCRIPTS_COMMAND` (default in shared/settings.ts),
  * split into an argv without a shell, and validate its JSON answers. Every failure is a
  * ScriptsHelperError whose `kind` tells sudo's "no" from a missing helper, a failing
  * script, or a run that took too long.
  */
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { EnvReader } from '../shared/config.js';
 import { ScriptOutputSchema, type ScriptOutput } from '../shared/contract.js';
 import { type DeliveryReport, newRunId, OUTCOMES, RunRecordSchema, type RunRecord, scriptNameProblem, TRIGGERS } from '../shared/history.js';
 import type { PhotoUpload } from '../shared/sendClient.js';
 
 export { scriptNameProblem } from '../shared/history.js';
 export type { DeliveryReport, RunRecord } from '../shared/history.js';
-
-/** The default helper command; `{user}` becomes the analyst's user name. */
-export const DEFAULT_SCRIPTS_COMMAND = 'sudo -n -u {user} /usr/local/bin/notify-scripts';
 
 /** Why a helper call failed. */
 export type ScriptsHelperErrorKind =
@@ -127,10 +123,10 @@ export interface OnDemandRun {
 
 /** How to call the helper. */
 export interface ScriptsHelperOptions {
-  /** The command template [DEFAULT_SCRIPTS_COMMAND]. */
-  command?: string;
-  /** Longest a call may take (it includes the script's own timeout) [90 s]. */
-  timeoutMs?: number;
+  /** The command template (NOTIFY_SCRIPTS_COMMAND); `{user}` becomes the analyst's user name. */
+  command: string;
+  /** Longest a call may take, including the script's own timeout (NOTIFY_SCRIPTS_HELPER_TIMEOUT). */
+  timeoutMs: number;
   /** Largest answer read (a run's answer carries its image in base64) [16 MiB]. */
   maxOutputBytes?: number;
   /** Environment of the helper process [process.env]. */
@@ -200,26 +196,12 @@ export class ScriptsHelper {
   private readonly maxOutputBytes: number;
   private readonly env: NodeJS.ProcessEnv;
 
-  constructor(opts: ScriptsHelperOptions = {}) {
-    this.command = opts.command ?? DEFAULT_SCRIPTS_COMMAND;
-    this.timeoutMs = opts.timeoutMs ?? 90_000;
+  constructor(opts: ScriptsHelperOptions) {
+    this.command = opts.command;
+    this.timeoutMs = opts.timeoutMs;
     this.maxOutputBytes = opts.maxOutputBytes ?? 16 * 1024 * 1024;
     this.env = opts.env ?? process.env;
     splitCommand(this.command); // fail early on a malformed template
-  }
-
-  /** From NOTIFY_SCRIPTS_COMMAND and NOTIFY_SCRIPTS_HELPER_TIMEOUT; throws ConfigError. */
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): ScriptsHelper {
-    const r = new EnvReader(env);
-    const command = r.string('NOTIFY_SCRIPTS_COMMAND', DEFAULT_SCRIPTS_COMMAND);
-    const timeoutMs = r.durationMs('NOTIFY_SCRIPTS_HELPER_TIMEOUT', 90_000);
-    try {
-      splitCommand(command);
-    } catch (err) {
-      r.problem(`NOTIFY_SCRIPTS_COMMAND: ${(err as Error).message}`);
-    }
-    r.done();
-    return new ScriptsHelper({ command, timeoutMs, env });
   }
 
   /** The user's scripts with their last run. */

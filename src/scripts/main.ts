@@ -25,7 +25,8 @@ import {
 } from '../shared/history.js';
 import { userByUid } from '../shared/posix.js';
 import { SendClient } from '../shared/sendClient.js';
-import { readRunnerConfig, RUNNER_ENV_HELP, type RunnerConfig } from '../runner/config.js';
+import { readRunnerConfig, type RunnerConfig } from '../runner/config.js';
+import { settingsHelp } from '../shared/settingsDocs.js';
 import { readState, type ScriptState } from '../runner/cooldown.js';
 import { killAllRunning } from '../runner/execute.js';
 import { analystPaths, type AnalystPaths, stateFile } from '../runner/paths.js';
@@ -80,8 +81,8 @@ Commands:
 
 Errors print {"error": "...", "code": "..."} and exit 1.
 
-Environment (the same as notify-runner's, where sudo passes them):
-${RUNNER_ENV_HELP.map(([n, d, m]) => `  ${n.padEnd(27)} ${m} [${d}]`).join('\n')}
+The environment is the same as notify-runner's (where sudo passes it).
+${settingsHelp('scripts')}
 `;
 
 /** Entry point of bin/notify-scripts.js. */
@@ -166,7 +167,7 @@ function checkName(name: string | undefined): string {
 }
 
 function readConfig(env: NodeJS.ProcessEnv): RunnerConfig {
-  const reader = new EnvReader(env);
+  const reader = new EnvReader('scripts', env);
   const config = readRunnerConfig(reader);
   reader.done();
   return config;

@@ -3,17 +3,15 @@
  * what a script prints, and the send API's request and answer bodies.
  */
 import { z } from 'zod';
+import { parseDurationMs } from './units.js';
 
 /** Default cooldown between two sent notifications of one script. */
 export const DEFAULT_COOLDOWN = '1h';
-const COOLDOWN_RE = /^(\d+)\s*([smhd])$/;
-const COOLDOWN_UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
-/** Parses a cooldown (`30m`, `1h`, `6h`, `1d`, any `<n>s|m|h|d`) into seconds; null if invalid. */
+/** Parses a cooldown (any duration: `30m`, `1h`, `6h`, `1d`, see units.ts) into whole seconds; null if invalid. */
 export function parseCooldownSeconds(text: string): number | null {
-  const m = COOLDOWN_RE.exec(text.trim());
-  if (!m) return null;
-  return Number(m[1]) * COOLDOWN_UNIT_SECONDS[m[2]!]!;
+  const ms = parseDurationMs(text);
+  return ms === null ? null : Math.ceil(ms / 1000);
 }
 
 /**

@@ -12,6 +12,8 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from './jsonFile.js';
 import { withLock } from './lock.js';
+import { SETTINGS } from './settings.js';
+import { parseByteSize } from './units.js';
 
 /** What a script file may be called: a plain file name ending in `.py`, no paths. */
 export const SCRIPT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*\.py$/;
@@ -144,7 +146,10 @@ export interface HistoryLimits {
   maxBytes: number;
 }
 
-export const DEFAULT_HISTORY_LIMITS: HistoryLimits = { maxLines: 2000, maxBytes: 1024 * 1024 };
+export const DEFAULT_HISTORY_LIMITS: HistoryLimits = {
+  maxLines: Number(SETTINGS.NOTIFY_HISTORY_MAX_LINES.default),
+  maxBytes: parseByteSize(SETTINGS.NOTIFY_HISTORY_MAX_BYTES.default) ?? 0,
+};
 
 /** What a service recorded about delivering an on-demand run's notification. */
 /** Outcomes the send API can give an accepted notification instead of sending it. */

@@ -30,6 +30,7 @@ export interface LoggerOptions {
   file?: string;
   /** Values that must never appear in a log line. */
   secrets?: readonly string[];
+  /** NOTIFY_LOG_LEVEL, as the program's settings read it [info]. */
   level?: string;
   /** Write to stdout as well (default true). */
   stdout?: boolean;
@@ -49,7 +50,7 @@ export function createLogger(opts: LoggerOptions): Logger {
   const logger = pino(
     {
       name: opts.name,
-      level: opts.level ?? process.env.NOTIFY_LOG_LEVEL ?? 'info',
+      level: opts.level ?? 'info',
       timestamp: pino.stdTimeFunctions.isoTime,
       hooks: { streamWrite: (line: string) => redact(line, secrets) },
     },

@@ -26,12 +26,9 @@ export function parseMetricsAddress(text: string): MetricsAddress | null {
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
-/** The setting's line for `--help` and the README. */
-export const METRICS_ENV_HELP: [string, string, string] = ['NOTIFY_METRICS_ADDR', '(empty = off)', 'serve Prometheus metrics at http://<host:port>/metrics, e.g. 127.0.0.1:9464'];
-
 /** Reads NOTIFY_METRICS_ADDR (undefined when unset: no endpoint). */
 export function readMetricsAddress(r: EnvReader): MetricsAddress | undefined {
-  const raw = r.optional('NOTIFY_METRICS_ADDR');
+  const raw = r.get('NOTIFY_METRICS_ADDR');
   if (raw === undefined) return undefined;
   const addr = parseMetricsAddress(raw);
   if (!addr) r.problem(`NOTIFY_METRICS_ADDR must be <host>:<port>, e.g. 127.0.0.1:9464 (got '${raw}')`);

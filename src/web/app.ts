@@ -43,7 +43,7 @@ export interface WebDeps {
   clock?: Clock;
   /** Group membership (NOTIFY_ANALYST_GROUP); the system's user database by default. */
   isMember?: (username: string, group: string) => boolean;
-  /** Runs `notify-scripts` as an analyst; ScriptsHelper.fromEnv() (on first use) by default. */
+  /** Runs `notify-scripts` as an analyst; by default one from `config.scripts`, made on first use. */
   scriptsHelper?: ScriptsHelper;
   /** Whether a server account / Linux group exists (team chat access); the system's by default. */
   accountExists?: (name: string) => boolean;
@@ -251,7 +251,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     issuer: config.publicUrl,
     dataDir: config.dataDir,
     clock,
-    helper: () => (scriptsHelper ??= ScriptsHelper.fromEnv()),
+    helper: () => (scriptsHelper ??= new ScriptsHelper(config.scripts)),
     send: new SendClient(config.socketPath, 30_000),
     assets,
     panels,
@@ -260,7 +260,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
   await app.register(channelsPlugin, { send: new SendClient(config.socketPath, 30_000), assets, panels });
 
   await app.register(scriptsPlugin, {
-    helper: () => (scriptsHelper ??= ScriptsHelper.fromEnv()),
+    helper: () => (scriptsHelper ??= new ScriptsHelper(config.scripts)),
     send: new SendClient(config.socketPath, 30_000),
     rules: new AlertRulesStore(config.dataDir, clock),
     dataDir: config.dataDir,

@@ -1,18 +1,17 @@
 /**
- * The dashboard's configuration, read from the environment, and the `--help` text that
- * lists every variable with its default.
+ * The dashboard's configuration, read from the environment (settings declared in
+ * shared/settings.ts), and its `--help` text.
  */
-import { METRICS_ENV_HELP, type MetricsAddress, readMetricsAddress } from '../shared/metrics.js';
+import { splitCommand } from '../scripts/client.js';
 import { ConfigError, EnvReader, readCommonConfig } from '../shared/config.js';
+import type { LogLevel } from '../shared/settings.js';
+import { type MetricsAddress, readMetricsAddress } from '../shared/metrics.js';
+import { settingsHelp } from '../shared/settingsDocs.js';
 
 /** Everything notify-web needs to know from its environment. */
 export interface WebConfig {
   dataDir: string;
   socketPath: string;
-  /** PostgreSQL for the shared state of a fleet; unset = the data files. */
-  databaseUrl: string | undefined;
-  /** This replica's name. */
-  instance: string;
   host: string;
   port: number;
   /** External base URL without a trailing slash. */
@@ -51,53 +50,21 @@ export interface WebConfig {
   desktopSecret: string | undefined;
   /** The desktop app's URL scheme: the sign-in link is `<scheme>://auth?token=...`. */
   desktopUrlScheme: string;
-  /** Values that must never be logged. */
-  secrets: string[];
+  /** PostgreSQL for the shared state of a fleet; unset = the data files. */
+  databaseUrl: string | undefined;
+  /** This replica's name. */
+  instance: string;
   /** Where to serve Prometheus metrics; undefined = nowhere. */
   metricsAddr?: MetricsAddress | undefined;
+  /** How to run notify-scripts as an analyst. */
+  scripts: { command: string; timeoutMs: number };
+  logLevel: LogLevel;
+  /** Values that must never be logged. */
+  secrets: string[];
 }
-
-/** One documented variable: what `--help` prints. */
-interface VariableDoc {
-  name: string;
-  fallback: string;
-  meaning: string;
-}
-
-/** Every variable notify-web reads, with its default, in the order `--help` lists them. */
-export const WEB_VARIABLES: readonly VariableDoc[] = [
-  { name: 'OIDC_ISSUER', fallback: 'https://accounts.google.com', meaning: 'OpenID Connect issuer (Google or any other)' },
-  { name: 'OIDC_CLIENT_ID', fallback: '(required)', meaning: 'OIDC client id' },
-  { name: 'OIDC_CLIENT_SECRET', fallback: '(none: public client with PKCE only)', meaning: 'OIDC client secret; never logged' },
-  { name: 'NOTIFY_ALLOWED_DOMAINS', fallback: '(empty)', meaning: 'comma list of e-mail domains allowed to sign in; the first gives short usernames (john.doe@first.domain -> john.doe)' },
-  { name: 'NOTIFY_ALLOWED_EMAILS', fallback: '(empty)', meaning: 'comma list of further single addresses allowed to sign in (petr@simecek.org -> petr_simecek_org); with neither list set notify-web refuses to start' },
-  { name: 'NOTIFY_SESSION_SECRET', fallback: '(required, 32+ characters)', meaning: 'key that signs session cookies, e.g. `openssl rand -hex 32`; never logged' },
-  { name: 'NOTIFY_SESSION_TTL', fallback: '12h', meaning: 'how long a sign-in lasts (30m, 12h, 1d ...)' },
-  { name: 'NOTIFY_PUBLIC_URL', fallback: 'http://localhost:8080', meaning: 'external base URL; register <it>/auth/callback as the redirect URI; https makes cookies Secure' },
-  { name: 'NOTIFY_WEB_HOST', fallback: '127.0.0.1', meaning: 'listen address' },
-  { name: 'NOTIFY_WEB_PORT', fallback: '8080', meaning: 'listen port' },
-  { name: 'NOTIFY_WEB_TRUST_PROXY', fallback: 'false', meaning: 'true behind a reverse proxy (client address from X-Forwarded-For in logs)' },
-  { name: 'NOTIFY_WEB_REQUEST_TIMEOUT', fallback: '30s', meaning: 'a request (headers and body) must arrive within this long; else 408 and the connection is closed' },
-  { name: 'NOTIFY_WEB_MAX_CONNECTIONS_PER_ADDRESS', fallback: '64', meaning: 'connections one client address may hold open (not applied behind a proxy, NOTIFY_WEB_TRUST_PROXY=true, whose address is every client\'s)' },
-  { name: 'NOTIFY_WEB_MAX_CONNECTIONS', fallback: '2000', meaning: 'connections the dashboard holds open at once; more are answered 503' },
-  { name: 'TELEGRAM_BOT_USERNAME', fallback: '(none: instructions say "the bot", no one-tap link)', meaning: 'the bot\'s @name, shown in the link instructions and used for t.me links' },
-  { name: 'NOTIFY_DATA_DIR', fallback: '/data/notifications', meaning: 'shared data directory (telegram_users.json, pending_codes.json, link_tokens.json)' },
-  { name: 'NOTIFY_SOCKET', fallback: '/run/notify-bot/bot.sock', meaning: 'the bot\'s send API socket (welcome messages; add this account to NOTIFY_TRUSTED_USERS)' },
-  { name: 'NOTIFY_ANALYST_GROUP', fallback: '(empty = no check)', meaning: 'when set, only members of this group can link Telegram' },
-  { name: 'NOTIFY_SIGN_IN_EXCEPTIONS', fallback: '(empty)', meaning: 'comma list of server accounts that may sign in although they are system or service accounts (root, uids outside login.defs\' UID_MIN..UID_MAX, no login shell, the dashboard\'s or the bot\'s own); the local first-run mode names the account it runs as' },
-  { name: 'NOTIFY_VERIFY_USER_LIMIT', fallback: '10', meaning: 'wrong code guesses one user may make per window (then 429)' },
-  { name: 'NOTIFY_VERIFY_GLOBAL_LIMIT', fallback: '100', meaning: 'wrong code guesses all users together may make per window (then 429)' },
-  { name: 'NOTIFY_VERIFY_WINDOW', fallback: '15m', meaning: 'the window of those two limits' },
-  { name: 'DESKTOP_JWT_SECRET', fallback: '(none)', meaning: 'HS256 secret for desktop tokens; never logged' },
-  { name: 'NOTIFY_DESKTOP_URL_SCHEME', fallback: 'data-analyst', meaning: 'the desktop app\'s URL scheme: /desktop/link hands it <scheme>://auth?token=...' },
-  { name: 'NOTIFY_LOG_LEVEL', fallback: 'info', meaning: 'log level (debug, info, warn, error)' },
-  { name: METRICS_ENV_HELP[0], fallback: METRICS_ENV_HELP[1], meaning: METRICS_ENV_HELP[2] },
-];
 
 /** The `--help` text. */
 export function helpText(): string {
-  const width = Math.max(...WEB_VARIABLES.map((v) => v.name.length));
-  const lines = WEB_VARIABLES.map((v) => `  ${v.name.padEnd(width)}  [${v.fallback}]\n  ${' '.repeat(width)}  ${v.meaning}`);
   return [
     'Usage: notify-web [--help]',
     '',
@@ -113,8 +80,7 @@ export function helpText(): string {
     '        GET /api/desktop/scripts, POST /api/desktop/scripts/run, POST /api/desktop/refresh (desktop bearer token),',
     '        GET /api/notifications/images/<name>.png (the unguessable name is the permission)',
     '',
-    'Environment variables [default]:',
-    ...lines,
+    settingsHelp('web'),
     '',
   ].join('\n');
 }
@@ -125,7 +91,7 @@ function isLoopbackHost(hostname: string): boolean {
 
 /** NOTIFY_DESKTOP_URL_SCHEME: a URL scheme (RFC 3986), and not one a browser handles itself. */
 function urlScheme(r: EnvReader): string {
-  const scheme = r.string('NOTIFY_DESKTOP_URL_SCHEME', 'data-analyst').toLowerCase();
+  const scheme = r.get('NOTIFY_DESKTOP_URL_SCHEME').toLowerCase();
   if (!/^[a-z][a-z0-9+.-]{0,31}$/.test(scheme) || ['http', 'https', 'javascript', 'data', 'file', 'blob'].includes(scheme)) {
     r.problem(`NOTIFY_DESKTOP_URL_SCHEME must be the desktop app's own URL scheme such as data-analyst (got '${scheme}')`);
   }
@@ -134,18 +100,18 @@ function urlScheme(r: EnvReader): string {
 
 /** Reads and checks the configuration; throws ConfigError listing every problem. */
 export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
-  const r = new EnvReader(env);
+  const r = new EnvReader('web', env);
   const common = readCommonConfig(r);
-  const publicUrl = r.url('NOTIFY_PUBLIC_URL', 'http://localhost:8080');
-  const issuer = r.url('OIDC_ISSUER', 'https://accounts.google.com');
-  const clientId = r.required('OIDC_CLIENT_ID', 'the client id of the OAuth client registered with the OpenID Connect provider');
-  const clientSecret = r.optional('OIDC_CLIENT_SECRET');
-  const sessionSecret = r.required('NOTIFY_SESSION_SECRET', 'a random key of 32 or more characters, e.g. from `openssl rand -hex 32`');
+  const publicUrl = r.get('NOTIFY_PUBLIC_URL');
+  const issuer = r.get('OIDC_ISSUER');
+  const clientId = r.get('OIDC_CLIENT_ID') ?? '';
+  const clientSecret = r.get('OIDC_CLIENT_SECRET');
+  const sessionSecret = r.get('NOTIFY_SESSION_SECRET') ?? '';
   if (sessionSecret !== '' && sessionSecret.length < 32) {
     r.problem(`NOTIFY_SESSION_SECRET is too short (${sessionSecret.length} characters); use 32 or more, e.g. from \`openssl rand -hex 32\``);
   }
-  const allowedDomains = r.list('NOTIFY_ALLOWED_DOMAINS').map((d) => d.toLowerCase().replace(/^@/, ''));
-  const allowedEmails = r.list('NOTIFY_ALLOWED_EMAILS').map((e) => e.toLowerCase());
+  const allowedDomains = r.get('NOTIFY_ALLOWED_DOMAINS').map((d) => d.toLowerCase().replace(/^@/, ''));
+  const allowedEmails = r.get('NOTIFY_ALLOWED_EMAILS').map((e) => e.toLowerCase());
   if (allowedDomains.length === 0 && allowedEmails.length === 0) {
     r.problem('Neither NOTIFY_ALLOWED_DOMAINS nor NOTIFY_ALLOWED_EMAILS is set: nobody could sign in. Set NOTIFY_ALLOWED_DOMAINS to your e-mail domain (e.g. example.com) and/or NOTIFY_ALLOWED_EMAILS to single addresses.');
   }
@@ -155,8 +121,6 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
   for (const d of allowedDomains) {
     if (!/^[a-z0-9.-]+\.[a-z0-9-]+$/.test(d)) r.problem(`NOTIFY_ALLOWED_DOMAINS holds '${d}', which is not a domain name`);
   }
-  const sessionTtlMs = r.durationMs('NOTIFY_SESSION_TTL', 12 * 3_600_000);
-  if (sessionTtlMs < 60_000) r.problem('NOTIFY_SESSION_TTL must be at least 1m');
 
   let allowInsecureRequests = false;
   try {
@@ -166,19 +130,27 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
       else r.problem(`OIDC_ISSUER must use https (got '${issuer}'); plain http is accepted only for an issuer on this machine`);
     }
   } catch {
-    // r.url already reported it.
+    // the reader already reported it.
   }
-  const botUsername = r.optional('TELEGRAM_BOT_USERNAME')?.replace(/^@/, '');
+  const botUsername = r.get('TELEGRAM_BOT_USERNAME')?.replace(/^@/, '');
   if (botUsername !== undefined && !/^[A-Za-z0-9_]{3,64}$/.test(botUsername)) {
     r.problem(`TELEGRAM_BOT_USERNAME must be the bot's user name such as my_alerts_bot (got '${botUsername}')`);
   }
+  const scriptsCommand = r.get('NOTIFY_SCRIPTS_COMMAND');
+  try {
+    splitCommand(scriptsCommand);
+  } catch (err) {
+    r.problem(`NOTIFY_SCRIPTS_COMMAND: ${(err as Error).message}`);
+  }
+  const desktopSecret = r.get('DESKTOP_JWT_SECRET');
   const config: WebConfig = {
     dataDir: common.dataDir,
     socketPath: common.socketPath,
     databaseUrl: common.databaseUrl,
     instance: common.instance,
-    host: r.string('NOTIFY_WEB_HOST', '127.0.0.1'),
-    port: r.port('NOTIFY_WEB_PORT', 8080),
+    metricsAddr: readMetricsAddress(r),
+    host: r.get('NOTIFY_WEB_HOST'),
+    port: r.get('NOTIFY_WEB_PORT'),
     publicUrl,
     redirectUri: `${publicUrl}/auth/callback`,
     secureCookies: publicUrl.startsWith('https:'),
@@ -186,25 +158,26 @@ export function readWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
     allowedDomains,
     allowedEmails,
     sessionSecret,
-    sessionTtlMs,
+    sessionTtlMs: r.get('NOTIFY_SESSION_TTL'),
     botUsername,
-    analystGroup: r.optional('NOTIFY_ANALYST_GROUP'),
-    signInExceptions: r.list('NOTIFY_SIGN_IN_EXCEPTIONS'),
+    analystGroup: r.get('NOTIFY_ANALYST_GROUP'),
+    signInExceptions: r.get('NOTIFY_SIGN_IN_EXCEPTIONS'),
     verify: {
-      perUser: r.int('NOTIFY_VERIFY_USER_LIMIT', 10, 1, 1_000_000),
-      overall: r.int('NOTIFY_VERIFY_GLOBAL_LIMIT', 100, 1, 1_000_000),
-      windowMs: r.durationMs('NOTIFY_VERIFY_WINDOW', 15 * 60_000),
+      perUser: r.get('NOTIFY_VERIFY_USER_LIMIT'),
+      overall: r.get('NOTIFY_VERIFY_GLOBAL_LIMIT'),
+      windowMs: r.get('NOTIFY_VERIFY_WINDOW'),
     },
-    trustProxy: r.bool('NOTIFY_WEB_TRUST_PROXY', false),
+    trustProxy: r.get('NOTIFY_WEB_TRUST_PROXY'),
     connections: {
-      requestTimeoutMs: r.durationMs('NOTIFY_WEB_REQUEST_TIMEOUT', 30_000),
-      perAddress: r.int('NOTIFY_WEB_MAX_CONNECTIONS_PER_ADDRESS', 64, 1, 10_000_000),
-      total: r.int('NOTIFY_WEB_MAX_CONNECTIONS', 2000, 1, 10_000_000),
+      requestTimeoutMs: r.get('NOTIFY_WEB_REQUEST_TIMEOUT'),
+      perAddress: r.get('NOTIFY_WEB_MAX_CONNECTIONS_PER_ADDRESS'),
+      total: r.get('NOTIFY_WEB_MAX_CONNECTIONS'),
     },
-    desktopSecret: r.optional('DESKTOP_JWT_SECRET'),
+    desktopSecret,
     desktopUrlScheme: urlScheme(r),
-    secrets: [clientSecret, sessionSecret, r.optional('DESKTOP_JWT_SECRET')].filter((s): s is string => s !== undefined && s !== ''),
-    metricsAddr: readMetricsAddress(r),
+    scripts: { command: scriptsCommand, timeoutMs: r.get('NOTIFY_SCRIPTS_HELPER_TIMEOUT') },
+    logLevel: r.get('NOTIFY_LOG_LEVEL'),
+    secrets: r.secrets(),
   };
   r.done();
   return config;

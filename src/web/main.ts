@@ -48,7 +48,7 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const password = config.databaseUrl ? databasePassword(config.databaseUrl) : null;
-  const logger = createLogger({ name: 'notify-web', secrets: password ? [...config.secrets, password] : config.secrets });
+  const logger = createLogger({ name: 'notify-web', secrets: password ? [...config.secrets, password] : config.secrets, level: config.logLevel });
   let shared: SharedState;
   try {
     // Before the app builds its stores: with a database, they keep their documents there.

@@ -18,7 +18,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { type AlertRulesStore, QuietHoursSchema, type UserRules, isTimeZone } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
-import { parseDurationMs } from '../shared/config.js';
+import { parseDurationMs } from '../shared/units.js';
 import { scriptNameProblem } from '../shared/history.js';
 import { esc } from './pages.js';
 

@@ -59,6 +59,8 @@ export function testConfig(dir: string, overrides: Partial<GatewayConfig> = {}):
     maxUnauthenticatedPerAddress: 50,
     maxUnauthenticated: 1000,
     trustProxy: false,
+    logLevel: 'info',
+    secrets: [TEST_SECRET],
     ...overrides,
   };
 }

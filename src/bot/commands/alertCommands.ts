@@ -7,7 +7,7 @@ import { Composer, type Context } from 'grammy';
 import type { InlineKeyboardButton, MessageEntity } from 'grammy/types';
 import { type AlertRulesStore, formatLocalTime, type HeldAlert, inQuietHours } from '../../shared/alertRules.js';
 import type { Clock } from '../../shared/clock.js';
-import { parseDurationMs } from '../../shared/config.js';
+import { parseDurationMs } from '../../shared/units.js';
 import type { LinkStore } from '../../shared/linking.js';
 import type { Logger } from '../../shared/logger.js';
 import { alertKeyboard, parseCallbackData, pressOffered, type ScriptKeys, undoKeyboard } from './alertKeyboard.js';
