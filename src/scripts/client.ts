@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ScriptOutputSchema, type ScriptOutput } from '../shared/contract.js';
 import { type DeliveryReport, newRunId, OUTCOMES, RunRecordSchema, type RunRecord, scriptNameProblem, TRIGGERS } from '../shared/history.js';
 import type { PhotoUpload } from '../shared/sendClient.js';
+import { ERROR_CODES, type ErrorCode, HISTORY_LIMIT, historyArgs, type ListedScript, RUN_ID_RE, RUN_META_KEY, type RunMeta, recordDeliveryArgs, runArgs } from './protocol.js';
 
 export { scriptNameProblem } from '../shared/history.js';
 export type { DeliveryReport, RunRecord } from '../shared/history.js';
@@ -48,7 +49,19 @@ export class ScriptsHelperError extends Error {
   }
 }
 
-/** One script as `notify-scripts list` describes it. */
+/** What each error code of the helper means to a service. */
+const ERROR_KIND: Record<ErrorCode, ScriptsHelperErrorKind> = {
+  usage: 'invalid_request',
+  invalid_name: 'invalid_request',
+  not_found: 'not_found',
+  failed: 'script_failed',
+  timed_out: 'timed_out',
+  invalid_output: 'invalid_output',
+  unknown_run: 'unknown_run',
+  internal: 'helper_failed',
+};
+
+/** One script as `notify-scripts list` describes it (protocol.ts: ListedScript). */
 export const ScriptInfoSchema = z.looseObject({
   name: z.string(),
   stem: z.string(),
@@ -76,9 +89,12 @@ export const ScriptInfoSchema = z.looseObject({
   schedule_due: z.boolean().optional(),
   /** Why its schedule is invalid. */
   schedule_error: z.string().optional(),
+  consecutive_failures: z.number().optional(),
+  health_failing: z.literal(true).optional(),
 });
 export type ScriptInfo = z.infer<typeof ScriptInfoSchema>;
 
+/** protocol.ts: RunMeta. */
 const RunMetaSchema = z.looseObject({
   id: z.string(),
   outcome: z.enum(['pending_delivery', 'nothing_to_send']),
@@ -212,15 +228,11 @@ export class ScriptsHelper {
 
   /** The user's recent runs, newest first. */
   async history(user: string, opts: { limit?: number; script?: string } = {}): Promise<RunRecord[]> {
-    const args = ['history'];
-    if (opts.limit !== undefined) {
-      if (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > 2000) {
-        throw new ScriptsHelperError('invalid_request', 'the history limit must be a whole number from 1 to 2000');
-      }
-      args.push('--limit', String(opts.limit));
+    if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > HISTORY_LIMIT.max)) {
+      throw new ScriptsHelperError('invalid_request', `the history limit must be a whole number from 1 to ${HISTORY_LIMIT.max}`);
     }
-    if (opts.script !== undefined) args.push('--script', checkScript(opts.script));
-    const answer = await this.call(user, args);
+    if (opts.script !== undefined) checkScript(opts.script);
+    const answer = await this.call(user, historyArgs(opts));
     return this.parse(answer, z.array(RunRecordSchema), 'history');
   }
 
@@ -231,12 +243,12 @@ export class ScriptsHelper {
   async run(user: string, name: string): Promise<OnDemandRun> {
     checkScript(name);
     const runId = newRunId();
-    const answer = await this.call(user, ['run', '--run-id', runId, '--with-image', name]);
+    const answer = await this.call(user, runArgs(runId, name));
     const value = this.parse(answer, z.record(z.string(), z.unknown()), 'run');
     const out: Record<string, unknown> = { ...value };
-    const meta = RunMetaSchema.safeParse(out._run);
+    const meta = RunMetaSchema.safeParse(out[RUN_META_KEY]);
     const ours = meta.success && meta.data.id === runId;
-    if (ours) delete out._run;
+    if (ours) delete out[RUN_META_KEY];
     const parsed = ScriptOutputSchema.safeParse(out);
     if (!parsed.success) throw new ScriptsHelperError('helper_failed', `the helper's answer for ${name} is not a valid script output`);
     const output = parsed.data;
@@ -260,18 +272,11 @@ export class ScriptsHelper {
 
   /** Joins an on-demand run to its notification id (or records why it was not delivered). */
   async recordDelivery(user: string, runId: string, report: DeliveryReport): Promise<RunRecord> {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(runId)) throw new ScriptsHelperError('invalid_request', 'not a run id');
-    const args = ['record-delivery', runId];
-    if ('id' in report) {
-      if (report.id === '' || report.id.length > 200 || report.id.startsWith('-')) throw new ScriptsHelperError('invalid_request', 'not a notification id');
-      args.push(report.id);
-      if (report.queued) args.push('--queued');
-      if (report.outcome) args.push('--outcome', report.outcome);
-      if (report.until && !Number.isNaN(Date.parse(report.until))) args.push('--until', new Date(report.until).toISOString());
-    } else {
-      args.push(`--failed=${report.error.slice(0, 1000)}`);
+    if (!RUN_ID_RE.test(runId)) throw new ScriptsHelperError('invalid_request', 'not a run id');
+    if ('id' in report && (report.id === '' || report.id.length > 200 || report.id.startsWith('-'))) {
+      throw new ScriptsHelperError('invalid_request', 'not a notification id');
     }
-    const answer = await this.call(user, args);
+    const answer = await this.call(user, recordDeliveryArgs(runId, report));
     return this.parse(answer, RunRecordSchema, 'record-delivery');
   }
 
@@ -295,20 +300,7 @@ export class ScriptsHelper {
     const err = ErrorAnswerSchema.safeParse(value);
     if (err.success) {
       const e = err.data;
-      const kind: ScriptsHelperErrorKind =
-        e.code === 'invalid_name' || e.code === 'usage'
-          ? 'invalid_request'
-          : e.code === 'not_found'
-            ? 'not_found'
-            : e.code === 'failed'
-              ? 'script_failed'
-              : e.code === 'timed_out'
-                ? 'timed_out'
-                : e.code === 'invalid_output'
-                  ? 'invalid_output'
-                  : e.code === 'unknown_run'
-                    ? 'unknown_run'
-                    : 'helper_failed';
+      const kind = (e.code !== undefined && (ERROR_CODES as readonly string[]).includes(e.code) ? ERROR_KIND[e.code as ErrorCode] : 'helper_failed');
       return new ScriptsHelperError(kind, e.error, {
         ...(e.outcome !== undefined ? { outcome: e.outcome } : {}),
         ...(e.run_id !== undefined ? { runId: e.run_id } : {}),
@@ -393,3 +385,8 @@ function checkScript(name: string): string {
   if (problem) throw new ScriptsHelperError('invalid_request', problem);
   return name;
 }
+
+// Both ends agree: what the helper prints is what the client's schemas accept.
+type Agrees<A, B> = [A] extends [B] ? true : never;
+const _protocolAgrees: [Agrees<ListedScript, ScriptInfo>, Agrees<RunMeta, z.infer<typeof RunMetaSchema>>] = [true, true];
+void _protocolAgrees;

@@ -34,15 +34,14 @@ import { fileRunLog } from '../runner/runLog.js';
 import { discoverScripts } from '../runner/runner.js';
 import { runScript } from '../runner/runScript.js';
 import { readSchedule, scheduleReference, scheduleStatus } from '../runner/schedule.js';
+import { type ErrorAnswer, type ErrorCode, HISTORY_LIMIT, type ListedScript, RUN_META_KEY, type RunMeta } from './protocol.js';
 
-/** Codes of the `{"error", "code"}` answers. */
-export type ErrorCode = 'usage' | 'invalid_name' | 'not_found' | 'failed' | 'timed_out' | 'invalid_output' | 'unknown_run' | 'internal';
 
 class CliError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly extra: Record<string, unknown> = {},
+    readonly extra: Omit<ErrorAnswer, 'error' | 'code'> = {},
   ) {
     super(message);
   }
@@ -116,22 +115,16 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv, io: Io): Pr
         throw new CliError('usage', `unknown command '${command}' (commands: list, history, run, record-delivery; see --help)`);
     }
   } catch (err) {
-    if (err instanceof CliError) {
-      io.out(`${JSON.stringify({ error: err.message, code: err.code, ...err.extra })}\n`);
+    const answer = (a: ErrorAnswer): number => {
+      io.out(`${JSON.stringify(a)}\n`);
       return 1;
-    }
-    if (err instanceof ConfigError) {
-      io.out(`${JSON.stringify({ error: err.message, code: 'usage' })}\n`);
-      return 1;
-    }
+    };
+    if (err instanceof CliError) return answer({ error: err.message, code: err.code, ...err.extra });
+    if (err instanceof ConfigError) return answer({ error: err.message, code: 'usage' });
     const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      io.out(`${JSON.stringify({ error: (err as Error).message, code: 'usage' })}\n`);
-      return 1;
-    }
-    io.out(`${JSON.stringify({ error: `internal error: ${(err as Error).message}`, code: 'internal' })}\n`);
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) return answer({ error: (err as Error).message, code: 'usage' });
     io.err(`${(err as Error).stack ?? String(err)}\n`);
-    return 1;
+    return answer({ error: `internal error: ${(err as Error).message}`, code: 'internal' });
   }
 }
 
@@ -171,33 +164,6 @@ function readConfig(env: NodeJS.ProcessEnv): RunnerConfig {
   const config = readRunnerConfig(reader);
   reader.done();
   return config;
-}
-
-/** One script in `list`. */
-export interface ListedScript {
-  name: string;
-  stem: string;
-  last_run: string | null;
-  last_outcome: RunRecord['outcome'] | null;
-  last_trigger?: RunRecord['trigger'];
-  last_error?: string;
-  last_warning?: string;
-  last_sent: string | null;
-  cooldown?: string;
-  cooldown_until?: string;
-  state_error?: string;
-  /** Scheduled runs that failed in a row, when any (script health). */
-  consecutive_failures?: number;
-  /** A "script is failing" alert was sent and no "recovered" yet. */
-  health_failing?: true;
-  /** Its `# schedule:` line as written, the zone it is read in, and the next scheduled time. */
-  schedule?: string;
-  schedule_zone?: string;
-  next_run?: string | null;
-  /** A scheduled time passed since its last scheduled run: the next runner pass runs it. */
-  schedule_due?: boolean;
-  /** Its `# schedule:` line is invalid (the runner records a failed run saying so). */
-  schedule_error?: string;
 }
 
 async function listScripts(paths: AnalystPaths, nowMs: number): Promise<ListedScript[]> {
@@ -273,10 +239,12 @@ async function history(paths: AnalystPaths, argv: string[]): Promise<RunRecord[]
     strict: true,
     allowPositionals: false,
   });
-  let limit = 50;
+  let limit: number = HISTORY_LIMIT.default;
   if (values.limit !== undefined) {
     limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 2000) throw new CliError('usage', `--limit must be a whole number from 1 to 2000 (got '${values.limit}')`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_LIMIT.max) {
+      throw new CliError('usage', `--limit must be a whole number from 1 to ${HISTORY_LIMIT.max} (got '${values.limit}')`);
+    }
   }
   const script = values.script === undefined ? undefined : checkName(values.script);
   const records = await new HistoryStore(paths.history).readAll();
@@ -328,19 +296,19 @@ async function runOnDemand(paths: AnalystPaths, env: NodeJS.ProcessEnv, argv: st
   const rec = result.record;
   if ((rec.outcome === 'pending_delivery' || rec.outcome === 'nothing_to_send') && result.raw) {
     const out: Record<string, unknown> = { ...result.raw };
-    if (!('_run' in out)) {
-      const meta: Record<string, unknown> = { id: rec.run_id, outcome: rec.outcome, duration_ms: rec.duration_ms };
+    if (!(RUN_META_KEY in out)) {
+      const meta: RunMeta = { id: rec.run_id, outcome: rec.outcome, duration_ms: rec.duration_ms };
       if (rec.warning) meta.warning = rec.warning;
       if (result.image) {
         meta.image = {
           filename: result.image.filename,
-          content_type: result.image.contentType,
+          content_type: result.image.contentType as NonNullable<RunMeta['image']>['content_type'],
           size: result.image.bytes.length,
           base64: Buffer.from(result.image.bytes).toString('base64'),
         };
       }
       if (result.imageError) meta.image_error = result.imageError;
-      out._run = meta;
+      out[RUN_META_KEY] = meta;
     }
     return print(io, out, false);
   }

@@ -86,6 +86,31 @@ export const OUTCOME_WORDS: Record<Outcome, string> = {
   held_quiet_hours: 'held for quiet hours',
 };
 
+/** How each outcome looks: the bot's icon, and the dashboard's tone (ok, idle, warn, bad). */
+export const OUTCOME_LOOK: Record<Outcome, { icon: string; tone: 'ok' | 'idle' | 'warn' | 'bad' }> = {
+  sent: { icon: '✅', tone: 'ok' },
+  held_by_cooldown: { icon: '⏸', tone: 'idle' },
+  nothing_to_send: { icon: '▫️', tone: 'idle' },
+  failed: { icon: '❌', tone: 'bad' },
+  timed_out: { icon: '⏱', tone: 'bad' },
+  invalid_output: { icon: '⚠️', tone: 'warn' },
+  delivery_failed: { icon: '📭', tone: 'bad' },
+  pending_delivery: { icon: '✅', tone: 'ok' },
+  snoozed: { icon: '🔕', tone: 'idle' },
+  muted: { icon: '🔕', tone: 'idle' },
+  unchanged: { icon: '▫️', tone: 'idle' },
+  held_quiet_hours: { icon: '🌙', tone: 'idle' },
+};
+
+/** The outcome as a label ("Held by cooldown"). */
+export function outcomeLabel(outcome: string): string {
+  const words = (OUTCOME_WORDS as Record<string, string>)[outcome] ?? outcome;
+  return `${words[0]?.toUpperCase() ?? ''}${words.slice(1)}`;
+}
+
+/** Outcomes that are a failure of the script or of its delivery. */
+export const FAILED_OUTCOMES: ReadonlySet<string> = new Set<Outcome>(['failed', 'timed_out', 'invalid_output', 'delivery_failed']);
+
 /** One run, as a line of history.jsonl. Extra keys are kept (later versions may add some). */
 export const RunRecordSchema = z.looseObject({
   /** Unique id of this run (joins an on-demand run to its notification). */

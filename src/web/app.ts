@@ -9,7 +9,7 @@ import { guardConnections } from '../shared/connectionGuard.js';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { AlertRulesStore } from '../shared/alertRules.js';
+import { AlertRulesStore, formatLocalTime } from '../shared/alertRules.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { DesktopLinkStore } from '../shared/desktopLinks.js';
 import { DesktopTokenStore } from '../shared/desktopTokens.js';
@@ -21,6 +21,7 @@ import { silentLogger } from '../shared/logger.js';
 import { groupIdByName, isUserInGroup, userByName } from '../shared/posix.js';
 import { TeamChatStore } from '../shared/teamChats.js';
 import { ScriptsHelper } from '../scripts/client.js';
+import { RunNow, throughSendApi } from '../scripts/runNow.js';
 import { SendClient } from '../shared/sendClient.js';
 import { loginUidRange, serviceUids, whyNotAnalyst } from '../shared/analystAccounts.js';
 import { channelsPlugin } from './channels.js';
@@ -243,6 +244,13 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
   });
 
   let scriptsHelper = deps.scriptsHelper;
+  const helper = (): ScriptsHelper => (scriptsHelper ??= new ScriptsHelper(config.scripts));
+  const rulesStore = new AlertRulesStore(config.dataDir, clock);
+  // One on-demand run service for Run now and the desktop app: one "already running" guard.
+  const runNow = new RunNow(helper, throughSendApi(new SendClient(config.socketPath, 30_000)), app.log, async (user, iso) => {
+    const tz = (await rulesStore.forUser(user).catch(() => null))?.quiet_hours?.tz ?? 'UTC';
+    return formatLocalTime(Date.parse(iso), tz);
+  });
   await app.register(desktopPlugin, {
     store: desktopTokens,
     links: new DesktopLinkStore(config.dataDir, clock),
@@ -251,8 +259,8 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     issuer: config.publicUrl,
     dataDir: config.dataDir,
     clock,
-    helper: () => (scriptsHelper ??= new ScriptsHelper(config.scripts)),
-    send: new SendClient(config.socketPath, 30_000),
+    helper,
+    runNow,
     assets,
     panels,
   });
@@ -260,9 +268,9 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
   await app.register(channelsPlugin, { send: new SendClient(config.socketPath, 30_000), assets, panels });
 
   await app.register(scriptsPlugin, {
-    helper: () => (scriptsHelper ??= new ScriptsHelper(config.scripts)),
-    send: new SendClient(config.socketPath, 30_000),
-    rules: new AlertRulesStore(config.dataDir, clock),
+    helper,
+    runNow,
+    rules: rulesStore,
     dataDir: config.dataDir,
     clock,
     panels,

@@ -15,11 +15,11 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { type DeliveryOutcome, readOutcomes } from '../bot/delivery/outbox.js';
-import { type AlertRulesStore, formatLocalTime } from '../shared/alertRules.js';
+import type { AlertRulesStore } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
-import type { RuleOutcome } from '../shared/history.js';
-import { type RunRecord, type ScriptInfo, type ScriptsHelper, ScriptsHelperError, scriptNameProblem } from '../scripts/client.js';
-import { type SendClient, SocketUnavailableError, errorText } from '../shared/sendClient.js';
+import { FAILED_OUTCOMES, OUTCOME_LOOK, outcomeLabel } from '../shared/history.js';
+import { type RunRecord, type ScriptInfo, type ScriptsHelper, scriptNameProblem } from '../scripts/client.js';
+import { listFailure, type RunNow } from '../scripts/runNow.js';
 import { type DashboardPanel, esc } from './pages.js';
 import { registerRules, renderRulesCard } from './rules.js';
 import type { Identity } from './session.js';
@@ -29,7 +29,8 @@ import { STATIC_DIR } from './static.js';
 export interface ScriptsPluginOptions {
   /** The script helper (built on first use, so a bad NOTIFY_SCRIPTS_COMMAND shows as an error here). */
   helper: () => ScriptsHelper;
-  send: SendClient;
+  /** Runs a script now and delivers it (shared with the desktop app's endpoint). */
+  runNow: RunNow;
   rules: AlertRulesStore;
   dataDir: string;
   clock: Clock;
@@ -38,41 +39,7 @@ export interface ScriptsPluginOptions {
   runLimit?: number;
 }
 
-/** Readable labels of run outcomes (the same words as the bot's /status). */
-export const OUTCOME_LABEL: Record<string, string> = {
-  sent: 'Sent',
-  held_by_cooldown: 'Held by cooldown',
-  nothing_to_send: 'Nothing to send',
-  failed: 'Failed',
-  timed_out: 'Timed out',
-  invalid_output: 'Invalid output',
-  delivery_failed: 'Delivery failed',
-  pending_delivery: 'Sent (on demand)',
-  snoozed: 'Not sent: snoozed',
-  muted: 'Not sent: muted',
-  unchanged: 'Not sent: unchanged',
-  held_quiet_hours: 'Held for quiet hours',
-};
-
-/** Outcome tone for the icon and colour: ok, idle, warn, bad. */
-export const OUTCOME_TONE: Record<string, 'ok' | 'idle' | 'warn' | 'bad'> = {
-  sent: 'ok',
-  pending_delivery: 'ok',
-  held_by_cooldown: 'idle',
-  nothing_to_send: 'idle',
-  snoozed: 'idle',
-  muted: 'idle',
-  unchanged: 'idle',
-  held_quiet_hours: 'idle',
-  invalid_output: 'warn',
-  failed: 'bad',
-  timed_out: 'bad',
-  delivery_failed: 'bad',
-};
-
 const DELIVERY_LABEL: Record<string, string> = { delivered: 'Delivered', refused: 'Refused by Telegram', given_up: 'Given up' };
-
-const FAILED = new Set(['failed', 'timed_out', 'invalid_output', 'delivery_failed']);
 
 /** The last lines of an error, short enough for a table cell. */
 export function errorExcerpt(text: string | undefined): string | undefined {
@@ -105,32 +72,6 @@ function serveAsset(app: FastifyInstance, name: string, asset: OwnAsset): void {
       .header('etag', `"${asset.hash}"`)
       .send(asset.body),
   );
-}
-
-/** Why the helper failed, in words for the analyst, and the HTTP status to answer with. */
-export function helperProblem(err: unknown, user: string, name?: string): { status: number; error: string } {
-  if (!(err instanceof ScriptsHelperError)) {
-    return { status: 500, error: `${name ? `${name} could not be run` : 'Your scripts could not be read'}: ${err instanceof Error ? err.message : String(err)}` };
-  }
-  const withName = (m: string): string => (name && !m.includes(name) ? `${name}: ${m}` : m);
-  switch (err.kind) {
-    case 'invalid_request':
-      return { status: 400, error: withName(err.message) };
-    case 'not_found':
-      return { status: 404, error: name ? `${name} is not in ~/user/notifications/ (any more).` : err.message };
-    case 'timed_out':
-    case 'script_failed':
-    case 'invalid_output':
-      return { status: 422, error: withName(err.message) };
-    case 'sudo_refused':
-    case 'helper_missing':
-      return {
-        status: 503,
-        error: `The server is not set up to run scripts as ${user}, so ${name ? `${name} could not be run` : 'your scripts cannot be shown'} (${err.message}). Tell an administrator.`,
-      };
-    default:
-      return { status: 502, error: withName(`the script helper failed: ${err.message}`) };
-  }
 }
 
 const RunBodySchema = z.object({ name: z.string({ error: 'name: give the script file name, such as report.py' }) }).strict();
@@ -190,9 +131,9 @@ function scriptView(s: ScriptInfo, rule: { muted?: boolean | undefined; snoozed_
     stem: s.stem,
     last_run: s.last_run,
     last_outcome: outcome,
-    last_outcome_label: outcome ? (OUTCOME_LABEL[outcome] ?? outcome) : 'Never ran',
-    tone: outcome ? (OUTCOME_TONE[outcome] ?? 'idle') : 'idle',
-    ...(err && outcome && (FAILED.has(outcome) || s.state_error) ? { last_error: errorExcerpt(err) } : {}),
+    last_outcome_label: outcome ? outcomeLabel(outcome) : 'Never ran',
+    tone: outcome ? (OUTCOME_LOOK[outcome]?.tone ?? 'idle') : 'idle',
+    ...(err && outcome && (FAILED_OUTCOMES.has(outcome) || s.state_error) ? { last_error: errorExcerpt(err) } : {}),
     ...(s.last_warning ? { last_warning: errorExcerpt(s.last_warning) } : {}),
     last_sent: s.last_sent ?? null,
     ...(s.cooldown_until ? { cooldown_until: s.cooldown_until } : {}),
@@ -212,8 +153,8 @@ function runView(r: RunRecord, delivery: { status: string; at: string; detail?: 
     script: r.script,
     trigger: r.trigger,
     outcome: r.outcome,
-    outcome_label: OUTCOME_LABEL[r.outcome] ?? r.outcome,
-    tone: OUTCOME_TONE[r.outcome] ?? 'idle',
+    outcome_label: outcomeLabel(r.outcome),
+    tone: OUTCOME_LOOK[r.outcome]?.tone ?? 'idle',
     duration_ms: r.duration_ms,
     ...(r.title ? { title: r.title } : {}),
     ...(r.error ? { error: errorExcerpt(r.error) } : {}),
@@ -233,7 +174,6 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
   const js = ownAsset('scripts.js', 'text/javascript; charset=utf-8');
   serveAsset(app, 'scripts.css', css);
   serveAsset(app, 'scripts.js', js);
-  const running = new Set<string>();
 
   opts.panels.push({ id: 'scripts', order: 20, render: async () => renderScriptsCard({ css: css.url, js: js.url }) });
   opts.panels.push({
@@ -262,7 +202,7 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
       const helper = opts.helper();
       [scripts, runs] = await Promise.all([helper.list(user), helper.history(user, { limit: runLimit })]);
     } catch (err) {
-      const p = helperProblem(err, user);
+      const p = listFailure(err, user);
       request.log.warn({ user, reason: err instanceof Error ? err.message : String(err) }, 'could not read the scripts');
       return sendError(reply, p);
     }
@@ -283,70 +223,10 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
     const name = parsed.data.name;
     const problem = scriptNameProblem(name);
     if (problem) return sendError(reply, { status: 400, error: `${problem[0]?.toUpperCase() ?? ''}${problem.slice(1)}.` });
-    const key = `${user}/${name}`;
-    if (running.has(key)) return sendError(reply, { status: 409, error: `${name} is already running. Wait for it to finish.` });
-    running.add(key);
-    try {
-      let run;
-      let helper: ScriptsHelper;
-      try {
-        helper = opts.helper();
-        run = await helper.run(user, name);
-      } catch (err) {
-        request.log.warn({ user, script: name, reason: err instanceof Error ? err.message : String(err) }, 'on-demand run failed');
-        return sendError(reply, helperProblem(err, user, name));
-      }
-      if (run.outcome === 'nothing_to_send') {
-        return { ok: true, outcome: 'nothing_to_send', message: `${name} ran: nothing to report right now (it printed "notify": false).` };
-      }
-      const out = run.output;
-      const fields = { user, title: out.title ?? undefined, message: out.message ?? undefined, script: name, data: out.data ?? undefined };
-      let res;
-      try {
-        res = run.image ? await opts.send.sendPhoto(fields, run.image, 'respond-async') : await opts.send.send(fields, 'respond-async');
-      } catch (err) {
-        const why = err instanceof SocketUnavailableError ? 'the notifications bot is not running' : err instanceof Error ? err.message : String(err);
-        await helper.recordDelivery(user, run.runId, { error: why }).catch(() => undefined);
-        request.log.warn({ user, script: name, reason: why }, 'could not hand the on-demand result to the bot');
-        return sendError(reply, { status: 503, error: `${name} ran, but its notification could not be sent: ${why}. Try again later.` });
-      }
-      const body = (res.body ?? {}) as { id?: unknown; suppressed?: unknown; held?: unknown; until?: unknown };
-      if (res.status < 200 || res.status >= 300 || typeof body.id !== 'string') {
-        const why = errorText(res);
-        await helper.recordDelivery(user, run.runId, { error: why }).catch(() => undefined);
-        const hint = res.status === 404 ? ' Link Telegram (or a desktop client) to receive notifications.' : '';
-        return sendError(reply, { status: res.status === 404 ? 409 : 502, error: `${name} ran, but its notification was not accepted: ${why}.${hint}` });
-      }
-      const id = body.id;
-      await helper.recordDelivery(user, run.runId, { id, queued: res.status === 202, ...ruleOutcome(body) }).catch((err: unknown) => {
-        request.log.warn({ user, reason: err instanceof Error ? err.message : String(err) }, 'could not record the delivery in the run history');
-      });
-      const tz = (await rules.forUser(user).catch(() => null))?.quiet_hours?.tz ?? 'UTC';
-      const until = typeof body.until === 'string' && !Number.isNaN(Date.parse(body.until)) ? ` until ${formatLocalTime(Date.parse(body.until), tz)}` : '';
-      const imageNote = run.imageError ? ` (its image was not attached: ${run.imageError})` : '';
-      if (body.suppressed === 'muted' || body.suppressed === 'snoozed') {
-        return { ok: true, outcome: body.suppressed, id, message: `${name} ran, but its alert is ${body.suppressed}${until}, so it was not sent. Unmute it to get it.` };
-      }
-      if (body.suppressed === 'unchanged') {
-        return { ok: true, outcome: 'unchanged', id, message: `${name} ran; its data has not changed since the last alert, so nothing was sent.` };
-      }
-      if (body.held === 'quiet_hours') {
-        return { ok: true, outcome: 'held_quiet_hours', id, message: `${name} ran; it is quiet hours, so the alert comes in the digest${until}.` };
-      }
-      const title = out.title ? `: "${out.title}"` : '';
-      return { ok: true, outcome: 'sent', id, message: `${name} ran and its notification is on its way${title}${imageNote}.` };
-    } finally {
-      running.delete(key);
-    }
+    const result = await opts.runNow.run(user, name);
+    if (!result.ok) return sendError(reply, { status: result.status, error: result.text });
+    return { ok: true, outcome: result.outcome, ...(result.outcome !== 'nothing_to_send' ? { id: result.handover.id } : {}), message: result.text };
   });
 
   registerRules(app, rules, opts.clock);
-}
-
-/** The history outcome of a send API answer that held a notification back, if it did. */
-export function ruleOutcome(body: { suppressed?: unknown; held?: unknown; until?: unknown }): { outcome?: RuleOutcome; until?: string } {
-  const until = typeof body.until === 'string' ? { until: body.until } : {};
-  if (body.suppressed === 'snoozed' || body.suppressed === 'muted' || body.suppressed === 'unchanged') return { outcome: body.suppressed, ...until };
-  if (body.held === 'quiet_hours') return { outcome: 'held_quiet_hours', ...until };
-  return {};
 }

@@ -8,9 +8,10 @@ import { Composer, type Context } from 'grammy';
 import type { InlineKeyboardButton } from 'grammy/types';
 import type { Clock } from '../../shared/clock.js';
 import type { LinkStore } from '../../shared/linking.js';
-import { OUTCOME_WORDS } from '../../shared/history.js';
+import { FAILED_OUTCOMES, OUTCOME_LOOK, OUTCOME_WORDS } from '../../shared/history.js';
 import type { Logger } from '../../shared/logger.js';
-import { type ScriptInfo, type ScriptsHelper, ScriptsHelperError } from '../../scripts/client.js';
+import type { ScriptInfo, ScriptsHelper } from '../../scripts/client.js';
+import { RunNow } from '../../scripts/runNow.js';
 import { callbackData, scriptKey, type ScriptKeys } from './alertKeyboard.js';
 import { demoReport } from './demoChart.js';
 import type { Notifier } from '../delivery/notifier.js';
@@ -20,21 +21,6 @@ import { relativeTime, shortUtc, TextBuilder } from '../format/textBuilder.js';
 export function runCallbackData(script: string, user: string): string {
   return callbackData('run', script, user);
 }
-
-const OUTCOME_ICON: Record<string, string> = {
-  sent: '✅',
-  held_by_cooldown: '⏸',
-  nothing_to_send: '▫️',
-  failed: '❌',
-  timed_out: '⏱',
-  invalid_output: '⚠️',
-  delivery_failed: '📭',
-  pending_delivery: '✅',
-  snoozed: '🔕',
-  muted: '🔕',
-  unchanged: '▫️',
-  held_quiet_hours: '🌙',
-};
 
 /** Extra lines /status shows per user (mute and snooze state, added by the alert rules). */
 export type StatusExtras = (user: string) => Promise<{ header?: string[]; perScript?: Map<string, string> }>;
@@ -61,9 +47,9 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
   for (const s of scripts) {
     b.line();
     const outcome = s.last_outcome ?? null;
-    b.add(`${outcome ? (OUTCOME_ICON[outcome] ?? '•') : '•'} `).styled(s.name, 'code');
+    b.add(`${outcome ? (OUTCOME_LOOK[outcome]?.icon ?? '•') : '•'} `).styled(s.name, 'code');
     if (!s.last_run || !outcome) b.add(' - never ran');
-    else b.add(` - ${(OUTCOME_WORDS as Record<string, string>)[outcome] ?? outcome}, ${relativeTime(s.last_run, now)} (${shortUtc(s.last_run)})`);
+    else b.add(` - ${OUTCOME_WORDS[outcome] ?? outcome}, ${relativeTime(s.last_run, now)} (${shortUtc(s.last_run)})`);
     if (s.cooldown_until && Date.parse(s.cooldown_until) > now) b.line().add(`   cooldown until ${shortUtc(s.cooldown_until)}`);
     if (s.schedule_error) b.line().add('   ').styled(s.schedule_error.slice(0, 300), 'italic');
     else if (s.schedule) {
@@ -73,7 +59,7 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
     const extra = extras.perScript?.get(s.name);
     if (extra) b.line().add(`   ${extra}`);
     const err = s.last_error ?? s.state_error;
-    if (err && outcome && ['failed', 'timed_out', 'invalid_output', 'delivery_failed'].includes(outcome)) {
+    if (err && outcome && FAILED_OUTCOMES.has(outcome)) {
       b.line().add('   ').styled(err.split('\n').slice(-3).join(' | ').slice(0, 300), 'italic');
     }
   }
@@ -87,70 +73,36 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
 /** Builds /status, /test and the Run button. */
 export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
   const c = new Composer<Context>();
-  const running = new Set<string>();
 
   async function userOf(ctx: Context): Promise<string | null> {
     const chatId = ctx.chat?.id;
     return chatId === undefined ? null : deps.links.userOfChat(chatId);
   }
 
-  function describeFailure(name: string, err: unknown): string {
-    if (err instanceof ScriptsHelperError) {
-      switch (err.kind) {
-        case 'timed_out':
-        case 'script_failed':
-        case 'invalid_output':
-          return err.message.includes(name) ? err.message : `${name}: ${err.message}`;
-        case 'not_found':
-          return `${name} is not in ~/user/notifications/ any more.`;
-        case 'sudo_refused':
-        case 'helper_missing':
-          return `${name} could not be run: the server is not set up to run your scripts (${err.message}). Tell the operator.`;
-        default:
-          return err.message.includes(name) ? err.message : `${name} failed: ${err.message}`;
-      }
-    }
-    return `${name} could not be run: ${err instanceof Error ? err.message : String(err)}`;
-  }
+  // The Run button answers the analyst's own request: the rules are skipped, the alert buttons shown.
+  const runNow = new RunNow(
+    () => deps.helper,
+    async (n) => {
+      const res = await deps.notifier.submit(
+        { user: n.user, content: { title: n.title, message: n.message }, photo: n.image ? Buffer.from(n.image.bytes) : undefined, script: n.script, data: n.data, bypassRules: true, buttons: true },
+        { respondAsync: true, waitMs: 0 },
+      );
+      if (res.status === 404) return { accepted: false, reason: res.body.error, noChannel: true };
+      return { accepted: true, id: res.body.id, queued: res.status === 202 };
+    },
+    deps.log,
+  );
 
-  /** Runs a script on demand and delivers its result, telling the chat what happened. */
-  async function runNow(ctx: Context, user: string, name: string): Promise<void> {
-    const key = `${user}/${name}`;
-    if (running.has(key)) {
-      await ctx.reply(`${name} is already running.`);
-      return;
-    }
-    running.add(key);
-    try {
-      let run;
-      try {
-        run = await deps.helper.run(user, name);
-      } catch (err) {
-        deps.log.warn({ user, script: name, reason: err instanceof Error ? err.message : String(err) }, 'on-demand run failed');
-        const b = new TextBuilder().add('❌ ').add(describeFailure(name, err));
-        await ctx.reply(b.text.slice(0, 4096));
-        return;
-      }
-      if (run.outcome === 'nothing_to_send') {
-        await ctx.reply(`▫️ ${name} ran: nothing to report right now (it printed "notify": false).`);
-        return;
-      }
-      const out = run.output;
-      try {
-        const res = await deps.notifier.submit(
-          { user, content: { title: out.title ?? undefined, message: out.message ?? undefined }, photo: run.image ? Buffer.from(run.image.bytes) : undefined, script: name, data: out.data ?? undefined, bypassRules: true, buttons: true },
-          { respondAsync: true, waitMs: 0 },
-        );
-        if (res.status === 404) throw new Error(res.body.error);
-        await deps.helper.recordDelivery(user, run.runId, { id: res.body.id, queued: res.status === 202 }).catch((err: unknown) => deps.log.warn({ err, user }, 'could not record the delivery in the run history'));
-        if (run.imageError) await ctx.reply(`(The image of ${name} was not attached: ${run.imageError})`);
-      } catch (err) {
-        const why = err instanceof Error ? err.message : String(err);
-        await deps.helper.recordDelivery(user, run.runId, { error: why }).catch(() => undefined);
-        await ctx.reply(`📭 ${name} ran, but its notification could not be queued: ${why}`);
-      }
-    } finally {
-      running.delete(key);
+  /** Runs a script on demand and delivers its result, telling the chat what went wrong. */
+  async function runNowFromChat(ctx: Context, user: string, name: string): Promise<void> {
+    const result = await runNow.run(user, name);
+    if (!result.ok) {
+      const icon = result.failure === 'busy' ? '' : result.run ? '📭 ' : '❌ ';
+      await ctx.reply(`${icon}${result.text}`.slice(0, 4096));
+    } else if (result.outcome === 'nothing_to_send') {
+      await ctx.reply(`▫️ ${result.text}`);
+    } else if (result.run.imageError) {
+      await ctx.reply(`(The image of ${name} was not attached: ${result.run.imageError})`);
     }
   }
 
@@ -195,7 +147,7 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
       }
     }
     // The run may take up to the script timeout; the chat's other updates go on meanwhile.
-    void runNow(ctx, user, name).catch((err: unknown) => deps.log.error({ err, user }, 'run button failed'));
+    void runNowFromChat(ctx, user, name).catch((err: unknown) => deps.log.error({ err, user }, 'run button failed'));
   }
 
   c.callbackQuery(/^run[:#](.+)$/, (ctx) => runFromButton(ctx));

@@ -6,12 +6,11 @@
  * arrives over the WebSocket like any notification). They take the desktop bearer token,
  * or the browser session. Each call by the app marks it linked.
  */
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type ScriptsHelper, ScriptsHelperError, type ScriptsHelperErrorKind, scriptNameProblem } from '../../scripts/client.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { type ScriptsHelper, scriptNameProblem } from '../../scripts/client.js';
+import { listFailure, type RunNow } from '../../scripts/runNow.js';
 import type { DesktopLinkStore } from '../../shared/desktopLinks.js';
 import { APP_TOKEN_TTL_SECONDS, type DesktopTokenStore } from '../../shared/desktopTokens.js';
-import { type SendClient, SocketUnavailableError, errorText } from '../../shared/sendClient.js';
-import { ruleOutcome } from '../scripts.js';
 import type { Identity } from '../session.js';
 import { errors, field, NOT_CONFIGURED, who } from './common.js';
 
@@ -26,10 +25,10 @@ export function isDesktopApiRoute(method: string, path: string): boolean {
 
 /** What the desktop REST needs. */
 export interface DesktopApiOptions {
-  /** The script helper, made on first use (its configuration comes from the environment). */
+  /** The script helper, made on first use. */
   helper: () => ScriptsHelper;
-  /** The bot's send API (the dashboard's account is a trusted service there). */
-  send: SendClient;
+  /** Runs a script now and delivers it (shared with the dashboard's Run now and its busy guard). */
+  runNow: RunNow;
   store: DesktopTokenStore;
   links: DesktopLinkStore;
   /** DESKTOP_JWT_SECRET; undefined disables tokens. */
@@ -38,25 +37,8 @@ export interface DesktopApiOptions {
   issuer: string;
 }
 
-/** HTTP status of a helper failure. */
-function helperStatus(kind: ScriptsHelperErrorKind): 400 | 404 | 422 | 502 {
-  switch (kind) {
-    case 'invalid_request':
-      return 400;
-    case 'not_found':
-      return 404;
-    case 'script_failed':
-    case 'invalid_output':
-    case 'timed_out':
-      return 422;
-    default:
-      return 502;
-  }
-}
-
 /** The desktop REST, as a Fastify plugin. */
 export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOptions): Promise<void> {
-  const running = new Set<string>();
   const runs = new Set<Promise<void>>();
   // A run the app started finishes (and is delivered) before the dashboard stops.
   app.addHook('onClose', async () => {
@@ -90,9 +72,9 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
     try {
       return await opts.helper().list(identity.username);
     } catch (err) {
-      if (!(err instanceof ScriptsHelperError)) throw err;
-      request.log.warn({ user: identity.username, kind: err.kind, reason: err.message }, 'could not list scripts for the desktop app');
-      return reply.code(helperStatus(err.kind)).send({ error: `Could not list your scripts: ${err.message}` });
+      request.log.warn({ user: identity.username, err }, 'could not list scripts for the desktop app');
+      const p = listFailure(err, identity.username);
+      return reply.code(p.status as keyof typeof errors).send({ error: p.error });
     }
   });
 
@@ -106,61 +88,28 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
     const problem = scriptNameProblem(name);
     if (problem !== null) return reply.code(400).send({ error: problem });
     await seen(identity, request);
-    const key = `${user}/${name}`;
-    if (running.has(key)) return reply.code(409).send({ error: `${name} is already running.` });
     // Checked before answering, so a wrong name is an error here and not a silent nothing.
     let scripts;
     try {
       scripts = await opts.helper().list(user);
     } catch (err) {
-      if (!(err instanceof ScriptsHelperError)) throw err;
-      return reply.code(helperStatus(err.kind)).send({ error: `Could not list your scripts: ${err.message}` });
+      const p = listFailure(err, user);
+      return reply.code(p.status as keyof typeof errors).send({ error: p.error });
     }
     if (!scripts.some((s) => s.name === name)) return reply.code(404).send({ error: `You have no script called ${name} in ~/user/notifications/.` });
-    running.add(key);
-    const run = runAndSend(user, name, request.log).finally(() => {
-      running.delete(key);
-      runs.delete(run);
-    });
+    if (opts.runNow.isRunning(user, name)) return reply.code(409).send({ error: `${name} is already running.` });
+    // The app only needs to know the run started; its result arrives like any notification
+    // (the run service takes its busy guard before this handler answers).
+    const run = opts.runNow
+      .run(user, name)
+      .then((result) => {
+        if (!result.ok) request.log.warn({ user, script: name, failure: result.failure, reason: result.text }, 'desktop run did not deliver');
+        else request.log.info({ user, script: name, outcome: result.outcome, ...(result.outcome !== 'nothing_to_send' ? { id: result.handover.id } : {}) }, 'desktop run finished');
+      })
+      .catch((err: unknown) => request.log.error({ user, script: name, err }, 'desktop run failed'))
+      .finally(() => runs.delete(run));
     runs.add(run);
     request.log.info({ user, script: name }, 'desktop app started a run');
     return { ok: true };
   });
-
-  /** Runs the script as `user` and hands its notification to the bot (which reaches the desktops). */
-  async function runAndSend(user: string, name: string, log: FastifyBaseLogger): Promise<void> {
-    let run;
-    try {
-      run = await opts.helper().run(user, name);
-    } catch (err) {
-      log.warn({ user, script: name, kind: err instanceof ScriptsHelperError ? err.kind : 'error', reason: err instanceof Error ? err.message : String(err) }, 'desktop run failed');
-      return;
-    }
-    if (run.outcome === 'nothing_to_send') {
-      log.info({ user, script: name }, 'desktop run: nothing to send');
-      return;
-    }
-    const out = run.output;
-    const fields: Record<string, unknown> = { user, script: name };
-    if (typeof out.title === 'string') fields.title = out.title;
-    if (typeof out.message === 'string') fields.message = out.message;
-    if (out.data !== undefined && out.data !== null) fields.data = out.data;
-    let failure: string;
-    try {
-      const res = run.image ? await opts.send.sendPhoto(fields, run.image, 'respond-async') : await opts.send.send(fields, 'respond-async');
-      const body = res.body as { id?: unknown; suppressed?: unknown; held?: unknown; until?: unknown } | null;
-      if (res.status >= 200 && res.status < 300 && body && typeof body.id === 'string') {
-        await opts.helper().recordDelivery(user, run.runId, { id: body.id, queued: res.status === 202, ...ruleOutcome(body) }).catch((err: unknown) => {
-          log.warn({ user, reason: err instanceof Error ? err.message : String(err) }, 'could not record the delivery in the run history');
-        });
-        log.info({ user, script: name, id: body.id }, 'desktop run delivered to the bot');
-        return;
-      }
-      failure = errorText(res);
-    } catch (err) {
-      failure = err instanceof SocketUnavailableError ? err.message : err instanceof Error ? err.message : String(err);
-    }
-    await opts.helper().recordDelivery(user, run.runId, { error: failure }).catch(() => undefined);
-    log.warn({ user, script: name, reason: failure }, 'desktop run: the notification could not be handed to the bot');
-  }
 }
