@@ -19,7 +19,7 @@ const CHAT = 8200;
 void describe('commands of a linked chat', () => {
   let w: BotWorld;
   before(async () => {
-    w = await startBotWorld({ NOTIFY_SCRIPT_TIMEOUT: '1500ms' });
+    w = await startBotWorld({}, ['slow.py']);
     await w.link(USER, CHAT);
     w.script('revenue_drop.py', pyScript({ notify: true, title: 'Revenue dropped 25%', message: 'Today: $45k | 7d avg: $60k', cooldown: '1h' }));
     w.script('quiet.py', pyScript({ notify: false }));

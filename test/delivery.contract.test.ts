@@ -104,10 +104,11 @@ void describe('durability and waiting', () => {
       const { value: res, ms } = await timed(() => h.client.send({ user: h.users[2]!.name, message: 'wait 2' }, { waitSeconds: 2 }));
       assert.equal(res.status, 202, JSON.stringify(res.body));
       assert.equal(bodyOf(res).queued, true);
-      assert.ok(ms >= 1900 && ms < 4000, `waited ${ms.toFixed(0)} ms for a 2 s wait`);
+      // The upper bound only tells the 2 s wait from the 30 s NOTIFY_SEND_WAIT_MAX; a loaded machine adds seconds.
+      assert.ok(ms >= 1900 && ms < 20_000, `waited ${ms.toFixed(0)} ms for a 2 s wait`);
       const { value: dflt, ms: dfltMs } = await timed(() => h.client.send({ user: h.users[2]!.name, message: 'default wait' }));
       assert.equal(dflt.status, 202);
-      assert.ok(dfltMs >= 1900 && dfltMs < 4000, `without Prefer it waits NOTIFY_SEND_WAIT (2 s): waited ${dfltMs.toFixed(0)} ms`);
+      assert.ok(dfltMs >= 1900 && dfltMs < 20_000, `without Prefer it waits NOTIFY_SEND_WAIT (2 s): waited ${dfltMs.toFixed(0)} ms`);
     } finally {
       h.fake.setFault(null);
     }

@@ -154,7 +154,9 @@ void describe('notify-runner: script health', () => {
 
   void it('timeouts and invalid output count; delivery failures do not and end the streak; NOTIFY_HEALTH_FAILURES sets N', async () => {
     const sb = await sandbox();
-    const env = { NOTIFY_HEALTH_FAILURES: '2', NOTIFY_SCRIPT_TIMEOUT: '500ms', NOTIFY_SCRIPT_KILL_GRACE: '100ms' };
+    const env = { NOTIFY_HEALTH_FAILURES: '2' };
+    // A short timeout only for the run whose script is meant to hang.
+    const hangEnv = { ...env, NOTIFY_SCRIPT_TIMEOUT: '1500ms', NOTIFY_SCRIPT_KILL_GRACE: '100ms' };
     script(sb.home, 'flaky.py', 'print("not json")\n');
     await runRunner(sb, [], env);
     assert.equal(lastRun(sb, 'flaky.py').outcome, 'invalid_output');
@@ -166,7 +168,7 @@ void describe('notify-runner: script health', () => {
     assert.equal(stateOf(sb, 'flaky').consecutive_failures, undefined, 'the streak ended');
     sb.stub.respondWith(queuedResponder);
     script(sb.home, 'flaky.py', 'import time\ntime.sleep(30)\n');
-    await runRunner(sb, [], env);
+    await runRunner(sb, [], hangEnv);
     assert.equal(lastRun(sb, 'flaky.py').outcome, 'timed_out');
     assert.equal(healthAlerts(sb).length, 0, 'one failure after the streak ended');
     script(sb.home, 'flaky.py', 'print("still not json")\n');

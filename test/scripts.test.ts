@@ -384,7 +384,7 @@ print(json.dumps({"notify": True, "title": "Report for " + os.environ["USER"], "
 import { readdir } from 'node:fs/promises';
 import { ScriptsHelper } from ${JSON.stringify(join(ROOT, 'dist', 'src', 'scripts', 'client.js'))};
 const [analyst, home] = process.argv.slice(2);
-const helper = ScriptsHelper.fromEnv();
+const helper = new ScriptsHelper({ command: process.env.NOTIFY_SCRIPTS_COMMAND, timeoutMs: 90_000 });
 const out = {};
 async function attempt(key, fn) {
   try { out[key] = { ok: await fn() }; } catch (e) { out[key] = { error: e.message, kind: e.kind ?? e.code }; }

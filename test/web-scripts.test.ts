@@ -6,12 +6,12 @@
  * time-out with their reason, bad names), a helper that cannot run, and the rules
  * endpoints' validation and what they write to alert_rules.json.
  */
+import { helperCommand } from './support/helperCommand.js';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { ScriptsHelper } from '../src/scripts/client.js';
 import { buildApp } from '../src/web/app.js';
@@ -20,7 +20,6 @@ import { type SignedIn, signIn, webEnv } from './support/oidcFlow.js';
 import { type TestOidcProvider, startOidcProvider } from './support/oidcProvider.js';
 import { type SendApiStub, startSendApiStub } from './support/sendApiStub.js';
 
-const REPO = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../../', import.meta.url));
 const DESKTOP_SECRET = 'desktop-jwt-secret-for-tests-0123456789';
 
 interface Harness {
@@ -39,10 +38,9 @@ async function harness(provider: TestOidcProvider, command?: (home: string) => s
   mkdirSync(dataDir);
   mkdirSync(join(home, 'user', 'notifications'), { recursive: true });
   const stub = await startSendApiStub(dir);
-  const helperCommand =
-    command?.(home) ?? `env HOME=${home} NOTIFY_SCRIPT_TIMEOUT=1s NOTIFY_SCRIPT_KILL_GRACE=200ms ${process.execPath} ${join(REPO, 'bin', 'notify-scripts.js')}`;
+  const command_ = command?.(home) ?? helperCommand(home, ['slow.py']);
   const config = readWebConfig(webEnv(provider, dataDir, { NOTIFY_SOCKET: stub.socketPath, DESKTOP_JWT_SECRET: DESKTOP_SECRET }));
-  const app = await buildApp({ config, scriptsHelper: new ScriptsHelper({ command: helperCommand, timeoutMs: 20_000 }) });
+  const app = await buildApp({ config, scriptsHelper: new ScriptsHelper({ command: command_, timeoutMs: 90_000 }) });
   return {
     app,
     dir,
@@ -202,7 +200,7 @@ void describe('web: My scripts and alert settings', () => {
 
     const slow = await call(h, john, 'POST', '/api/scripts/run', { name: 'slow.py' });
     assert.equal(slow.statusCode, 422, slow.body);
-    assert.match(slow.json<{ error: string }>().error, /slow\.py timed out after 1 s/);
+    assert.match(slow.json<{ error: string }>().error, /slow\.py timed out after 1\.5 s/);
 
     const { scripts, runs } = (await call(h, john, 'GET', '/api/scripts')).json<{ scripts: ScriptView[]; runs: RunView[] }>();
     const b = scripts.find((s) => s.name === 'broken.py');

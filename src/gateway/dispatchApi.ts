@@ -5,9 +5,10 @@
  * checked by their kernel peer credentials before any route runs.
  */
 import type { Socket } from 'node:net';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { describeZodError } from '../shared/contract.js';
+import { errorPlugin } from '../shared/httpErrors.js';
 import { DispatchRequestSchema, type DesktopNotification, type GatewayHealth } from './client.js';
 import { peerCredentials } from '../shared/posix.js';
 import type { PeerDecision, PeerPolicy } from './peerPolicy.js';
@@ -74,18 +75,12 @@ export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
     });
   }
 
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) {
-      opts.logger.error({ err: err.message, url: request.url }, 'dispatch API failure');
-      return reply.code(status).send({ error: 'internal error in the gateway; see its log' });
-    }
-    return reply.code(status).send({ error: clientErrorText(err) });
+  void app.register(errorPlugin, {
+    limits: { bodyBytes: DISPATCH_BODY_LIMIT },
+    serverError: 'internal error in the gateway; see its log',
+    notFound: (request) => `no such endpoint: ${request.method} ${request.url} (use POST /dispatch or GET /health)`,
+    log: (request, err) => opts.logger.error({ err, url: request.url }, 'dispatch API failure'),
   });
-
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: `no such endpoint: ${request.method} ${request.url} (use POST /dispatch or GET /health)` }),
-  );
 
   app.post('/dispatch', async (request, reply) => {
     const parsed = DispatchRequestSchema.safeParse(request.body);
@@ -101,19 +96,4 @@ export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
   app.get('/health', async () => opts.health());
 
   return app;
-}
-
-function clientErrorText(err: FastifyError): string {
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return `request body is too large (at most ${DISPATCH_BODY_LIMIT} bytes)`;
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'send the body as Content-Type: application/json';
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return 'request body is empty; send a JSON object';
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return 'request body is not valid JSON';
-    default:
-      return err instanceof SyntaxError ? `request body is not valid JSON: ${err.message}` : err.message;
-  }
 }

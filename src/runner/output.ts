@@ -79,7 +79,7 @@ export function effectiveCooldown(output: ScriptOutput): EffectiveCooldown {
   if (seconds === null) {
     return {
       ...fallback,
-      warning: `cooldown '${excerpt(asked, 40)}' is not a duration such as 30m, 1h or 1d; using the default ${DEFAULT_COOLDOWN}`,
+      warning: `cooldown '${excerpt(asked, 40)}' is not valid (a duration such as 30m, 1h or 1d); using the default ${DEFAULT_COOLDOWN}`,
     };
   }
   return { text: asked.trim(), seconds };

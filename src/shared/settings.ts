@@ -7,7 +7,7 @@
  * stale).
  *
  * Adding a setting is one entry here:
- *   NOTIFY_THING: { kind: 'duration', default: '30s', min: '1s', programs: ['bot'], meaning: 'what it does' },
+ *   NOTIFY_THING: { kind: 'duration', default: '30s', min: '1ms', programs: ['bot'], meaning: 'what it does' },
  * then read it where it is used with `reader.get('NOTIFY_THING')` (typed by its kind: a
  * duration is milliseconds, a size bytes) and run `npm run gen`. Defaults and bounds are
  * written as a person would write them in the environment, and parsed by the same
@@ -96,7 +96,7 @@ export const SETTINGS = {
   NOTIFY_SCRIPTS_HELPER_TIMEOUT: {
     kind: 'duration',
     default: '90s',
-    min: '1s',
+    min: '1ms',
     max: '24d',
     programs: ['bot', 'web'],
     meaning: "longest a script-helper call may take (includes the script's own timeout)",
@@ -159,7 +159,7 @@ export const SETTINGS = {
   NOTIFY_QUEUE_MAX: { kind: 'int', default: '20000', min: '1', max: '10000000', programs: ['bot'], meaning: 'notifications queued at most; beyond, 503 with `Retry-After`', tunable: true },
   NOTIFY_USER_QUEUE_MAX: { kind: 'int', default: '2000', min: '1', max: '10000000', programs: ['bot'], meaning: 'notifications one analyst may have queued at once; beyond, that analyst gets 429 with `Retry-After` and the others go on', tunable: true },
   NOTIFY_USER_QUEUE_BYTES: { kind: 'size', default: '100MiB', min: '1KiB', programs: ['bot'], meaning: 'bytes (notifications and their photos) one analyst may have queued at once; beyond, 429 with `Retry-After`', tunable: true },
-  NOTIFY_RETRY_MAX_AGE: { kind: 'duration', default: '24h', min: '1s', programs: ['bot'], meaning: 'retry budget; then the message goes to the dead-letter queue', tunable: true },
+  NOTIFY_RETRY_MAX_AGE: { kind: 'duration', default: '24h', min: '1ms', programs: ['bot'], meaning: 'retry budget; then the message goes to the dead-letter queue', tunable: true },
   NOTIFY_RETRY_BASE: { kind: 'duration', default: '1s', min: '1ms', max: '24d', programs: ['bot'], meaning: 'first retry delay (doubles per attempt, with jitter)', tunable: true },
   NOTIFY_RETRY_MAX_DELAY: { kind: 'duration', default: '5m', min: '1ms', max: '24d', programs: ['bot'], meaning: 'longest delay between retries', tunable: true },
   NOTIFY_OUTBOX_RESCAN: { kind: 'duration', default: '5s', min: '1ms', max: '24d', programs: ['bot'], meaning: 'how often the queue directory is scanned for re-queued messages', tunable: true },
@@ -228,7 +228,7 @@ export const SETTINGS = {
     meaning: "a message Telegram keeps refusing this long while other messages go through is dead-lettered, the analyst told, and the chat's later messages go on",
     tunable: true,
   },
-  NOTIFY_DIGEST_CHECK: { kind: 'duration', default: '30s', min: '10ms', max: '24d', programs: ['bot'], meaning: 'how often ended quiet hours are looked for (to send their digest)', tunable: true },
+  NOTIFY_DIGEST_CHECK: { kind: 'duration', default: '30s', min: '1ms', max: '24d', programs: ['bot'], meaning: 'how often ended quiet hours are looked for (to send their digest)', tunable: true },
   NOTIFY_LEASE_TTL: {
     kind: 'duration',
     default: '6s',
@@ -304,7 +304,7 @@ export const SETTINGS = {
   },
   NOTIFY_VERIFY_USER_LIMIT: { kind: 'int', default: '10', min: '1', max: '1000000', programs: ['web'], meaning: 'wrong code guesses one user may make per window (then 429)', tunable: true },
   NOTIFY_VERIFY_GLOBAL_LIMIT: { kind: 'int', default: '100', min: '1', max: '1000000', programs: ['web'], meaning: 'wrong code guesses all users together may make per window', tunable: true },
-  NOTIFY_VERIFY_WINDOW: { kind: 'duration', default: '15m', min: '1s', programs: ['web'], meaning: 'the window of those two limits', tunable: true },
+  NOTIFY_VERIFY_WINDOW: { kind: 'duration', default: '15m', min: '1ms', programs: ['web'], meaning: 'the window of those two limits', tunable: true },
   NOTIFY_DESKTOP_URL_SCHEME: {
     kind: 'text',
     default: 'data-analyst',

@@ -8,7 +8,7 @@ import type { WebMetrics } from './metrics.js';
 import { guardConnections } from '../shared/connectionGuard.js';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { AlertRulesStore, formatLocalTime } from '../shared/alertRules.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { DesktopLinkStore } from '../shared/desktopLinks.js';
@@ -36,6 +36,7 @@ import { scriptsPlugin } from './scripts.js';
 import { Assets } from './static.js';
 import { sharedFileError, telegramPlugin, welcomeSender } from './telegram.js';
 import { teamsPlugin } from './teams.js';
+import { errorPlugin } from '../shared/httpErrors.js';
 
 /** What the app is built from; everything but the configuration has a real default. */
 export interface WebDeps {
@@ -60,21 +61,6 @@ const LINK_TOKEN_LIMITS = { perUser: 20, overall: 1000, windowMs: 10 * 60_000 };
 
 function isApi(url: string): boolean {
   return url.toLowerCase().startsWith('/api/') || url.toLowerCase() === '/api';
-}
-
-/** Person-readable text for a client error Fastify raised before a handler ran. */
-function clientErrorText(err: FastifyError): string {
-  switch (err.code) {
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'Send the request body as JSON (Content-Type: application/json).';
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return 'The request is too large.';
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return 'The request body is not valid JSON.';
-    default:
-      return err.statusCode === 400 && /JSON/i.test(err.message) ? 'The request body is not valid JSON.' : 'The request could not be understood.';
-  }
 }
 
 /** Builds the app (not listening). */
@@ -157,31 +143,25 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     else request.log.info(fields, 'request');
   });
 
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    const shared = sharedFileError(err);
-    let status: number;
-    let text: string;
-    if (shared) {
-      request.log.error({ err: err.message }, 'shared data file problem');
-      status = shared.status;
-      text = shared.error;
-    } else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-      status = err.statusCode;
-      text = clientErrorText(err);
-    } else {
-      request.log.error({ err: err.message, stack: err.stack }, 'request failed');
-      status = 500;
-      text = 'Something went wrong on the server. Try again; if it keeps happening, tell an administrator.';
-    }
-    reply.code(status).header('cache-control', 'no-store');
-    if (isApi(request.url)) return reply.send({ error: text });
-    return reply.type('text/html; charset=utf-8').send(messagePage({ assets, title: 'Error', heading: 'Something went wrong', paragraphs: [text], action: { href: '/', label: 'Back to the dashboard' }, tone: 'error' }));
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).header('cache-control', 'no-store');
-    if (isApi(request.url)) return reply.send({ error: 'There is no such API endpoint.' });
-    return reply.type('text/html; charset=utf-8').send(messagePage({ assets, title: 'Not found', heading: 'Page not found', paragraphs: ['There is nothing at this address.'], action: { href: '/', label: 'Go to the dashboard' } }));
+  await app.register(errorPlugin, {
+    limits: { bodyBytes: app.initialConfig.bodyLimit ?? 1024 * 1024 },
+    serverError: 'Something went wrong on the server. Try again; if it keeps happening, tell an administrator.',
+    notFound: (request) => (isApi(request.url) ? 'There is no such API endpoint.' : 'There is nothing at this address.'),
+    known: (err, request) => {
+      const shared = sharedFileError(err);
+      if (shared) request.log.error({ err }, 'shared data file problem');
+      return shared ? { status: shared.status, text: shared.error } : null;
+    },
+    // Pages get a page; the API gets {"error"}.
+    render: (request, reply, status, text) => {
+      reply.header('cache-control', 'no-store');
+      if (isApi(request.url)) return undefined;
+      const page =
+        status === 404
+          ? { title: 'Not found', heading: 'Page not found', paragraphs: [text], action: { href: '/', label: 'Go to the dashboard' } }
+          : { title: 'Error', heading: 'Something went wrong', paragraphs: [text], action: { href: '/', label: 'Back to the dashboard' }, tone: 'error' as const };
+      return reply.type('text/html; charset=utf-8').send(messagePage({ assets, ...page }));
+    },
   });
 
   assets.register(app);

@@ -14,7 +14,7 @@
  *
  * Every change answers `{"ok": true, "message", "rules"}`; a bad body 400 `{"error"}`.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { type AlertRulesStore, QuietHoursSchema, type UserRules, isTimeZone } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
@@ -66,11 +66,6 @@ function firstProblem(err: z.ZodError): string {
   return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
 }
 
-function who(request: FastifyRequest): string {
-  const identity = request.identity;
-  if (!identity) throw new Error('identity missing behind the session guard');
-  return identity.username;
-}
 
 function bad(reply: FastifyReply, error: string): FastifyReply {
   return reply.code(400).send({ error: /[.!?]$/.test(error) ? error : `${error}.` });
@@ -87,10 +82,10 @@ function parse<T>(schema: z.ZodType<T>, body: unknown, reply: FastifyReply): T |
 export function registerRules(app: FastifyInstance, rules: AlertRulesStore, clock: Clock): void {
   const now = (): number => clock.now();
 
-  app.get('/api/rules', async (request) => rules.forUser(who(request)));
+  app.get('/api/rules', async (request) => rules.forUser(request.caller.username));
 
   app.put<{ Body: unknown }>('/api/rules/quiet-hours', async (request, reply) => {
-    const user = who(request);
+    const user = request.caller.username;
     const body = parse(QuietBody, request.body, reply);
     if (!body) return reply;
     const q = { start: body.start.trim(), end: body.end.trim(), tz: body.tz.trim() };
@@ -104,14 +99,14 @@ export function registerRules(app: FastifyInstance, rules: AlertRulesStore, cloc
   });
 
   app.delete('/api/rules/quiet-hours', async (request) => {
-    const user = who(request);
+    const user = request.caller.username;
     const next = await rules.setQuietHours(user, null);
     request.log.info({ user }, 'quiet hours cleared from the dashboard');
     return { ok: true, message: 'Quiet hours cleared. Alerts arrive at any time of day.', rules: next };
   });
 
   app.post<{ Body: unknown }>('/api/rules/mute', async (request, reply) => {
-    const user = who(request);
+    const user = request.caller.username;
     const body = parse(MuteBody, request.body, reply);
     if (!body) return reply;
     let ms: number | undefined;
@@ -136,7 +131,7 @@ export function registerRules(app: FastifyInstance, rules: AlertRulesStore, cloc
   });
 
   app.post<{ Body: unknown }>('/api/rules/unmute', async (request, reply) => {
-    const user = who(request);
+    const user = request.caller.username;
     const body = parse(UnmuteBody, request.body, reply);
     if (!body) return reply;
     if (body.script) {
@@ -149,7 +144,7 @@ export function registerRules(app: FastifyInstance, rules: AlertRulesStore, cloc
   });
 
   app.post<{ Body: unknown }>('/api/rules/snooze', async (request, reply) => {
-    const user = who(request);
+    const user = request.caller.username;
     const body = parse(SnoozeBody, request.body, reply);
     if (!body) return reply;
     const d = durationOf(body.duration);

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { type DeliveryOutcome, readOutcomes } from '../bot/delivery/outbox.js';
 import type { AlertRulesStore } from '../shared/alertRules.js';
@@ -22,7 +22,6 @@ import { type RunRecord, type ScriptInfo, type ScriptsHelper, scriptNameProblem 
 import { listFailure, type RunNow } from '../scripts/runNow.js';
 import { type DashboardPanel, esc } from './pages.js';
 import { registerRules, renderRulesCard } from './rules.js';
-import type { Identity } from './session.js';
 import { STATIC_DIR } from './static.js';
 
 /** What the scripts feature needs. */
@@ -76,11 +75,6 @@ function serveAsset(app: FastifyInstance, name: string, asset: OwnAsset): void {
 
 const RunBodySchema = z.object({ name: z.string({ error: 'name: give the script file name, such as report.py' }) }).strict();
 
-function who(request: FastifyRequest): Identity {
-  const identity = request.identity;
-  if (!identity) throw new Error('identity missing behind the session guard');
-  return identity;
-}
 
 function sendError(reply: FastifyReply, p: { status: number; error: string }): FastifyReply {
   return reply.code(p.status).send({ error: p.error });
@@ -195,7 +189,7 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
   });
 
   app.get('/api/scripts', async (request, reply) => {
-    const user = who(request).username;
+    const user = request.caller.username;
     let scripts: ScriptInfo[];
     let runs: RunRecord[];
     try {
@@ -217,7 +211,7 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
   });
 
   app.post<{ Body: unknown }>('/api/scripts/run', async (request, reply) => {
-    const user = who(request).username;
+    const user = request.caller.username;
     const parsed = RunBodySchema.safeParse(request.body ?? {});
     if (!parsed.success) return sendError(reply, { status: 400, error: 'Give the script to run as {"name": "report.py"}.' });
     const name = parsed.data.name;

@@ -34,6 +34,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the session guard; null when nobody is signed in. */
     identity: Identity | null;
+    /** Who is calling, on the routes behind the guard (`/api/`); throws where nobody is signed in. */
+    readonly caller: Identity;
   }
 }
 
@@ -193,6 +195,13 @@ export interface BearerAuth {
  */
 export function installSessionGuard(app: FastifyInstance, sessions: Sessions, bearer?: BearerAuth): void {
   app.decorateRequest('identity', null);
+  app.decorateRequest('caller', {
+    getter(this: FastifyRequest): Identity {
+      // The guard answered 401 before any handler behind it runs without an identity.
+      if (!this.identity) throw new Error('no identity behind the session guard');
+      return this.identity;
+    },
+  });
   app.addHook('onRequest', async (request, reply) => {
     const { path, guarded } = routedPath(request);
     const authorization = request.headers.authorization;

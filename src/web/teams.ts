@@ -10,7 +10,7 @@
  *   POST /api/teams/access  {"name", "members", "member_group"}  {"ok", "message", "team"}
  *   POST /api/teams/unlink  {"name"}                      {"ok", "message"}
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { Clock } from '../shared/clock.js';
 import { type LinkStore, VerifyError } from '../shared/linking.js';
@@ -18,7 +18,6 @@ import { maySend, type TeamChat, type TeamChatStore, TeamError } from '../shared
 import type { WebMetrics } from './metrics.js';
 import { type DashboardPanel, esc } from './pages.js';
 import { type AttemptLimiter, isRefusal } from './rateLimit.js';
-import type { Identity } from './session.js';
 import type { Assets } from './static.js';
 
 /** What the team chats feature needs. */
@@ -51,12 +50,6 @@ const AccessBody = z
     member_group: z.string().nullable().optional(),
   })
   .strict();
-
-function who(request: FastifyRequest): Identity {
-  const identity = request.identity;
-  if (!identity) throw new Error('identity missing behind the session guard');
-  return identity;
-}
 
 /** A team chat as the API shows it to one analyst. */
 function teamView(name: string, t: TeamChat, viewer: string): Record<string, unknown> {
@@ -170,10 +163,10 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
       .map(([name, t]) => teamView(name, t, user));
   }
 
-  app.get('/api/teams', async (request) => ({ teams: await visible(who(request).username) }));
+  app.get('/api/teams', async (request) => ({ teams: await visible(request.caller.username) }));
 
   app.post<{ Body: unknown }>('/api/teams/link', async (request, reply) => {
-    const user = who(request).username;
+    const user = request.caller.username;
     if (!mayLink(user)) return reply.code(403).send({ error: `Only members of the group '${opts.analystGroup ?? ''}' can link team chats, and ${user} is not one.` });
     const parsed = LinkBody.safeParse(request.body ?? {});
     if (!parsed.success) return reply.code(400).send({ error: 'Send {"code": "123456", "name": "finance-alerts"}.' });
@@ -209,7 +202,7 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
   });
 
   app.post<{ Body: unknown }>('/api/teams/access', async (request, reply) => {
-    const user = who(request).username;
+    const user = request.caller.username;
     const parsed = AccessBody.safeParse(request.body ?? {});
     if (!parsed.success) return reply.code(400).send({ error: 'Send {"name", "members": ["alice", "bob"], "member_group": "finance" or null}.' });
     const members = memberNames(parsed.data.members);
@@ -233,7 +226,7 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
   });
 
   app.post<{ Body: unknown }>('/api/teams/unlink', async (request, reply) => {
-    const user = who(request).username;
+    const user = request.caller.username;
     const parsed = NameBody.safeParse(request.body ?? {});
     if (!parsed.success) return reply.code(400).send({ error: 'Send {"name": "<team chat>"}.' });
     try {

@@ -5,7 +5,7 @@
  * an AttemptLimiter, and a successful link triggers the welcome message through the send API.
  */
 import type { WebMetrics } from './metrics.js';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import QRCode from 'qrcode';
 import type { Clock } from '../shared/clock.js';
 import { CorruptFileError } from '../shared/jsonFile.js';
@@ -217,12 +217,6 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
     });
   }
 
-  function who(request: FastifyRequest): Identity {
-    // The session guard answered 401 already when there is nobody.
-    const identity = request.identity;
-    if (!identity) throw new Error('identity missing behind the session guard');
-    return identity;
-  }
 
   opts.panels.push({
     id: 'telegram',
@@ -246,11 +240,11 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
   });
 
   app.get('/api/telegram/status', { schema: { response: { 200: StatusSchema, ...errors } } }, async (request) => {
-    return statusBody(await links.linkOf(who(request).username));
+    return statusBody(await links.linkOf(request.caller.username));
   });
 
   app.post<{ Body: unknown }>('/api/telegram/verify', { schema: { response: { 200: OkSchema, ...errors } } }, async (request, reply) => {
-    const identity = who(request);
+    const identity = request.caller;
     if (!mayLink(identity.username)) return notMember(reply, identity);
     const body = request.body;
     const raw = body !== null && typeof body === 'object' && 'code' in body ? body.code : undefined;
@@ -283,7 +277,7 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
   });
 
   app.post('/api/telegram/unlink', { schema: { response: { 200: OkSchema, ...errors } } }, async (request, reply) => {
-    const identity = who(request);
+    const identity = request.caller;
     const removed = await links.unlink(identity.username);
     if (!removed) return reply.code(400).send({ error: 'Telegram is not linked.' });
     request.log.info({ user: identity.username }, 'telegram unlinked from the dashboard');
@@ -291,7 +285,7 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
   });
 
   app.post('/api/telegram/link-token', { schema: { response: { 200: LinkTokenSchema, ...errors } } }, async (request, reply) => {
-    const identity = who(request);
+    const identity = request.caller;
     if (!mayLink(identity.username)) return notMember(reply, identity);
     if (!opts.botUsername) {
       return reply.code(503).send({ error: 'One-tap linking is not set up on this server. Use the code instead.' });

@@ -3,6 +3,7 @@
  * the test can move forward (real time plus an offset, so pacing and timers still work)
  * and with analysts' scripts run from a temporary home through the real `notify-scripts`.
  */
+import { helperCommand } from './helperCommand.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,8 +62,8 @@ export interface BotWorld {
   close(): Promise<void>;
 }
 
-/** Starts the world; `env` overrides bot settings. */
-export async function startBotWorld(env: Record<string, string> = {}): Promise<BotWorld> {
+/** Starts the world; `env` overrides bot settings; the scripts named in `hanging` (meant to hang) get a short timeout. */
+export async function startBotWorld(env: Record<string, string> = {}, hanging: readonly string[] = []): Promise<BotWorld> {
   const fake = await startFakeTelegram();
   const dir = mkdtempSync(join(tmpdir(), 'notify-bot-'));
   const dataDir = join(dir, 'data');
@@ -78,7 +79,7 @@ export async function startBotWorld(env: Record<string, string> = {}): Promise<B
     },
   });
   const log = pino({ level: 'debug' }, sink);
-  const helperCmd = `env HOME=${home} NOTIFY_SCRIPT_TIMEOUT=${env.NOTIFY_SCRIPT_TIMEOUT ?? '5s'} NOTIFY_SCRIPT_KILL_GRACE=200ms ${process.execPath} ${join(repoRoot, 'bin', 'notify-scripts.js')}`;
+  const helperCmd = helperCommand(home, hanging);
   const cfg = readBotConfig({
     TELEGRAM_BOT_TOKEN: fake.token,
     TELEGRAM_API_ROOT: fake.apiRoot,

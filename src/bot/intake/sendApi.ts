@@ -8,6 +8,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../../shared/contract.js';
 import { DiskFullError, outOfSpaceCode } from '../../shared/diskSpace.js';
 import { CorruptFileError } from '../../shared/jsonFile.js';
+import { errorPlugin, HttpProblem } from '../../shared/httpErrors.js';
 import type { Logger } from '../../shared/logger.js';
 import { guardConnections } from '../../shared/connectionGuard.js';
 import { isUserInGroup, UserDatabaseError } from '../../shared/posix.js';
@@ -52,16 +53,6 @@ export interface SendApiDeps {
   isMember?: (user: string, group: string) => boolean;
 }
 
-class HttpProblem extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 /** Parses `Prefer`: respond-async and/or wait=<seconds>. */
 export function parsePrefer(header: string | string[] | undefined, defaultMs: number, maxMs: number): { respondAsync: boolean; waitMs: number } {
   const text = Array.isArray(header) ? header.join(',') : (header ?? '');
@@ -100,43 +91,28 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     limits: { fileSize: deps.maxPhotoBytes, files: 1, fields: 20, fieldSize: deps.maxBodyBytes, parts: 22 },
   });
 
-  app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: `no such endpoint: ${req.method} ${req.url.split('?')[0]}` });
-  });
-
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof HttpProblem) {
-      void reply.code(err.status).headers(err.headers).send({ error: err.message });
-      return;
-    }
-    if (err instanceof UserDatabaseError) {
-      deps.log.error({ err, url: req.url }, 'could not tell who is calling: the user database did not answer');
-      void reply.code(503).headers({ 'retry-after': '5' }).send({ error: `cannot tell who is calling right now: ${err.message}; nothing was accepted, try again shortly` });
-      return;
-    }
-    if (err instanceof CorruptFileError) {
-      deps.log.error({ err, url: req.url }, 'a data file the bot needs is unreadable; sends are refused until it is repaired');
-      void reply.code(503).headers({ 'retry-after': '60' }).send({ error: `the notification service cannot accept this now: ${err.message} The operator has to repair it; nothing was accepted.` });
-      return;
-    }
-    if (err instanceof DiskFullError || outOfSpaceCode(err)) {
-      const message = err instanceof DiskFullError ? err.message : new DiskFullError(`${outOfSpaceCode(err)} while storing it`).message;
-      void reply.code(507).headers({ 'retry-after': '60' }).send({ error: message });
-      return;
-    }
-    const status = err.statusCode ?? 500;
-    let message = err.message;
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') message = `the request body is larger than ${deps.maxBodyBytes} bytes`;
-    else if (err.code === 'FST_REQ_FILE_TOO_LARGE') message = `the photo is larger than ${deps.maxPhotoBytes} bytes`;
-    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = 'unsupported content type: send application/json (or multipart/form-data to /send_photo)';
-    else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') message = 'the request body is empty; send a JSON object';
-    else if (status === 400 && /JSON/i.test(err.message)) message = `the body is not valid JSON: ${err.message}`;
-    if (status >= 500) {
-      deps.log.error({ err, url: req.url }, 'send API request failed');
-      message = 'internal error; the notification was not accepted (see the bot log)';
-    }
-    const code = status === 415 ? 400 : status;
-    void reply.code(code).send({ error: message });
+  await app.register(errorPlugin, {
+    limits: { bodyBytes: deps.maxBodyBytes, fileBytes: deps.maxPhotoBytes, contentTypes: 'application/json (or multipart/form-data to /send_photo)' },
+    // The contract answers 400 to a body it cannot read, whatever its type.
+    unsupportedMediaStatus: 400,
+    serverError: 'Internal error; the notification was not accepted (see the bot log).',
+    notFound: (req) => `no such endpoint: ${req.method} ${req.url.split('?')[0]}`,
+    log: (req, err) => deps.log.error({ err, url: req.url }, 'send API request failed'),
+    known: (err, req) => {
+      if (err instanceof UserDatabaseError) {
+        deps.log.error({ err, url: req.url }, 'could not tell who is calling: the user database did not answer');
+        return { status: 503, headers: { 'retry-after': '5' }, text: `cannot tell who is calling right now: ${err.message}; nothing was accepted, try again shortly` };
+      }
+      if (err instanceof CorruptFileError) {
+        deps.log.error({ err, url: req.url }, 'a data file the bot needs is unreadable; sends are refused until it is repaired');
+        return { status: 503, headers: { 'retry-after': '60' }, text: `the notification service cannot accept this now: ${err.message} The operator has to repair it; nothing was accepted.` };
+      }
+      if (err instanceof DiskFullError || outOfSpaceCode(err)) {
+        const text = err instanceof DiskFullError ? err.message : new DiskFullError(`${outOfSpaceCode(err)} while storing it`).message;
+        return { status: 507, headers: { 'retry-after': '60' }, text };
+      }
+      return null;
+    },
   });
 
   function callerOf(req: FastifyRequest): Caller {

@@ -12,7 +12,7 @@ import { listFailure, type RunNow } from '../../scripts/runNow.js';
 import type { DesktopLinkStore } from '../../shared/desktopLinks.js';
 import { APP_TOKEN_TTL_SECONDS, type DesktopTokenStore } from '../../shared/desktopTokens.js';
 import type { Identity } from '../session.js';
-import { errors, field, NOT_CONFIGURED, who } from './common.js';
+import { errors, field, NOT_CONFIGURED } from './common.js';
 
 /** The path whose bearer token may have expired (within the refresh grace). */
 export const REFRESH_PATH = '/api/desktop/refresh';
@@ -54,7 +54,7 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
   }
 
   app.post(REFRESH_PATH, { schema: { response: errors } }, async (request, reply) => {
-    const identity = who(request);
+    const identity = request.caller;
     reply.header('cache-control', 'no-store');
     if (opts.secret === undefined) return reply.code(503).send({ error: NOT_CONFIGURED });
     // The guard let the token in within its grace; only a token it can revoke is renewed.
@@ -66,7 +66,7 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
   });
 
   app.get('/api/desktop/scripts', { schema: { response: errors } }, async (request, reply) => {
-    const identity = who(request);
+    const identity = request.caller;
     reply.header('cache-control', 'no-store');
     await seen(identity, request);
     try {
@@ -79,7 +79,7 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
   });
 
   app.post<{ Body: unknown }>('/api/desktop/scripts/run', { schema: { response: errors } }, async (request, reply): Promise<FastifyReply | { ok: true }> => {
-    const identity = who(request);
+    const identity = request.caller;
     const user = identity.username;
     reply.header('cache-control', 'no-store');
     const name = field(request.body, 'name');

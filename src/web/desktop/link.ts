@@ -12,7 +12,7 @@ import type { DesktopLinkStore } from '../../shared/desktopLinks.js';
 import { APP_TOKEN_TTL_SECONDS, type DesktopTokenStore } from '../../shared/desktopTokens.js';
 import { esc, frame, messagePage } from '../pages.js';
 import type { Assets } from '../static.js';
-import { errors, NOT_CONFIGURED, who } from './common.js';
+import { errors, NOT_CONFIGURED } from './common.js';
 
 /** The page the desktop app opens. */
 export const LINK_PAGE = '/desktop/link';
@@ -64,7 +64,7 @@ export async function desktopLinkPlugin(app: FastifyInstance, opts: DesktopLinkO
   });
 
   app.post('/api/desktop/authorize', { schema: { response: errors } }, async (request, reply) => {
-    const identity = who(request);
+    const identity = request.caller;
     reply.header('cache-control', 'no-store');
     if (identity.via !== 'session') return reply.code(401).send({ error: 'Authorize the desktop app from the dashboard in your browser.' });
     if (opts.secret === undefined) return reply.code(503).send({ error: NOT_CONFIGURED });
@@ -75,7 +75,7 @@ export async function desktopLinkPlugin(app: FastifyInstance, opts: DesktopLinkO
   });
 
   app.post('/api/desktop/unlink', { schema: { response: errors } }, async (request, reply) => {
-    const identity = who(request);
+    const identity = request.caller;
     reply.header('cache-control', 'no-store');
     if (identity.via !== 'session') return reply.code(401).send({ error: 'Unlink the desktop app from the dashboard in your browser.' });
     const user = identity.username;

@@ -12,7 +12,7 @@ import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, REFRE
 import { type DashboardPanel, esc } from '../pages.js';
 import type { Identity } from '../session.js';
 import type { Assets } from '../static.js';
-import { errors, field, NOT_CONFIGURED, who } from './common.js';
+import { errors, field, NOT_CONFIGURED } from './common.js';
 
 /** Validity choices offered on the card (any whole number of days 1..365 is accepted). */
 export const TOKEN_DAYS = [30, 90, 365] as const;
@@ -162,7 +162,7 @@ export async function desktopTokensPlugin(app: FastifyInstance, opts: DesktopTok
   });
 
   function sessionOnly(request: FastifyRequest, reply: FastifyReply): Identity | null {
-    const identity = who(request);
+    const identity = request.caller;
     if (identity.via === 'session') return identity;
     // Unreachable through the guard (bearer is accepted on other routes only); kept as a fence.
     void reply.code(401).send({ error: 'Sign in to the dashboard to manage desktop tokens.' });
