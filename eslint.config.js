@@ -1,12 +1,19 @@
 // Lint configuration: typescript-eslint's recommended type-aware rules over the TypeScript
-// in src, test and bench; the recommended JavaScript rules over the few plain JS files.
+// in src, test and bench; the recommended JavaScript rules over the plain JS files, the
+// dashboard's browser-side scripts included (with the browser's globals).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const nodeGlobals = { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' };
+// What the dashboard's scripts (src/web/static, plain scripts run by the browser) may use.
+const browserGlobals = Object.fromEntries(
+  ['window', 'document', 'navigator', 'location', 'fetch', 'console', 'URL', 'URLSearchParams', 'FormData', 'Intl', 'Date',
+    'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'requestAnimationFrame', 'HTMLElement', 'Event', 'CustomEvent',
+    'cancelAnimationFrame', 'AbortController', 'Node', 'Element', 'DOMParser', 'CSS', 'matchMedia'].map((name) => [name, 'readonly']),
+);
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', '.first-run/**', 'src/web/static/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-artifacts/**', '.first-run/**'] },
   js.configs.recommended,
   {
     files: ['**/*.ts'],
@@ -24,6 +31,11 @@ export default tseslint.config(
   },
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
+    ignores: ['src/web/static/**'],
     languageOptions: { sourceType: 'module', globals: nodeGlobals },
+  },
+  {
+    files: ['src/web/static/**/*.js'],
+    languageOptions: { sourceType: 'script', ecmaVersion: 2022, globals: browserGlobals },
   },
 );

@@ -34,7 +34,7 @@ function isImageUrl(text: string): boolean {
   }
 }
 
-/** A notification as desktops receive it (the contract's `notification` fields). */
+/** A notification as desktops receive it (the `notification` fields of the desktop protocol, gateway/protocol.ts). */
 export const DesktopNotificationSchema = z.strictObject({
   id: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'is too long (200 characters at most)'),
   title: z.string({ error: 'must be a string (may be empty)' }).max(1024, 'is too long (1024 characters at most)'),

@@ -53,7 +53,7 @@ export class DesktopConnection {
     }, limits.authTimeoutMs);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('close', () => this.onClosed());
-    ws.on('error', (err) => this.logger.debug({ remote, err: err.message }, 'desktop socket error'));
+    ws.on('error', (err) => this.logger.debug({ remote, err }, 'desktop socket error'));
   }
 
   /** The authenticated user (empty before authentication). */
@@ -109,7 +109,7 @@ export class DesktopConnection {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }
 
-  /** Answers auth_error and closes, as the contract asks for every refused authentication. */
+  /** Answers auth_error and closes, as the desktop protocol (protocol.ts) asks for every refused authentication. */
   private refuse(code: number, message: string): void {
     if (this.state === 'closed') return;
     this.logger.warn({ remote: this.remote, user: this.identity?.username, reason: message }, 'desktop authentication refused');
@@ -152,7 +152,7 @@ export class DesktopConnection {
       if (err instanceof DesktopTokenError) {
         this.refuse(CloseCode.authFailed, err.message);
       } else {
-        this.logger.error({ err: (err as Error).message, remote: this.remote }, 'cannot check a desktop token');
+        this.logger.error({ err, remote: this.remote }, 'cannot check a desktop token');
         this.refuse(CloseCode.authFailed, 'the token could not be checked; try again later');
       }
       return;

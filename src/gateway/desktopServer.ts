@@ -95,7 +95,7 @@ export class DesktopServer {
       server.once('error', onStartError);
       server.once('listening', () => {
         server.off('error', onStartError);
-        server.on('error', (err) => this.logger.error({ err: err.message }, 'desktop listener error'));
+        server.on('error', (err) => this.logger.error({ err }, 'desktop listener error'));
         resolve(server.address() as AddressInfo);
       });
       wss.on('error', (err) => this.logger.error({ err: err.message }, 'desktop listener error'));

@@ -90,7 +90,7 @@ export class Gateway {
       throw err;
     }
     this.sweepTimer = setInterval(() => {
-      this.sweep().catch((err: Error) => this.logger.error({ err: err.message }, 'revocation sweep failed'));
+      this.sweep().catch((err: unknown) => this.logger.error({ err }, 'revocation sweep failed'));
     }, this.config.revocationIntervalMs);
     this.logger.info(
       {

@@ -49,7 +49,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     await shared?.close().catch(() => undefined);
     const message = (err as Error).message;
-    logger.fatal({ err: message }, 'notify-gateway could not start');
+    logger.fatal({ err }, 'notify-gateway could not start');
     process.stderr.write(`notify-gateway: cannot start: ${message}\n`);
     process.exitCode = 1;
     return;
@@ -72,7 +72,7 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = 0;
       })
       .catch((err: Error) => {
-        logger.error({ err: err.message }, 'error while stopping');
+        logger.error({ err }, 'error while stopping');
         process.exitCode = 1;
       })
       .finally(() => {

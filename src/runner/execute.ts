@@ -1,5 +1,5 @@
 /**
- * Running one script as a child process with the limits the contract sets: a timeout, a
+ * Running one script as a child process with the limits docs/notifications.md promises: a timeout, a
  * cap on stdout, and no process left behind. The script is the leader of its own process
  * group (spawned detached), so its children can be signalled with it: SIGTERM to the
  * group, SIGKILL after a short grace, whether the script timed out, printed too much, or

@@ -134,7 +134,7 @@ function print(io: Io, value: unknown, pretty: boolean): number {
 }
 
 /**
- * $HOME, as the contract says; but when it is not the home of the user we run as (sudo
+ * $HOME, as docs/notifications.md says; but when it is not the home of the user we run as (sudo
  * configured to keep the caller's HOME), the passwd entry's home instead: the helper must
  * work on the analyst's files, never on the calling service's.
  */

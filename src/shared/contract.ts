@@ -146,7 +146,6 @@ export const SendRequestSchema = z
       ctx.addIssue({ code: 'custom', message: 'the notification is empty' });
     }
   });
-export type SendRequest = z.infer<typeof SendRequestSchema>;
 
 /** Fields of POST /send_photo (JSON; or multipart with the file in field `photo`). */
 export const SendPhotoRequestSchema = z
@@ -183,7 +182,3 @@ export interface SendResponse {
   changes?: string[];
 }
 
-/** Every error body of every API. */
-export interface ErrorBody {
-  error: string;
-}

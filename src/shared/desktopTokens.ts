@@ -203,7 +203,7 @@ export interface VerifiedDesktopToken {
 /**
  * Verifies a desktop token: HS256 only (so `alg: none` and every other algorithm is
  * refused), `sub` and `exp` required, and, when `revocations` is given and the token has a
- * `jti`, not revoked. Tokens without `jti` are accepted (the contract requires only `sub`
+ * `jti`, not revoked. Tokens without `jti` are accepted (the desktop protocol requires only `sub`
  * and `exp`). `graceSeconds` accepts a token expired that long ago (refresh only). Throws
  * DesktopTokenError; errors reading the revocation list propagate.
  */

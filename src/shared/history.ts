@@ -16,7 +16,7 @@ import { SETTINGS } from './settings.js';
 import { parseByteSize } from './units.js';
 
 /** What a script file may be called: a plain file name ending in `.py`, no paths. */
-export const SCRIPT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*\.py$/;
+const SCRIPT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*\.py$/;
 
 /** Why a script name is refused, in words for a person; null when it is acceptable. */
 export function scriptNameProblem(name: string): string | null {
@@ -171,7 +171,7 @@ export interface HistoryLimits {
   maxBytes: number;
 }
 
-export const DEFAULT_HISTORY_LIMITS: HistoryLimits = {
+const DEFAULT_HISTORY_LIMITS: HistoryLimits = {
   maxLines: Number(SETTINGS.NOTIFY_HISTORY_MAX_LINES.default),
   maxBytes: parseByteSize(SETTINGS.NOTIFY_HISTORY_MAX_BYTES.default) ?? 0,
 };
@@ -322,13 +322,6 @@ function trimNewest(lines: string[], maxLines: number, maxBytes: number): string
 export function lastRunPerScript(records: readonly RunRecord[]): Map<string, RunRecord> {
   const last = new Map<string, RunRecord>();
   for (const r of records) last.set(r.script, r);
-  return last;
-}
-
-/** The newest sent run of each script (a run that reached the send API). */
-export function lastSentPerScript(records: readonly RunRecord[]): Map<string, RunRecord> {
-  const last = new Map<string, RunRecord>();
-  for (const r of records) if (r.outcome === 'sent') last.set(r.script, r);
   return last;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Linking a server account to a Telegram chat: the two shared files of the contract
+ * Linking a server account to a Telegram chat: the two shared files in the data directory
  * (`telegram_users.json`, `pending_codes.json`) and the operations on them. The bot issues
  * codes; the dashboard verifies them. Lock order is always codes, then users.
  */
@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { type Clock, systemClock, unixSeconds } from './clock.js';
 import { type SharedDocument, sharedDocument } from './documents.js';
 
-/** How long a code is valid, in seconds (the contract's 10 minutes). */
+/** How long a code is valid, in seconds (10 minutes). */
 export const CODE_TTL_SECONDS = 600;
 
 const LinkSchema = z.looseObject({

@@ -1,6 +1,6 @@
 /**
  * Who may sign in, and which server account a verified e-mail address stands for
- * (the contract's rule, after the way the server's accounts are named).
+ * (the rule in README and docs/operations.md, after the way the server's accounts are named).
  */
 
 /** The outcome of checking a signed-in identity. */

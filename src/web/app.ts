@@ -1,7 +1,7 @@
 /**
  * Builds the dashboard's Fastify app from its configuration: security headers, cookies and
- * sessions, sign-in, the page, and one plugin per feature (Telegram now; "My scripts" and
- * desktop tokens later add their own plugin and dashboard panel the same way).
+ * sessions, sign-in, the page, errors (one plugin), and one plugin per feature (Telegram,
+ * My scripts with the alert settings, the desktop app), each adding its dashboard panel.
  * Tests drive it with `app.inject()`; main.ts makes it listen.
  */
 import type { WebMetrics } from './metrics.js';

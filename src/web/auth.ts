@@ -9,7 +9,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { decideAccount, type AccountDecision } from './accounts.js';
 import { IssuerUnavailableError, type OidcClient, type PendingSignIn } from './oidc.js';
-import { esc, messagePage } from './pages.js';
+import { html, type SafeHtml } from './html.js';
+import { messagePage } from './pages.js';
 import { cookieNames, csrfOk, type Sessions } from './session.js';
 import type { Assets } from './static.js';
 
@@ -39,26 +40,26 @@ export interface AuthPluginOptions {
   whyNotAnalyst: (username: string) => string | null;
 }
 
-function refusalParagraphs(decision: Extract<AccountDecision, { ok: false }>, allowedDomains: readonly string[]): string[] {
-  const who = decision.email ? `<strong>${esc(decision.email)}</strong>` : 'The account you chose';
+function refusalParagraphs(decision: Extract<AccountDecision, { ok: false }>, allowedDomains: readonly string[]): Array<string | SafeHtml> {
+  const who = decision.email ? html`<strong>${decision.email}</strong>` : 'The account you chose';
   const hint =
     allowedDomains.length > 0
-      ? `Sign in with your ${allowedDomains.map((d) => `<strong>@${esc(d)}</strong>`).join(' or ')} account, or ask an administrator to allow your address.`
+      ? html`Sign in with your ${allowedDomains.map((d, i) => html`${i > 0 ? ' or ' : ''}<strong>@${d}</strong>`)} account, or ask an administrator to allow your address.`
       : 'Ask an administrator to allow your address.';
   switch (decision.reason) {
     case 'unverified':
-      return [`${who} is not verified by your sign-in provider, so it cannot be used here.`, 'Verify the address with your provider, or sign in with another account.'];
+      return [html`${who} is not verified by your sign-in provider, so it cannot be used here.`, 'Verify the address with your provider, or sign in with another account.'];
     case 'no_account_name':
-      return [`${who} is allowed, but it does not make a valid server account name.`, 'Ask an administrator which account to sign in with.'];
+      return [html`${who} is allowed, but it does not make a valid server account name.`, 'Ask an administrator which account to sign in with.'];
     case 'name_of_another':
       return [
-        `${who} would sign in as <strong>${esc(decision.username)}</strong>, but that account name stands for ${decision.owner ? `<strong>${esc(decision.owner)}</strong>` : 'more than one allowed address'}, so it cannot be yours here.`,
+        html`${who} would sign in as <strong>${decision.username}</strong>, but that account name stands for ${decision.owner ? html`<strong>${decision.owner}</strong>` : 'more than one allowed address'}, so it cannot be yours here.`,
         'Ask an administrator which account to sign in with.',
       ];
     case 'not_an_analyst':
-      return [`${who} would sign in as <strong>${esc(decision.username)}</strong>: ${esc(decision.why)}, not an analyst's account, so it cannot sign in here.`, 'Sign in with your own account.'];
+      return [html`${who} would sign in as <strong>${decision.username}</strong>: ${decision.why}, not an analyst's account, so it cannot sign in here.`, 'Sign in with your own account.'];
     default:
-      return [decision.email ? `${who} is not allowed to sign in to this dashboard.` : 'Your sign-in provider did not share an e-mail address, so this dashboard cannot tell who you are.', hint];
+      return [decision.email ? html`${who} is not allowed to sign in to this dashboard.` : 'Your sign-in provider did not share an e-mail address, so this dashboard cannot tell who you are.', hint];
   }
 }
 
@@ -67,7 +68,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
   const { oidc, sessions, assets } = opts;
   const signInCookie = cookieNames(opts.secureCookies).signIn;
 
-  function failure(reply: FastifyReply, status: number, heading: string, paragraphs: string[]): FastifyReply {
+  function failure(reply: FastifyReply, status: number, heading: string, paragraphs: Array<string | SafeHtml>): FastifyReply {
     return reply
       .code(status)
       .header('cache-control', 'no-store')
@@ -97,7 +98,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
       started = await oidc.begin(request.query.prompt === 'select_account' ? { prompt: 'select_account' } : {});
     } catch (err) {
       if (!(err instanceof IssuerUnavailableError)) throw err;
-      request.log.error({ err: err.message }, 'sign-in provider unavailable');
+      request.log.error({ err }, 'sign-in provider unavailable');
       return failure(reply, 502, 'Sign-in is unavailable', ['The sign-in provider could not be reached. Try again in a minute; if it keeps failing, tell an administrator.']);
     }
     const value = { ...started.pending, exp: Math.floor(Date.now() / 1000) + SIGN_IN_TTL_SECONDS, ...(next !== '/' ? { next } : {}) };
@@ -138,7 +139,7 @@ export async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions):
       decision = decideAccount(claims, opts.allowedDomains, opts.allowedEmails, opts.whyNotAnalyst);
     } catch (err) {
       // openid-client's messages say which check failed (state, nonce, PKCE); none holds a secret.
-      request.log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'sign-in callback refused');
+      request.log.warn({ err }, 'sign-in callback refused');
       opts.metrics?.signIn('failed');
       if (err instanceof IssuerUnavailableError) {
         return failure(reply, 502, 'Sign-in is unavailable', ['The sign-in provider could not be reached. Try again in a minute.']);

@@ -14,13 +14,13 @@
  *
  * Every change answers `{"ok": true, "message", "rules"}`; a bad body 400 `{"error"}`.
  */
+import { html, raw, type SafeHtml } from './html.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { type AlertRulesStore, QuietHoursSchema, type UserRules, isTimeZone } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
 import { parseDurationMs } from '../shared/units.js';
 import { scriptNameProblem } from '../shared/history.js';
-import { esc } from './pages.js';
 
 const MIN_MS = 60_000;
 const MAX_MS = 30 * 86_400_000;
@@ -154,12 +154,13 @@ export function registerRules(app: FastifyInstance, rules: AlertRulesStore, cloc
   });
 }
 
-const ICON =
-  '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M12.3 2a8.5 8.5 0 1 0 9.7 11.2A7 7 0 0 1 12.3 2Z"/></svg>';
+const ICON = raw(
+  '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M12.3 2a8.5 8.5 0 1 0 9.7 11.2A7 7 0 0 1 12.3 2Z"/></svg>',
+);
 
 /** The alert-settings card; `rules` seeds the page's script (which renders the state). */
-export function renderRulesCard(rules: UserRules, loadError: boolean): string {
-  return `<section class="card" id="rules-card" aria-labelledby="ru-title" data-rules="${esc(JSON.stringify(rules))}">
+export function renderRulesCard(rules: UserRules, loadError: boolean): SafeHtml {
+  return html`<section class="card" id="rules-card" aria-labelledby="ru-title" data-rules="${JSON.stringify(rules)}">
   <div class="card-head">
     <div class="card-icon card-icon-rules">${ICON}</div>
     <div class="card-titles">
@@ -168,7 +169,7 @@ export function renderRulesCard(rules: UserRules, loadError: boolean): string {
     </div>
   </div>
   <div class="live" id="ru-live" role="status" aria-live="polite" aria-atomic="true"></div>
-  ${loadError ? '<div class="notice notice-error"><p>Your alert settings could not be read on the server. Try again later; if it persists, tell an administrator.</p></div>' : ''}
+  ${loadError ? html`<div class="notice notice-error"><p>Your alert settings could not be read on the server. Try again later; if it persists, tell an administrator.</p></div>` : ''}
   <div class="card-body">
     <h3 class="section-title">Quiet hours</h3>
     <p class="state-line" id="ru-quiet-state"><span class="dot dot-off" aria-hidden="true"></span><span>No quiet hours: alerts arrive at any time.</span></p>

@@ -20,7 +20,8 @@ import type { Clock } from '../shared/clock.js';
 import { FAILED_OUTCOMES, OUTCOME_LOOK, outcomeLabel } from '../shared/history.js';
 import { type RunRecord, type ScriptInfo, type ScriptsHelper, scriptNameProblem } from '../scripts/client.js';
 import { listFailure, type RunNow } from '../scripts/runNow.js';
-import { type DashboardPanel, esc } from './pages.js';
+import type { DashboardPanel } from './pages.js';
+import { html, raw, type SafeHtml } from './html.js';
 import { registerRules, renderRulesCard } from './rules.js';
 import { STATIC_DIR } from './static.js';
 
@@ -80,13 +81,14 @@ function sendError(reply: FastifyReply, p: { status: number; error: string }): F
   return reply.code(p.status).send({ error: p.error });
 }
 
-const ICON =
-  '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2Zm0 4v10h16V8H4Zm2.3 2.3 1.4-1.4L11.8 13l-4.1 4.1-1.4-1.4 2.7-2.7-2.7-2.7ZM12 15h6v2h-6v-2Z"/></svg>';
+const ICON = raw(
+  '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2Zm0 4v10h16V8H4Zm2.3 2.3 1.4-1.4L11.8 13l-4.1 4.1-1.4-1.4 2.7-2.7-2.7-2.7ZM12 15h6v2h-6v-2Z"/></svg>',
+);
 
 /** The "My scripts" card; the page's script fills the list from GET /api/scripts. */
-export function renderScriptsCard(assets: { css: string; js: string }): string {
-  return `<link rel="stylesheet" href="${esc(assets.css)}">
-<script src="${esc(assets.js)}" defer></script>
+export function renderScriptsCard(assets: { css: string; js: string }): SafeHtml {
+  return html`<link rel="stylesheet" href="${assets.css}">
+<script src="${assets.js}" defer></script>
 <section class="card" id="scripts-card" aria-labelledby="sc-title" aria-busy="true">
   <div class="card-head">
     <div class="card-icon card-icon-scripts">${ICON}</div>
@@ -177,7 +179,7 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
       try {
         return renderRulesCard(await rules.forUser(identity.username), false);
       } catch (err) {
-        app.log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not read alert_rules.json');
+        app.log.error({ err }, 'could not read alert_rules.json');
         return renderRulesCard({ scripts: {} }, true);
       }
     },
@@ -197,7 +199,7 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
       [scripts, runs] = await Promise.all([helper.list(user), helper.history(user, { limit: runLimit })]);
     } catch (err) {
       const p = listFailure(err, user);
-      request.log.warn({ user, reason: err instanceof Error ? err.message : String(err) }, 'could not read the scripts');
+      request.log.warn({ user, err }, 'could not read the scripts');
       return sendError(reply, p);
     }
     const userRules = await rules.forUser(user);

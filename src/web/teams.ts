@@ -16,7 +16,8 @@ import type { Clock } from '../shared/clock.js';
 import { type LinkStore, VerifyError } from '../shared/linking.js';
 import { maySend, type TeamChat, type TeamChatStore, TeamError } from '../shared/teamChats.js';
 import type { WebMetrics } from './metrics.js';
-import { type DashboardPanel, esc } from './pages.js';
+import { html, raw, type SafeHtml } from './html.js';
+import type { DashboardPanel } from './pages.js';
 import { type AttemptLimiter, isRefusal } from './rateLimit.js';
 import type { Assets } from './static.js';
 
@@ -77,14 +78,15 @@ function memberNames(raw: string | string[] | undefined): string[] {
   return [...new Set(list.map((m) => m.trim()).filter((m) => m !== ''))];
 }
 
-const ICON =
-  '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M9 11a4 4 0 1 1 0-8 4 4 0 0 1 0 8Zm0 2c3.3 0 7 1.6 7 4v3H2v-3c0-2.4 3.7-4 7-4Zm7.5-2.2a3.5 3.5 0 1 0 0-6.6A6 6 0 0 1 18 7a6 6 0 0 1-1.5 3.8ZM18.6 13c1.9.7 3.4 1.9 3.4 3.7V20h-4v-3c0-1.5-.7-2.9-1.9-4Z"/></svg>';
+const ICON = raw(
+  '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M9 11a4 4 0 1 1 0-8 4 4 0 0 1 0 8Zm0 2c3.3 0 7 1.6 7 4v3H2v-3c0-2.4 3.7-4 7-4Zm7.5-2.2a3.5 3.5 0 1 0 0-6.6A6 6 0 0 1 18 7a6 6 0 0 1-1.5 3.8ZM18.6 13c1.9.7 3.4 1.9 3.4 3.7V20h-4v-3c0-1.5-.7-2.9-1.9-4Z"/></svg>',
+);
 
 /** The card; the page's script fills the list from GET /api/teams. */
-export function renderTeamsCard(opts: { scriptUrl: string; cssUrl: string; botUsername: string | undefined; mayLink: boolean; analystGroup: string | undefined }): string {
-  const bot = opts.botUsername ? `@${esc(opts.botUsername)}` : 'the notifications bot';
+export function renderTeamsCard(opts: { scriptUrl: string; cssUrl: string; botUsername: string | undefined; mayLink: boolean; analystGroup: string | undefined }): SafeHtml {
+  const bot = opts.botUsername ? `@${opts.botUsername}` : 'the notifications bot';
   const linkForm = opts.mayLink
-    ? `<h3 class="section-title">Link a group</h3>
+    ? html`<h3 class="section-title">Link a group</h3>
     <ol class="steps">
       <li><span class="step-num" aria-hidden="true">1</span><div>Add ${bot} to the Telegram group and send <kbd>/start</kbd> <strong>in the group</strong>.</div></li>
       <li><span class="step-num" aria-hidden="true">2</span><div>Enter the code it posts there and a name for the group. You become its owner and decide who else may send to it.</div></li>
@@ -102,9 +104,9 @@ export function renderTeamsCard(opts: { scriptUrl: string; cssUrl: string; botUs
       <p id="tm-name-hint" class="hint">Lower-case letters, digits, - and _. Scripts send there with <code>"to": ["finance-alerts"]</code>, the shell with <code>notify --to finance-alerts</code>.</p>
       <p id="tm-link-error" class="field-error" hidden></p>
     </form>`
-    : `<div class="notice notice-warn"><p>Linking team chats is open to members of the <strong>${esc(opts.analystGroup ?? '')}</strong> group only.</p></div>`;
-  return `<link rel="stylesheet" href="${esc(opts.cssUrl)}">
-<script src="${esc(opts.scriptUrl)}" defer></script>
+    : html`<div class="notice notice-warn"><p>Linking team chats is open to members of the <strong>${opts.analystGroup ?? ''}</strong> group only.</p></div>`;
+  return html`<link rel="stylesheet" href="${opts.cssUrl}">
+<script src="${opts.scriptUrl}" defer></script>
 <section class="card" id="teams-card" aria-labelledby="tm-title" aria-busy="true">
   <div class="card-head">
     <div class="card-icon card-icon-teams">${ICON}</div>

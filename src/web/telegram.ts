@@ -5,6 +5,7 @@
  * an AttemptLimiter, and a successful link triggers the welcome message through the send API.
  */
 import type { WebMetrics } from './metrics.js';
+import { html, raw, type SafeHtml } from './html.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import QRCode from 'qrcode';
 import type { Clock } from '../shared/clock.js';
@@ -15,7 +16,7 @@ import type { LinkTokenStore } from '../shared/linkTokens.js';
 import { LockTimeoutError } from '../shared/lock.js';
 import { SendClient, SocketUnavailableError, errorText } from '../shared/sendClient.js';
 import { welcomeMessage } from '../shared/welcome.js';
-import { type DashboardPanel, esc } from './pages.js';
+import type { DashboardPanel } from './pages.js';
 import { AttemptLimiter, isRefusal, type Refusal } from './rateLimit.js';
 import type { Identity } from './session.js';
 
@@ -108,8 +109,9 @@ function utcText(iso: string): string {
   return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
-const TELEGRAM_ICON =
-  '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true" focusable="false"><path fill="currentColor" d="M21.4 4.3 18.3 19c-.2 1-.8 1.3-1.7.8l-4.6-3.4-2.2 2.1c-.2.2-.5.5-1 .5l.3-4.7 8.6-7.8c.4-.3-.1-.5-.6-.2L6.4 13 1.9 11.6c-1-.3-1-1 .2-1.5l17.7-6.8c.8-.3 1.6.2 1.3 1Z"/></svg>';
+const TELEGRAM_ICON = raw(
+  '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true" focusable="false"><path fill="currentColor" d="M21.4 4.3 18.3 19c-.2 1-.8 1.3-1.7.8l-4.6-3.4-2.2 2.1c-.2.2-.5.5-1 .5l.3-4.7 8.6-7.8c.4-.3-.1-.5-.6-.2L6.4 13 1.9 11.6c-1-.3-1-1 .2-1.5l17.7-6.8c.8-.3 1.6.2 1.3 1Z"/></svg>',
+);
 
 /** The card's HTML for one analyst (both states are rendered; the script switches them). */
 export function renderTelegramCard(opts: {
@@ -119,23 +121,23 @@ export function renderTelegramCard(opts: {
   botUsername: string | undefined;
   mayLink: boolean;
   analystGroup: string | undefined;
-}): string {
+}): SafeHtml {
   const { link, botUsername } = opts;
   const linked = link !== null;
-  const botName = botUsername ? `@${esc(botUsername)}` : 'the notifications bot';
+  const botName = botUsername ? `@${botUsername}` : 'the notifications bot';
   const botLink = botUsername
-    ? `<a href="https://t.me/${esc(botUsername)}" target="_blank" rel="noopener noreferrer">${botName}<span class="visually-hidden"> (opens Telegram)</span></a>`
+    ? html`<a href="https://t.me/${botUsername}" target="_blank" rel="noopener noreferrer">${botName}<span class="visually-hidden"> (opens Telegram)</span></a>`
     : botName;
   const refused = link?.delivery_refused;
-  const refusedNotice = `<div class="notice notice-warn" id="tg-refused"${refused ? '' : ' hidden'}>
-        <p><strong>Telegram is not delivering your notifications.</strong> Since <time id="tg-refused-at" datetime="${esc(refused?.at ?? '')}">${esc(refused ? utcText(refused.at) : '')}</time> Telegram refuses messages to your chat (<span id="tg-refused-reason">${esc(refused?.reason ?? '')}</span>).</p>
+  const refusedNotice = html`<div class="notice notice-warn" id="tg-refused"${refused ? '' : ' hidden'}>
+        <p><strong>Telegram is not delivering your notifications.</strong> Since <time id="tg-refused-at" datetime="${refused?.at ?? ''}">${refused ? utcText(refused.at) : ''}</time> Telegram refuses messages to your chat (<span id="tg-refused-reason">${refused?.reason ?? ''}</span>).</p>
         <p>If you blocked the bot, unblock it in Telegram; or unlink here and link again.</p>
       </div>`;
   const groupNotice = opts.analystGroup
-    ? `<div class="notice notice-warn"><p>Linking Telegram is open to members of the <strong>${esc(opts.analystGroup)}</strong> group only, and your account <strong>${esc(opts.identity.username)}</strong> is not in it. Ask an administrator to add you.</p></div>`
+    ? html`<div class="notice notice-warn"><p>Linking Telegram is open to members of the <strong>${opts.analystGroup}</strong> group only, and your account <strong>${opts.identity.username}</strong> is not in it. Ask an administrator to add you.</p></div>`
     : '';
   const linkForm = opts.mayLink
-    ? `<ol class="steps">
+    ? html`<ol class="steps">
         <li><span class="step-num" aria-hidden="true">1</span><div>In Telegram, send <kbd>/start</kbd> to ${botLink}.</div></li>
         <li><span class="step-num" aria-hidden="true">2</span><div>Enter the 6-digit code the bot replies with. It works once, for 10 minutes.</div></li>
       </ol>
@@ -150,7 +152,7 @@ export function renderTelegramCard(opts: {
       </form>
       ${
         botUsername
-          ? `<div class="divider" role="presentation"><span>or</span></div>
+          ? html`<div class="divider" role="presentation"><span>or</span></div>
       <div class="onetap" id="tg-onetap">
         <div class="onetap-text">
           <h3>Link in one tap</h3>
@@ -169,7 +171,7 @@ export function renderTelegramCard(opts: {
           : ''
       }`
     : groupNotice;
-  return `<section class="card" id="telegram-card" aria-labelledby="tg-title" data-linked="${linked}" data-bot="${esc(botUsername ?? '')}">
+  return html`<section class="card" id="telegram-card" aria-labelledby="tg-title" data-linked="${String(linked)}" data-bot="${botUsername ?? ''}">
   <div class="card-head">
     <div class="card-icon">${TELEGRAM_ICON}</div>
     <div class="card-titles">
@@ -179,9 +181,9 @@ export function renderTelegramCard(opts: {
     <span class="badge ${linked ? 'badge-on' : 'badge-off'}" id="tg-badge">${linked ? 'Linked' : 'Not linked'}</span>
   </div>
   <div class="live" id="tg-live" role="status" aria-live="polite" aria-atomic="true"></div>
-  ${opts.loadError ? '<div class="notice notice-error"><p>The link status could not be read on the server. Try again later; if it persists, tell an administrator.</p></div>' : ''}
+  ${opts.loadError ? html`<div class="notice notice-error"><p>The link status could not be read on the server. Try again later; if it persists, tell an administrator.</p></div>` : ''}
   <div class="card-body" id="tg-linked"${linked ? '' : ' hidden'}>
-    <p class="state-line" id="tg-linked-heading" tabindex="-1"><span class="dot dot-on" aria-hidden="true"></span><span><strong>Linked</strong> since <time id="tg-linked-at" datetime="${esc(link?.linked_at ?? '')}">${esc(link ? utcText(link.linked_at) : '')}</time></span></p>
+    <p class="state-line" id="tg-linked-heading" tabindex="-1"><span class="dot dot-on" aria-hidden="true"></span><span><strong>Linked</strong> since <time id="tg-linked-at" datetime="${link?.linked_at ?? ''}">${link ? utcText(link.linked_at) : ''}</time></span></p>
     ${refusedNotice}
     <p>Notifications from your scripts arrive in your chat with ${botLink}. There, <kbd>/status</kbd> shows your scripts and lets you run one.</p>
     <div class="actions">
@@ -228,7 +230,7 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
         link = await links.linkOf(identity.username);
       } catch (err) {
         loadError = true;
-        app.log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not read telegram_users.json');
+        app.log.error({ err }, 'could not read telegram_users.json');
       }
       return renderTelegramCard({ identity, link, loadError, botUsername: opts.botUsername, mayLink: mayLink(identity.username), analystGroup: opts.analystGroup });
     },

@@ -150,6 +150,8 @@ export async function startBrowserStack(opts: { scriptsHelper?: ScriptsHelper } 
       NOTIFY_SESSION_SECRET: 'browser-test-session-secret-0123456789abcdef',
       DESKTOP_JWT_SECRET: desktopSecret,
       TELEGRAM_BOT_USERNAME: telegram.botInfo.username,
+      // The dashboard runs scripts with the same helper command as the bot (this process's).
+      ...(process.env.NOTIFY_SCRIPTS_COMMAND ? { NOTIFY_SCRIPTS_COMMAND: process.env.NOTIFY_SCRIPTS_COMMAND } : {}),
     });
     const app = await buildApp({ config, ...(opts.scriptsHelper ? { scriptsHelper: opts.scriptsHelper } : {}) });
     await app.listen({ host: config.host, port: config.port });

@@ -17,7 +17,7 @@ import { demoReport } from './demoChart.js';
 import type { Notifier } from '../delivery/notifier.js';
 import { relativeTime, shortUtc, TextBuilder } from '../format/textBuilder.js';
 
-/** Callback data that runs a script (the contract's `run:<script file name>`, or a short key). */
+/** Callback data that runs a script (`run:<script file name>`, or a short key). */
 export function runCallbackData(script: string, user: string): string {
   return callbackData('run', script, user);
 }

@@ -19,7 +19,7 @@ import { newOutboxId, type OutboxRecord, type OutboxStore } from './outbox.js';
 import { imageType } from '../intake/photos.js';
 import { type Content, photoParts, textParts } from '../format/render.js';
 
-/** A notification as the desktop gateway carries it (the contract's fields). */
+/** A notification as the desktop gateway carries it (gateway/client.ts declares them). */
 export interface DesktopNotification {
   id: string;
   title: string;
@@ -250,7 +250,7 @@ export class Notifier {
     };
   }
 
-  /** Accepts a notification; see the contract's "Channels" and "Durability". */
+  /** Accepts a notification; a notification on disk is never lost (README, docs/notifications.md). */
   async submit(original: Submission, opts: SubmitOptions): Promise<SubmitResult> {
     const disk = this.opts.disk;
     if (!disk) return this.accept(original, opts);

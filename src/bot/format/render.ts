@@ -36,7 +36,7 @@ export type Part = ({ kind: 'text' } & RichText) | ({ kind: 'photo' } & RichText
 export interface Content {
   title?: string | undefined;
   message?: string | undefined;
-  /** Sent as given in parseMode (the contract's `text` / `caption`). */
+  /** Sent as given in parseMode (the send API's `text` / `caption`). */
   text?: string | undefined;
   parseMode?: ParseMode | undefined;
   /** Already rendered text with entities (the bot's own messages, e.g. digests). */

@@ -1,6 +1,6 @@
 /**
  * The send API: HTTP on the bot's unix socket. Identity comes from the kernel (peer
- * credentials), bodies are validated against the contract's schemas, and every error is
+ * credentials), bodies are validated against the send API's schemas (shared/contract.ts), and every error is
  * `{"error": "..."}` a person can act on.
  */
 import multipart from '@fastify/multipart';

@@ -10,7 +10,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { DesktopLinkStore } from '../../shared/desktopLinks.js';
 import { APP_TOKEN_TTL_SECONDS, type DesktopTokenStore } from '../../shared/desktopTokens.js';
-import { esc, frame, messagePage } from '../pages.js';
+import { html, type SafeHtml } from '../html.js';
+import { frame, messagePage } from '../pages.js';
 import type { Assets } from '../static.js';
 import { errors, NOT_CONFIGURED } from './common.js';
 
@@ -31,12 +32,12 @@ export interface DesktopLinkOptions {
 }
 
 /** The Authorize page's body. */
-function linkPageBody(username: string, scheme: string): string {
-  return `<div class="container">
-  <section class="card" id="desktop-link" aria-labelledby="dl-title" data-scheme="${esc(scheme)}">
+function linkPageBody(username: string, scheme: string): SafeHtml {
+  return html`<div class="container">
+  <section class="card" id="desktop-link" aria-labelledby="dl-title" data-scheme="${scheme}">
     <div class="card-head"><div class="card-titles">
       <h1 id="dl-title">Sign in the desktop app</h1>
-      <p class="card-sub">The desktop app will show the alerts of <strong>${esc(username)}</strong> and can run your scripts.</p>
+      <p class="card-sub">The desktop app will show the alerts of <strong>${username}</strong> and can run your scripts.</p>
     </div></div>
     <div class="card-body">
       <p>Press the button, then allow your browser to open the desktop app.</p>
@@ -57,9 +58,9 @@ export async function desktopLinkPlugin(app: FastifyInstance, opts: DesktopLinkO
     const identity = request.identity;
     if (!identity) return reply.redirect(`/login?next=${encodeURIComponent(LINK_PAGE)}`, 302);
     if (opts.secret === undefined) {
-      return reply.code(503).type('text/html; charset=utf-8').send(messagePage({ assets: opts.assets, title: 'Desktop app', heading: 'The desktop app cannot sign in here yet', paragraphs: [esc(NOT_CONFIGURED)], tone: 'error', action: { href: '/', label: 'Go to the dashboard' } }));
+      return reply.code(503).type('text/html; charset=utf-8').send(messagePage({ assets: opts.assets, title: 'Desktop app', heading: 'The desktop app cannot sign in here yet', paragraphs: [NOT_CONFIGURED], tone: 'error', action: { href: '/', label: 'Go to the dashboard' } }));
     }
-    const body = `${linkPageBody(identity.username, opts.urlScheme)}\n<script src="${esc(opts.assets.url('desktop-link.js'))}" defer></script>`;
+    const body = html`${linkPageBody(identity.username, opts.urlScheme)}\n<script src="${opts.assets.url('desktop-link.js')}" defer></script>`;
     return reply.type('text/html; charset=utf-8').send(frame({ title: 'Sign in the desktop app', assets: opts.assets, body, identity, variant: 'app' }));
   });
 

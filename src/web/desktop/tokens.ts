@@ -9,7 +9,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../../shared/clock.js';
 import type { DesktopLink, DesktopLinkStore } from '../../shared/desktopLinks.js';
 import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, REFRESH_GRACE_SECONDS, verifyDesktopToken } from '../../shared/desktopTokens.js';
-import { type DashboardPanel, esc } from '../pages.js';
+import type { DashboardPanel } from '../pages.js';
+import { html, type SafeHtml } from '../html.js';
 import type { Identity } from '../session.js';
 import type { Assets } from '../static.js';
 import { errors, field, NOT_CONFIGURED } from './common.js';
@@ -61,30 +62,31 @@ function utcText(iso: string): string {
 }
 
 /** One row of the token table (the page's script builds the same rows after changes). */
-function tokenRow(t: DesktopTokenInfo): string {
+function tokenRow(t: DesktopTokenInfo): SafeHtml {
   const label = t.label ?? '';
   const revoked = t.revoked_at !== undefined;
-  return `<tr data-jti="${esc(t.jti)}">
-      <td>${label === '' ? '<span class="hint">(no label)</span>' : esc(label)}</td>
-      <td><time datetime="${esc(t.created_at)}">${esc(utcText(t.created_at))}</time></td>
-      <td><time datetime="${esc(t.expires_at)}">${esc(utcText(t.expires_at))}</time></td>
-      <td>${revoked ? '<span class="badge badge-off">Revoked</span>' : '<span class="badge badge-on">Active</span>'}</td>
-      <td>${revoked ? '' : `<button type="button" class="btn btn-danger-outline btn-revoke" data-jti="${esc(t.jti)}" data-label="${esc(label)}" aria-haspopup="dialog">Revoke<span class="visually-hidden"> ${esc(label || 'token')}</span></button>`}</td>
+  return html`<tr data-jti="${t.jti}">
+      <td>${label === '' ? html`<span class="hint">(no label)</span>` : label}</td>
+      <td><time datetime="${t.created_at}">${utcText(t.created_at)}</time></td>
+      <td><time datetime="${t.expires_at}">${utcText(t.expires_at)}</time></td>
+      <td>${revoked ? html`<span class="badge badge-off">Revoked</span>` : html`<span class="badge badge-on">Active</span>`}</td>
+      <td>${revoked ? '' : html`<button type="button" class="btn btn-danger-outline btn-revoke" data-jti="${t.jti}" data-label="${label}" aria-haspopup="dialog">Revoke<span class="visually-hidden"> ${label || 'token'}</span></button>`}</td>
     </tr>`;
 }
 
 /** The card's HTML. */
-export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; link: DesktopLink | null; enabled: boolean; loadError: boolean; scriptUrl: string }): string {
-  const linkState = `<div class="status-row" id="dt-link-state">
-      <p><span class="label">Desktop app:</span> <span id="dt-link-badge" class="badge ${opts.link ? 'badge-on">Linked' : 'badge-off">Not linked'}</span>${
-        opts.link ? ` <span class="hint" id="dt-link-since">since <time datetime="${esc(opts.link.linked_at)}">${esc(utcText(opts.link.linked_at))}</time></span>` : ''
+export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; link: DesktopLink | null; enabled: boolean; loadError: boolean; scriptUrl: string }): SafeHtml {
+  const badge = opts.link ? html`<span id="dt-link-badge" class="badge badge-on">Linked</span>` : html`<span id="dt-link-badge" class="badge badge-off">Not linked</span>`;
+  const linkState = html`<div class="status-row" id="dt-link-state">
+      <p><span class="label">Desktop app:</span> ${badge}${
+        opts.link ? html` <span class="hint" id="dt-link-since">since <time datetime="${opts.link.linked_at}">${utcText(opts.link.linked_at)}</time></span>` : ''
       }</p>
-      <div class="actions"><button type="button" class="btn btn-danger-outline" id="dt-unlink" aria-haspopup="dialog"${opts.link ? '' : ' hidden'}>Unlink desktop app</button></div>
-      <p class="hint" id="dt-link-hint"${opts.link ? ' hidden' : ''}>To sign in the desktop app, choose <em>Sign in</em> in the app: it opens <a href="/desktop/link">this dashboard's link page</a>. Or create a token below and paste it into the app.</p>
+      <div class="actions"><button type="button" class="btn btn-danger-outline" id="dt-unlink" aria-haspopup="dialog"${opts.link ? '' : html` hidden`}>Unlink desktop app</button></div>
+      <p class="hint" id="dt-link-hint"${opts.link ? html` hidden` : ''}>To sign in the desktop app, choose <em>Sign in</em> in the app: it opens <a href="/desktop/link">this dashboard's link page</a>. Or create a token below and paste it into the app.</p>
     </div>`;
-  const options = TOKEN_DAYS.map((d) => `<option value="${d}"${d === 90 ? ' selected' : ''}>${d} days</option>`).join('');
+  const options = TOKEN_DAYS.map((d) => html`<option value="${d}"${d === 90 ? html` selected` : ''}>${d} days</option>`);
   const form = opts.enabled
-    ? `<form id="dt-create-form" class="code-form" novalidate>
+    ? html`<form id="dt-create-form" class="code-form" novalidate>
         <label for="dt-label">Name of the device</label>
         <input id="dt-label" name="label" type="text" maxlength="${MAX_LABEL}" autocomplete="off" placeholder="Work laptop" aria-describedby="dt-label-error">
         <label for="dt-days">Valid for</label>
@@ -98,9 +100,9 @@ export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; link: Desk
         <textarea id="dt-token" readonly rows="3" spellcheck="false"></textarea>
         <div class="actions"><button type="button" class="btn btn-secondary" id="dt-copy">Copy token</button> <button type="button" class="btn btn-quiet" id="dt-done">Done</button></div>
       </div>`
-    : `<div class="notice notice-warn"><p>${esc(NOT_CONFIGURED)}</p></div>`;
-  const rows = opts.tokens.map(tokenRow).join('\n');
-  return `<section class="card" id="desktop-card" aria-labelledby="dt-title">
+    : html`<div class="notice notice-warn"><p>${NOT_CONFIGURED}</p></div>`;
+  const rows = opts.tokens.map(tokenRow);
+  return html`<section class="card" id="desktop-card" aria-labelledby="dt-title">
   <div class="card-head">
     <div class="card-titles">
       <h2 id="dt-title">Desktop app</h2>
@@ -108,7 +110,7 @@ export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; link: Desk
     </div>
   </div>
   <div class="live" id="dt-live" role="status" aria-live="polite" aria-atomic="true"></div>
-  ${opts.loadError ? '<div class="notice notice-error"><p>Your desktop link and tokens could not be read on the server. Try again later; if it persists, tell an administrator.</p></div>' : ''}
+  ${opts.loadError ? html`<div class="notice notice-error"><p>Your desktop link and tokens could not be read on the server. Try again later; if it persists, tell an administrator.</p></div>` : ''}
   <div class="card-body">
     ${linkState}
     ${form}
@@ -136,7 +138,7 @@ export function renderDesktopCard(opts: { tokens: DesktopTokenInfo[]; link: Desk
     <button type="button" class="btn btn-danger" id="dt-unlink-confirm">Unlink</button>
   </div>
 </dialog>
-<script src="${esc(opts.scriptUrl)}" defer></script>`;
+<script src="${opts.scriptUrl}" defer></script>`;
 }
 
 /** The token card and its routes, as a Fastify plugin. */
@@ -155,7 +157,7 @@ export async function desktopTokensPlugin(app: FastifyInstance, opts: DesktopTok
         [tokens, link] = await Promise.all([store.list(identity.username), opts.links.linkOf(identity.username)]);
       } catch (err) {
         loadError = true;
-        app.log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not read desktop_tokens.json or desktop_users.json');
+        app.log.error({ err }, 'could not read desktop_tokens.json or desktop_users.json');
       }
       return renderDesktopCard({ tokens, link, enabled: opts.secret !== undefined, loadError, scriptUrl: opts.assets.url('desktop.js') });
     },
