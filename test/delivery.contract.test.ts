@@ -136,7 +136,7 @@ void describe('durability and waiting', () => {
 void describe('dead letters and refusals', () => {
   let h: BotHarness;
   before(async () => {
-    h = await BotHarness.start({ users: 3, env: { NOTIFY_RETRY_MAX_AGE: '2s', NOTIFY_RETRY_MAX_DELAY: '500ms' } });
+    h = await BotHarness.start({ users: 3, env: { NOTIFY_RETRY_MAX_AGE: '5s', NOTIFY_RETRY_BASE: '100ms', NOTIFY_RETRY_MAX_DELAY: '500ms' } });
   });
   after(() => h.cleanup());
 
@@ -147,9 +147,9 @@ void describe('dead letters and refusals', () => {
     const res = await h.client.send({ user: user.name, title: 'Disk full', message: 'the disk is full', script: 'disk.py' }, 'respond-async');
     assert.equal(res.status, 202);
     const { id } = bodyOf(res);
-    await h.waitUntil(() => h.deadIds().includes(id), 15_000, () => `${id} was not dead-lettered; queue: ${h.queuedIds().join(', ')}`);
-    await h.waitUntil(() => h.queuedIds().length === 0, 5000, () => `a dead letter leaves the queue: ${h.queuedIds().join(', ')}`);
-    const gaveUp = await h.waitForLog((l) => l.msg === 'delivery retries exhausted; moved to the dead-letter queue', 5000);
+    await h.waitUntil(() => h.deadIds().includes(id), 120_000, () => `${id} was not dead-lettered; queue: ${h.queuedIds().join(', ')}`);
+    await h.waitUntil(() => h.queuedIds().length === 0, 60_000, () => `a dead letter leaves the queue: ${h.queuedIds().join(', ')}`);
+    const gaveUp = await h.waitForLog((l) => l.msg === 'delivery retries exhausted; moved to the dead-letter queue', 60_000);
     assert.equal(gaveUp.id, id);
     assert.ok((gaveUp.attempts as number) > 1, 'it was retried before giving up');
     assert.ok(h.outcomes().some((o) => o.id === id && o.status === 'given_up'), 'the outcome log says given_up');
@@ -165,9 +165,9 @@ void describe('dead letters and refusals', () => {
     h.fake.setFault(null);
     const requeue = await h.cli(['queue', 'requeue', id]);
     assert.equal(requeue.status, 0, requeue.stderr);
-    const msgs = await h.fake.waitForMessages(user.chatId, 1, 10_000);
+    const msgs = await h.fake.waitForMessages(user.chatId, 1, 60_000);
     assert.equal(textOf(msgs[0]!), 'Disk full\nthe disk is full');
-    await h.waitUntil(() => h.queuedIds().length === 0, 5000, () => 'the re-queued record leaves the queue once delivered');
+    await h.waitUntil(() => h.queuedIds().length === 0, 60_000, () => 'the re-queued record leaves the queue once delivered');
     assert.deepEqual(h.deadIds(), []);
     const listed = await h.cli(['queue', 'list']);
     assert.match(listed.stdout, /empty/);
@@ -191,13 +191,13 @@ void describe('dead letters and refusals', () => {
         const users = JSON.parse(readFileSync(join(h.dataDir, 'telegram_users.json'), 'utf8')) as Record<string, { delivery_refused?: { reason: string; at: string } }>;
         return users[user.name]?.delivery_refused;
       },
-      5000,
+      60_000,
       () => 'telegram_users.json never got delivery_refused',
     ).then((mark) => assert.match(mark.reason, /blocked/));
     assert.deepEqual(h.queuedIds(), []);
     assert.deepEqual(h.deadIds(), [], 'a refusal is final, not a dead letter to re-queue');
     assert.ok(h.outcomes().some((o) => o.id === bodyOf(res).id && o.status === 'refused'));
-    const logged = await h.waitForLog((l) => l.msg === 'Telegram refused delivery for good; not retrying', 2000);
+    const logged = await h.waitForLog((l) => l.msg === 'Telegram refused delivery for good; not retrying', 30_000);
     assert.equal(logged.user, user.name);
   });
 });
