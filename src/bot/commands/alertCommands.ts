@@ -1,11 +1,12 @@
 /**
  * Silencing straight from the chat: the buttons under every alert (Snooze 1h, Snooze 1d,
  * Mute this script, and Undo), /mute <duration> and /unmute for everything, the state
- * /status shows, and the digest that releases alerts held during quiet hours.
+ * /status shows. The digest that releases alerts held during quiet hours is in
+ * ../delivery/digests.ts.
  */
 import { Composer, type Context } from 'grammy';
-import type { InlineKeyboardButton, MessageEntity } from 'grammy/types';
-import { type AlertRulesStore, formatLocalTime, type HeldAlert, inQuietHours } from '../../shared/alertRules.js';
+import type { InlineKeyboardButton } from 'grammy/types';
+import { type AlertRulesStore, formatLocalTime, inQuietHours } from '../../shared/alertRules.js';
 import type { Clock } from '../../shared/clock.js';
 import { parseDurationMs } from '../../shared/units.js';
 import type { LinkStore } from '../../shared/linking.js';
@@ -13,7 +14,6 @@ import type { Logger } from '../../shared/logger.js';
 import { alertKeyboard, parseCallbackData, pressOffered, type ScriptKeys, undoKeyboard } from './alertKeyboard.js';
 import type { Notifier } from '../delivery/notifier.js';
 import type { StatusExtras } from './scriptCommands.js';
-import { TextBuilder } from '../format/textBuilder.js';
 
 /** What the alert commands need. */
 export interface AlertCommandDeps {
@@ -43,68 +43,6 @@ export function rulesStatus(rules: AlertRulesStore, clock: Clock): StatusExtras 
     }
     return { header, perScript };
   };
-}
-
-/** Builds the digest of held alerts: one message, in order, each with its title. */
-export function digestText(alerts: HeldAlert[], tz: string): { text: string; entities: MessageEntity[] } {
-  const b = new TextBuilder();
-  b.styled(`🌙 While you were in quiet hours: ${alerts.length} alert${alerts.length === 1 ? '' : 's'}`, 'bold').line();
-  for (const a of alerts) {
-    b.line().styled(a.title || a.script || 'Alert', 'bold').add(` - ${formatLocalTime(Date.parse(a.at), tz)}${a.script ? ` (${a.script})` : ''}`).line();
-    if (a.message) b.add(a.message).line();
-    if (a.had_image) b.styled('(image not included: press Run now or see the dashboard)', 'italic').line();
-  }
-  return { text: b.text.replace(/\n+$/, ''), entities: b.entities as MessageEntity[] };
-}
-
-/** No channel took a digest; its alerts stay held for the next pass. */
-class NoChannelError extends Error {}
-
-const noChannelLogged = new Map<string, number>();
-
-/**
- * Releases held alerts of users whose quiet hours have ended. A digest no channel takes
- * (Telegram unlinked, no desktop connected) stays held and is tried on the next pass.
- */
-export async function releaseDigests(deps: Pick<AlertCommandDeps, 'rules' | 'notifier' | 'clock' | 'log'>): Promise<number> {
-  let released = 0;
-  for (const user of await deps.rules.heldUsers()) {
-    const r = await deps.rules.forUser(user);
-    if (inQuietHours(r.quiet_hours, deps.clock.now())) continue;
-    try {
-      released += await deps.rules.releaseHeld(user, async (alerts) => {
-        const digest = digestText(alerts, r.quiet_hours?.tz ?? 'UTC');
-        const res = await deps.notifier.submit({ user, content: { rich: digest }, bypassRules: true, script: undefined }, { respondAsync: true, waitMs: 0 });
-        if (res.status === 404) throw new NoChannelError(res.body.error);
-        deps.log.info({ user, count: alerts.length, id: res.body.id }, 'quiet-hours digest queued');
-      });
-      noChannelLogged.delete(user);
-    } catch (err) {
-      if (!(err instanceof NoChannelError)) throw err;
-      const last = noChannelLogged.get(user) ?? 0;
-      if (deps.clock.now() - last > 3_600_000) {
-        deps.log.warn({ user }, `quiet-hours digest kept: no channel takes it yet (${err.message}); retrying`);
-        noChannelLogged.set(user, deps.clock.now());
-      }
-    }
-  }
-  return released;
-}
-
-/** Runs releaseDigests every intervalMs, never two passes at once. */
-export function scheduleDigests(deps: Pick<AlertCommandDeps, 'rules' | 'notifier' | 'clock' | 'log'>, intervalMs: number): () => void {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    releaseDigests(deps)
-      .catch((err: unknown) => deps.log.error({ err }, 'could not release quiet-hours digests'))
-      .finally(() => {
-        running = false;
-      });
-  }, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
 }
 
 /**
