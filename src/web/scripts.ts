@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { type DeliveryOutcome, readOutcomes } from '../bot/delivery/outbox.js';
+import { type DeliveryOutcome, readOutcomes } from '../shared/outcomeLog.js';
 import type { AlertRulesStore } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
 import { FAILED_OUTCOMES, OUTCOME_LOOK, outcomeLabel } from '../shared/history.js';

@@ -16,6 +16,7 @@
  *   outbox/damaged.log     journal lines that could not be read, kept for the operator
  *   deliveries.jsonl       final outcome of each notification, by id
  */
+import { type DeliveryOutcome, type DeliveryStatus, MAX_OUTCOME_LOG, OUTCOME_LOG, OUTCOME_LOG_ROTATED, readOutcomes } from '../../shared/outcomeLog.js';
 import { randomBytes } from 'node:crypto';
 import { close, fdatasync, fsync, open, promises as fsp, unlink, write } from 'node:fs';
 import { join } from 'node:path';
@@ -67,22 +68,9 @@ export const OutboxRecordSchema = z.looseObject({
   /** The bot's own notice about another notification (never itself the subject of one). */
   notice: z.boolean().optional(),
 });
+export type { DeliveryOutcome, DeliveryStatus };
 export type OutboxRecord = z.infer<typeof OutboxRecordSchema> & { parts: Part[] };
 
-/** Final delivery outcome of a notification. */
-export type DeliveryStatus = 'delivered' | 'refused' | 'given_up';
-
-/** One line of deliveries.jsonl. */
-export interface DeliveryOutcome {
-  id: string;
-  user: string;
-  script?: string | undefined;
-  status: DeliveryStatus;
-  at: string;
-  detail?: string | undefined;
-}
-
-const MAX_OUTCOME_LOG = 8 * 1024 * 1024;
 
 /** fsync/fdatasync calls made by the outbox, for benchmarks and /health. */
 export const outboxSyncs = { count: 0 };
@@ -259,7 +247,7 @@ export class FileOutbox implements OutboxStore {
     this.queueDir = join(dataDir, 'outbox', 'queue');
     this.deadDir = join(dataDir, 'outbox', 'dead');
     this.photoDir = join(dataDir, 'outbox', 'photos');
-    this.outcomesPath = join(dataDir, 'deliveries.jsonl');
+    this.outcomesPath = join(dataDir, OUTCOME_LOG);
     this.damagedPath = join(dataDir, 'outbox', 'damaged.log');
   }
 
@@ -522,7 +510,7 @@ export class FileOutbox implements OutboxStore {
     if (outcomes.length === 0) return;
     try {
       const st = await fsp.stat(this.outcomesPath);
-      if (st.size > MAX_OUTCOME_LOG) await fsp.rename(this.outcomesPath, `${this.outcomesPath}.1`);
+      if (st.size > MAX_OUTCOME_LOG) await fsp.rename(this.outcomesPath, join(this.dataDir, OUTCOME_LOG_ROTATED));
     } catch {
       // No log yet.
     }
@@ -559,27 +547,4 @@ export class FileOutbox implements OutboxStore {
     await this.journal?.close();
     this.journal = null;
   }
-}
-
-/** Final outcomes by id, newest line winning (for the services' history views). */
-export async function readOutcomes(dataDir: string, ids?: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>> {
-  const out = new Map<string, DeliveryOutcome>();
-  for (const name of ['deliveries.jsonl.1', 'deliveries.jsonl']) {
-    let text: string;
-    try {
-      text = await fsp.readFile(join(dataDir, name), 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      try {
-        const o = JSON.parse(line) as DeliveryOutcome;
-        if (!ids || ids.has(o.id)) out.set(o.id, o);
-      } catch {
-        // A torn last line after a crash; skip it.
-      }
-    }
-  }
-  return out;
 }
