@@ -10,9 +10,9 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { type SendClient, SocketUnavailableError, errorText } from '../shared/sendClient.js';
 import type { DashboardPanel } from './pages.js';
-import { esc } from './pages.js';
+import { html } from './html.js';
 import type { Assets } from './static.js';
-import { errors, who } from './desktop/common.js';
+import { errors } from './desktop/common.js';
 
 /** What the plugin needs. */
 export interface ChannelsOptions {
@@ -38,10 +38,10 @@ function botDown(reply: FastifyReply, err: unknown): FastifyReply {
 export async function channelsPlugin(app: FastifyInstance, opts: ChannelsOptions): Promise<void> {
   opts.assets.add('channels.js');
   // No card of its own: the script fills in the Telegram and desktop cards.
-  opts.panels.push({ id: 'channels', order: 99, render: () => Promise.resolve(`<script src="${esc(opts.assets.url('channels.js'))}" defer></script>`) });
+  opts.panels.push({ id: 'channels', order: 99, render: () => Promise.resolve(html`<script src="${opts.assets.url('channels.js')}" defer></script>`) });
 
   app.get('/api/channels', { schema: { response: errors } }, async (request, reply) => {
-    const { username } = who(request);
+    const { username } = request.caller;
     reply.header('cache-control', 'no-store');
     try {
       const res = await opts.send.channels(username);
@@ -53,7 +53,7 @@ export async function channelsPlugin(app: FastifyInstance, opts: ChannelsOptions
   });
 
   app.post('/api/channels/test', { schema: { response: errors } }, async (request, reply) => {
-    const { username } = who(request);
+    const { username } = request.caller;
     reply.header('cache-control', 'no-store');
     try {
       // Urgent: a test during quiet hours should still show whether delivery works.
