@@ -9,11 +9,12 @@
 import assert from 'node:assert/strict';
 import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { runCli } from '../src/runner/main.js';
 import { parseSchedule } from '../src/runner/schedule.js';
 import { ScriptInfoSchema } from '../src/scripts/client.js';
 import { closeSandboxes, HELPER, historyOf, PATH, runBin, runnerLog, type Sandbox, sandbox as makeSandbox, script } from './support/runnerSandbox.js';
+import { BotHarness } from './support/botHarness.js';
 
 afterEach(closeSandboxes);
 
@@ -158,5 +159,49 @@ void describe('notify-runner: a script\'s own schedule', () => {
     assert.ok(parseSchedule('*/15 8-18 * * MON-FRI').ok);
     const refused = ['', '0 9 * * * * *', '60 * * * *', '0 0 30 2 *', '@daily Mars/Base', '@often'];
     for (const text of refused) assert.equal(parseSchedule(text).ok, false, `'${text}' is refused`);
+  });
+});
+
+void describe('notify-runner: a scheduled script through the real bot and the fake Telegram', () => {
+  let h: BotHarness;
+  let sb: Sandbox;
+  before(async () => {
+    // The runner runs as this test's user (root): its notifications are root's.
+    h = await BotHarness.start({ users: ['root'] });
+    sb = await makeSandbox('notify-schedule-tg-');
+  });
+  after(async () => {
+    await h.cleanup();
+    await closeSandboxes();
+  });
+
+  /** A runner pass at `iso`, sending to the real bot. */
+  async function passAt(iso: string): Promise<void> {
+    let out = '';
+    const code = await runCli([], { PATH, HOME: sb.home, NOTIFY_SOCKET: h.socketPath }, { out: (t) => (out += t), err: (t) => (out += t), isTty: false }, { now: () => Date.parse(iso) });
+    assert.equal(code, 0, `exit ${code}: ${out}\nlog:\n${runnerLog(sb)}`);
+  }
+
+  void it('09:00 Europe/Prague: the 09:02 pass sends the report to Telegram once, the 09:07 pass sends nothing', async () => {
+    const chat = h.users[0]!.chatId;
+    script(sb.home, 'morning_report.py', '#!/usr/bin/env python3\n# schedule: 0 9 * * * Europe/Prague\nimport json\nprint(json.dumps({"notify": True, "title": "Morning report", "message": "Orders: 42", "cooldown": "1m"}))\n');
+    const placed = new Date('2026-12-06T12:00:00Z');
+    utimesSync(join(sb.home, 'user', 'notifications', 'morning_report.py'), placed, placed);
+
+    await passAt('2026-12-07T07:58:00Z'); // 08:58 in Prague (UTC+1 in December)
+    await passAt('2026-12-07T08:02:00Z'); // 09:02
+    const [report] = await h.fake.waitForMessages(chat, 1, 15_000);
+    assert.equal(report!.text, 'Morning report\nOrders: 42');
+    await passAt('2026-12-07T08:07:00Z'); // 09:07
+
+    // Whatever the passes sent is in the chat before this later message.
+    await h.client.send({ user: 'root', message: 'after the 09:07 pass' }, 'respond-async');
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'after the 09:07 pass') ? true : undefined), 15_000, () => 'the later message');
+    const texts = h.fake.sentMessages(chat).map((m) => m.text ?? '');
+    assert.deepEqual(texts, ['Morning report\nOrders: 42', 'after the 09:07 pass'], 'one report: at 09:02, not at 08:58 nor again at 09:07');
+    assert.deepEqual(
+      historyOf(sb).filter((r) => r.script === 'morning_report.py').map((r) => [r.time, r.outcome]),
+      [['2026-12-07T08:02:00.000Z', 'sent']],
+    );
   });
 });
