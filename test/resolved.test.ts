@@ -16,6 +16,7 @@ import { runCli } from '../src/runner/main.js';
 import { AlertRulesStore } from '../src/shared/alertRules.js';
 import type { RunRecord } from '../src/shared/history.js';
 import { BotHarness } from './support/botHarness.js';
+import { signToken, spawnGateway, TestDesktop, TEST_SECRET } from './support/gatewayHarness.js';
 import { PATH } from './support/runnerSandbox.js';
 
 const T0 = Date.parse('2026-12-07T08:00:00Z');
@@ -25,16 +26,26 @@ void describe('resolved notices', () => {
   let h: BotHarness;
   let home: string;
   let chat: number;
+  let gateway: ReturnType<typeof spawnGateway>;
+  let desktop: TestDesktop;
   const clock = { t: T0, now(): number { return this.t; } };
 
   before(async () => {
     // The runner runs as this test's user (root), so the notifications are root's.
-    h = await BotHarness.start({ users: ['root'] });
+    h = await BotHarness.start({ users: ['root'], start: false, env: { NOTIFY_GATEWAY_TIMEOUT: '5s' } });
     chat = h.users[0]!.chatId;
     home = mkdtempSync(join(tmpdir(), 'notify-resolved-'));
     mkdirSync(join(home, 'user', 'notifications'), { recursive: true });
+    // The desktop channel: the real gateway, and a desktop app of root's connected to it.
+    gateway = spawnGateway({ DESKTOP_JWT_SECRET: TEST_SECRET, NOTIFY_GATEWAY_HOST: '127.0.0.1', NOTIFY_GATEWAY_PORT: '0', NOTIFY_GATEWAY_SOCKET: h.env().NOTIFY_GATEWAY_SOCKET!, NOTIFY_DATA_DIR: h.dataDir });
+    const port = await gateway.ready;
+    await h.startBot();
+    desktop = await TestDesktop.authenticated(`ws://127.0.0.1:${port}/`, await signToken({ sub: 'root' }));
   });
   after(async () => {
+    desktop?.close();
+    if (gateway && gateway.child.exitCode === null && gateway.child.signalCode === null) gateway.child.kill('SIGKILL');
+    await gateway?.exited;
     await h.cleanup();
     rmSync(home, { recursive: true, force: true });
   });
@@ -99,6 +110,11 @@ void describe('resolved notices', () => {
     );
     const buttons = (h.fake.sentMessages(chat)[0]!.reply_markup?.inline_keyboard ?? []).flat().map((b) => b.text);
     assert.deepEqual(buttons, ['✅ Resolved', 'Run now'], 'snoozing a resolved alert is moot; running it is not');
+
+    // The desktop app got the alert, then the notice.
+    const onDesktop = [await desktop.nextOfType('notification', 15_000), await desktop.nextOfType('notification', 15_000)];
+    assert.deepEqual(onDesktop.map((n) => [n.title, n.script]), [['Disk low on /data (disk_space)', 'disk_space.py'], ['✅ Resolved: Disk low on /data (disk_space)', 'disk_space.py']]);
+    assert.match(String(onDesktop[1]!.message), /after 20 min/);
 
     const runs = history();
     const resolving = runs.at(-1)!;
@@ -166,5 +182,56 @@ void describe('resolved notices', () => {
     assert.ok(!h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('✅ Resolved: Disk low on /data (snoozy)')), 'no resolved notice in the chat');
     const state = JSON.parse(readFileSync(join(home, '.notifications', 'state', 'snoozy.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(state.active_alert, undefined);
+  });
+
+  void it('a muted script\'s resolved notice is held back like its alerts, and the condition is closed', async () => {
+    const c = condition('mutey', '1h');
+    const start = T0 + 9 * 3_600_000;
+    c.on();
+    await pass('mutey.py', start);
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('Disk low on /data (mutey)')) ? true : undefined), 15_000, () => 'the mutey alert');
+    await new AlertRulesStore(h.dataDir, { now: () => Date.now() }).mute('root', 'mutey.py');
+    c.off();
+    await pass('mutey.py', start + 10 * MIN);
+    const run = history().at(-1)!;
+    assert.equal(run.resolved_alert !== undefined, true, 'the condition is closed');
+    assert.equal(run.resolved_notice, undefined, 'no notice was sent');
+    assert.match(run.warning ?? '', /resolved notice was not sent: muted/);
+    await h.client.send({ user: 'root', message: 'marker after mutey' }, 'respond-async');
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker after mutey') ? true : undefined), 10_000, () => 'the marker');
+    assert.ok(!h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('✅ Resolved: Disk low on /data (mutey)')), 'no resolved notice in the chat');
+    // Unmuted, the condition comes back after the cooldown: a new alert, and its own notice.
+    await new AlertRulesStore(h.dataDir, { now: () => Date.now() }).unmuteAll('root');
+    c.on();
+    await pass('mutey.py', start + 70 * MIN);
+    c.off();
+    await pass('mutey.py', start + 75 * MIN);
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('✅ Resolved: Disk low on /data (mutey)')) ? true : undefined), 15_000, () => 'the notice of the new alert');
+  });
+
+  void it('an alert still queued when its condition clears (Telegram down): the notice still replies to it once both go', async () => {
+    const c = condition('late', '1h');
+    const start = T0 + 12 * 3_600_000;
+    const before = h.fake.sentMessages(chat).length;
+    h.fake.setFault({ kind: 'outage', as: 'reset' });
+    try {
+      c.on();
+      await pass('late.py', start);
+      await h.waitForLog((l) => l.msg === 'delivery failed; will retry', 15_000, 'the alert waiting for Telegram');
+      c.off();
+      await pass('late.py', start + 5 * MIN);
+      assert.ok(history().at(-1)!.resolved_notice, 'the notice was accepted while the alert was still queued');
+    } finally {
+      h.fake.setFault(null);
+    }
+    const msgs = (await h.fake.waitForMessages(chat, before + 2, 30_000)).slice(before);
+    assert.match(msgs[0]!.text ?? '', /^Disk low on \/data \(late\)/);
+    assert.match(msgs[1]!.text ?? '', /^✅ Resolved: Disk low on \/data \(late\)/u);
+    assert.equal(msgs[1]!.reply_to_message_id, msgs[0]!.message_id, 'the notice replies to the alert');
+    await h.fake.waitFor(
+      () => ((h.fake.sentMessages(chat)[before]!.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === '✅ Resolved') ? true : undefined),
+      10_000,
+      () => `the alert's buttons updated: ${JSON.stringify(h.fake.sentMessages(chat)[before]!.reply_markup)}`,
+    );
   });
 });

@@ -199,6 +199,8 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
             })
             .catch((err: unknown) => log.error({ err }, 'could not resume delivery after being fenced'));
         },
+        // A resolved notice replies to its alert (sent by then: a chat's messages go in order).
+        replyTarget: (record) => threads.replyTarget(record),
         onDelivered: (record, answeredAt) => {
           if (record.chat_id < 0) teams.noteDelivery(record.chat_id, answeredAt).catch((err: unknown) => log.error({ err, chat: record.chat_id }, 'could not note the team chat delivery'));
           if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');
@@ -244,7 +246,6 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       rules,
       scriptKeys,
       metrics,
-      threads,
     );
     // In a fleet only the lease holder releases digests (below), so none goes out twice.
     const startDigests = (): (() => void) => scheduleDigests({ rules, notifier, clock, log }, cfg.digestCheckMs);

@@ -25,6 +25,11 @@ const ThreadsSchema = z.record(z.string(), ThreadSchema);
 /** The messages of condition alerts, by notification id. */
 export class AlertThreads {
   private readonly file: SharedDocument<z.infer<typeof ThreadsSchema>>;
+  /**
+   * Alerts delivered a moment ago whose write is not done yet: the chat's next message may
+   * be their resolved notice, and it must find them.
+   */
+  private readonly writing = new Map<string, AlertThread>();
 
   constructor(
     dataDir: string,
@@ -33,19 +38,39 @@ export class AlertThreads {
     this.file = sharedDocument(dataDir, 'alert_threads.json', ThreadsSchema, () => ({}));
   }
 
-  /** Remembers a delivered condition alert (and forgets those past THREAD_TTL_MS). */
+  /**
+   * Remembers a delivered condition alert (and forgets those past THREAD_TTL_MS). `find`
+   * sees it from the moment this is called, before it is written.
+   */
   async remember(id: string, thread: { user: string; chat_id: number; message_ids: number[]; script?: string }): Promise<void> {
     const now = this.clock.now();
-    await this.file.update((all) => {
-      const next: Record<string, AlertThread> = {};
-      for (const [k, v] of Object.entries(all)) if (now - Date.parse(v.at) < THREAD_TTL_MS) next[k] = v;
-      next[id] = { ...thread, at: new Date(now).toISOString() };
-      return { next, result: undefined };
-    });
+    const entry: AlertThread = { ...thread, at: new Date(now).toISOString() };
+    this.writing.set(id, entry);
+    try {
+      await this.file.update((all) => {
+        const next: Record<string, AlertThread> = {};
+        for (const [k, v] of Object.entries(all)) if (now - Date.parse(v.at) < THREAD_TTL_MS) next[k] = v;
+        next[id] = entry;
+        return { next, result: undefined };
+      });
+    } finally {
+      if (this.writing.get(id) === entry) this.writing.delete(id);
+    }
   }
 
   /** The alert's messages, or null when unknown (never delivered, or long ago). */
   async find(id: string): Promise<AlertThread | null> {
-    return (await this.file.read())[id] ?? null;
+    return this.writing.get(id) ?? (await this.file.read())[id] ?? null;
+  }
+
+  /**
+   * The message a resolved notice replies to: the first message of its alert, when the alert
+   * went to the same analyst's same chat (asked when the notice is sent, so an alert still
+   * queued when its notice was accepted is found too).
+   */
+  async replyTarget(notice: { resolves?: string | undefined; user: string; chat_id: number }): Promise<number | undefined> {
+    if (!notice.resolves) return undefined;
+    const thread = await this.find(notice.resolves);
+    return thread && thread.user === notice.user && thread.chat_id === notice.chat_id ? thread.message_ids[0] : undefined;
   }
 }

@@ -64,6 +64,8 @@ export type MigratedHook = (fromChatId: number, toChatId: number) => Promise<voi
 /** Called when a chat accepted a message (clears an earlier refusal mark). */
 /** `answeredAt`: when Telegram answered the last part (ms since the epoch). */
 export type DeliveredHook = (record: OutboxRecord, answeredAt: number) => void;
+/** The Telegram message a record's first part replies to, asked just before it is sent. */
+export type ReplyTargetHook = (record: OutboxRecord) => Promise<number | undefined>;
 
 /** The queue is full; retry later. */
 export class QueueFullError extends Error {
@@ -177,7 +179,14 @@ export class Deliverer {
     private readonly opts: DelivererOptions,
     private readonly clock: Clock,
     private readonly log: Logger,
-    private readonly hooks: { onRefused?: RefusalHook; onDelivered?: DeliveredHook; onMigrated?: MigratedHook; metrics?: DeliveryMetrics; onFenced?: (err: FencedError) => void } = {},
+    private readonly hooks: {
+      onRefused?: RefusalHook;
+      onDelivered?: DeliveredHook;
+      onMigrated?: MigratedHook;
+      replyTarget?: ReplyTargetHook;
+      metrics?: DeliveryMetrics;
+      onFenced?: (err: FencedError) => void;
+    } = {},
   ) {
     this.outcomes = new OutcomeWriter(store, log);
   }
@@ -577,7 +586,14 @@ export class Deliverer {
     let part = record.parts[index]!;
     const last = index === record.parts.length - 1;
     const markup = last ? record.reply_markup : undefined;
-    const replyTo = index === 0 ? record.reply_to : undefined;
+    let replyTo = index === 0 ? record.reply_to : undefined;
+    if (index === 0 && replyTo === undefined && this.hooks.replyTarget) {
+      // Without a target the message still goes, as a plain message.
+      replyTo = await this.hooks.replyTarget(record).catch((err: unknown) => {
+        this.log.warn({ err, id: record.id }, 'could not find the message to reply to; sending without the reply');
+        return undefined;
+      });
+    }
     let photo: Buffer | null = null;
     if (part.kind === 'photo') {
       try {

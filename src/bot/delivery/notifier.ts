@@ -12,7 +12,6 @@ import type { LinkStore } from '../../shared/linking.js';
 import type { DiskGuard } from '../../shared/diskSpace.js';
 import type { Logger } from '../../shared/logger.js';
 import { alertKeyboard, type ScriptKeys, teamAlertKeyboard } from '../commands/alertKeyboard.js';
-import type { AlertThreads } from './alertThreads.js';
 import type { Deliverer } from './deliverer.js';
 import type { IntakeMetrics } from '../metrics.js';
 import { newOutboxId, type OutboxRecord, type OutboxStore } from './outbox.js';
@@ -126,7 +125,6 @@ export class Notifier {
     private readonly rules: AlertRulesStore | null = null,
     private readonly scriptKeys: ScriptKeys | null = null,
     private readonly metrics: IntakeMetrics | null = null,
-    private readonly threads: AlertThreads | null = null,
   ) {
     this.images = new DesktopImageStore(opts.dataDir);
   }
@@ -304,9 +302,6 @@ export class Notifier {
       };
     }
 
-    // A resolved notice replies to its alert, when the alert went to this same chat.
-    const thread = sub.resolves && this.threads ? await this.threads.find(sub.resolves).catch(() => null) : null;
-    const replyTo = thread && thread.user === sub.user && thread.chat_id === link.chat_id ? thread.message_ids[0] : undefined;
     const record: OutboxRecord = {
       id,
       seq,
@@ -324,7 +319,6 @@ export class Notifier {
             : {}),
       ...(sub.sendResolved && !sub.resolves ? { send_resolved: true } : {}),
       ...(sub.resolves ? { resolves: sub.resolves } : {}),
-      ...(replyTo !== undefined ? { reply_to: replyTo } : {}),
       sent_parts: 0,
       attempts: 0,
     };

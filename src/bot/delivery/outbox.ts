@@ -61,7 +61,7 @@ export const OutboxRecordSchema = z.looseObject({
   send_resolved: z.boolean().optional(),
   /** The id of the alert this resolved notice is about. */
   resolves: z.string().optional(),
-  /** Telegram message the first part replies to. */
+  /** Telegram message the first part replies to (a resolved notice's is looked up when it is sent). */
   reply_to: z.number().int().optional(),
   /** Since when the current part keeps failing (cleared when a part goes through). */
   failing_since: z.number().optional(),
