@@ -167,6 +167,18 @@ void describe('a chat that always answers', () => {
     assert.equal(answer.text, STALE_BUTTON_REPLY);
   });
 
+  void it('/status shows each script\'s schedule and next run, and what is wrong with a bad schedule', async () => {
+    w.script('weekly_report.py', '#!/usr/bin/env python3\n# schedule: 30 7 * * MON Europe/Prague\nprint(\'{"notify": false}\')\n');
+    w.script('bad_schedule.py', '# schedule: 0 25 * * *\nprint(\'{"notify": false}\')\n');
+    const status = await answerTo('/status');
+    const lines = status.split('\n');
+    const weekly = lines.findIndex((l) => l.includes('weekly_report.py'));
+    assert.ok(weekly >= 0, status);
+    assert.match(lines[weekly + 1] ?? '', /^ {3}🗓 30 7 \* \* MON Europe\/Prague, next \d{4}-\d\d-\d\d 0[56]:30 UTC \(Mon 07:30 Europe\/Prague, in \d+ (s|min|h|d)\)$/u, status);
+    const bad = lines.findIndex((l) => l.includes('bad_schedule.py'));
+    assert.match(lines[bad + 1] ?? '', /^ {3}invalid schedule: invalid cron expression '0 25 \* \* \*'/, status);
+  });
+
   void it('a button pressed after the chat was unlinked answers that the chat is not linked', async () => {
     const status = await answerTo('/status');
     assert.match(status, /Scripts of dana/);

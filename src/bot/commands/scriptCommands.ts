@@ -15,7 +15,7 @@ import { RunNow } from '../../scripts/runNow.js';
 import { callbackData, scriptKey, type ScriptKeys } from './alertKeyboard.js';
 import { demoReport } from './demoChart.js';
 import type { Notifier } from '../delivery/notifier.js';
-import { relativeTime, shortUtc, TextBuilder } from '../format/textBuilder.js';
+import { relativeTime, shortUtc, TextBuilder, zoneTime } from '../format/textBuilder.js';
 
 /** Callback data that runs a script (`run:<script file name>`, or a short key). */
 export function runCallbackData(script: string, user: string): string {
@@ -53,7 +53,8 @@ export function statusMessage(user: string, scripts: ScriptInfo[], now: number, 
     if (s.cooldown_until && Date.parse(s.cooldown_until) > now) b.line().add(`   cooldown until ${shortUtc(s.cooldown_until)}`);
     if (s.schedule_error) b.line().add('   ').styled(s.schedule_error.slice(0, 300), 'italic');
     else if (s.schedule) {
-      const next = s.schedule_due ? 'due at the next runner pass' : s.next_run ? `next ${shortUtc(s.next_run)} (${relativeTime(s.next_run, now)})` : 'no next run';
+      const local = s.next_run ? zoneTime(s.next_run, s.schedule_zone) : null;
+      const next = s.schedule_due ? 'due at the next runner pass' : s.next_run ? `next ${shortUtc(s.next_run)} (${local ? `${local}, ` : ''}${relativeTime(s.next_run, now)})` : 'no next run';
       b.line().add(`   🗓 ${s.schedule}, ${next}`);
     }
     const extra = extras.perScript?.get(s.name);

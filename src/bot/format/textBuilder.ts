@@ -42,3 +42,15 @@ export function shortUtc(iso: string): string {
   if (Number.isNaN(t)) return iso;
   return `${new Date(t).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
+
+/** "Mon 09:00 Europe/Prague": the wall-clock time in a time zone, or null for UTC or an unknown zone. */
+export function zoneTime(iso: string, zone: string | undefined): string | null {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t) || zone === undefined || zone === 'UTC' || zone === 'Etc/UTC') return null;
+  try {
+    const f = new Intl.DateTimeFormat('en-GB', { timeZone: zone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    return `${f.format(t).replace(',', '')} ${zone}`;
+  } catch {
+    return null;
+  }
+}
