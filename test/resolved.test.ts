@@ -164,50 +164,37 @@ void describe('resolved notices', () => {
     assert.equal(flappyRuns.filter((r) => r.resolved_alert).length, 1, 'only the alert that was sent is resolved');
   });
 
-  void it('a snoozed script\'s resolved notice is held back like its alerts, and the condition is closed', async () => {
-    const c = condition('snoozy', '1h');
-    const start = T0 + 6 * 3_600_000;
-    c.on();
-    await pass('snoozy.py', start);
-    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('Disk low on /data (snoozy)')) ? true : undefined), 15_000, () => 'the snoozy alert');
-    await new AlertRulesStore(h.dataDir, { now: () => Date.now() }).snooze('root', 'snoozy.py', Date.now() + 3_600_000);
-    c.off();
-    await pass('snoozy.py', start + 10 * MIN);
-    const run = history().at(-1)!;
-    assert.equal(run.resolved_alert !== undefined, true, 'the condition is closed');
-    assert.equal(run.resolved_notice, undefined, 'no notice was sent');
-    assert.match(run.warning ?? '', /resolved notice was not sent: snoozed/);
-    await h.client.send({ user: 'root', message: 'marker after snoozy' }, 'respond-async');
-    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker after snoozy') ? true : undefined), 10_000, () => 'the marker');
-    assert.ok(!h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('✅ Resolved: Disk low on /data (snoozy)')), 'no resolved notice in the chat');
-    const state = JSON.parse(readFileSync(join(home, '.notifications', 'state', 'snoozy.json'), 'utf8')) as Record<string, unknown>;
-    assert.equal(state.active_alert, undefined);
-  });
-
-  void it('a muted script\'s resolved notice is held back like its alerts, and the condition is closed', async () => {
-    const c = condition('mutey', '1h');
-    const start = T0 + 9 * 3_600_000;
-    c.on();
-    await pass('mutey.py', start);
-    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('Disk low on /data (mutey)')) ? true : undefined), 15_000, () => 'the mutey alert');
-    await new AlertRulesStore(h.dataDir, { now: () => Date.now() }).mute('root', 'mutey.py');
-    c.off();
-    await pass('mutey.py', start + 10 * MIN);
-    const run = history().at(-1)!;
-    assert.equal(run.resolved_alert !== undefined, true, 'the condition is closed');
-    assert.equal(run.resolved_notice, undefined, 'no notice was sent');
-    assert.match(run.warning ?? '', /resolved notice was not sent: muted/);
-    await h.client.send({ user: 'root', message: 'marker after mutey' }, 'respond-async');
-    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker after mutey') ? true : undefined), 10_000, () => 'the marker');
-    assert.ok(!h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('✅ Resolved: Disk low on /data (mutey)')), 'no resolved notice in the chat');
-    // Unmuted, the condition comes back after the cooldown: a new alert, and its own notice.
-    await new AlertRulesStore(h.dataDir, { now: () => Date.now() }).unmuteAll('root');
-    c.on();
-    await pass('mutey.py', start + 70 * MIN);
-    c.off();
-    await pass('mutey.py', start + 75 * MIN);
-    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith('✅ Resolved: Disk low on /data (mutey)')) ? true : undefined), 15_000, () => 'the notice of the new alert');
-  });
+  for (const [rule, name, hours] of [['snoozed', 'snoozy', 6], ['muted', 'mutey', 9]] as const) {
+    void it(`a ${rule} script's resolved notice is held back like its alerts, the condition is closed, and the next alert after the cooldown is resolved again`, async () => {
+      const rules = new AlertRulesStore(h.dataDir, { now: () => Date.now() });
+      const c = condition(name, '1h');
+      const start = T0 + hours * 3_600_000;
+      const said = (prefix: string): boolean => h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith(`${prefix}Disk low on /data (${name})`));
+      c.on();
+      await pass(`${name}.py`, start);
+      await h.fake.waitFor(() => (said('') ? true : undefined), 15_000, () => `the ${name} alert`);
+      if (rule === 'snoozed') await rules.snooze('root', `${name}.py`, Date.now() + 3_600_000);
+      else await rules.mute('root', `${name}.py`);
+      c.off();
+      await pass(`${name}.py`, start + 10 * MIN);
+      const run = history().at(-1)!;
+      assert.equal(run.resolved_alert !== undefined, true, 'the condition is closed');
+      assert.equal(run.resolved_notice, undefined, 'no notice was sent');
+      assert.match(run.warning ?? '', new RegExp(`resolved notice was not sent: ${rule}`));
+      await h.client.send({ user: 'root', message: `marker after ${name}` }, 'respond-async');
+      await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === `marker after ${name}`) ? true : undefined), 10_000, () => 'the marker');
+      assert.ok(!said('✅ Resolved: '), 'no resolved notice in the chat');
+      const state = JSON.parse(readFileSync(join(home, '.notifications', 'state', `${name}.json`), 'utf8')) as Record<string, unknown>;
+      assert.equal(state.active_alert, undefined);
+      // Without the rule, the condition back after the cooldown is a new alert, with its own notice.
+      await rules.unmuteScript('root', `${name}.py`);
+      c.on();
+      await pass(`${name}.py`, start + 70 * MIN);
+      c.off();
+      await pass(`${name}.py`, start + 75 * MIN);
+      await h.fake.waitFor(() => (said('✅ Resolved: ') ? true : undefined), 15_000, () => 'the notice of the new alert');
+    });
+  }
 
   void it('an alert still queued when its condition clears (Telegram down): the notice still replies to it once both go', async () => {
     const c = condition('late', '1h');
