@@ -1,5 +1,6 @@
 /**
- * The pacer's group window: a team chat gets at most NOTIFY_GROUP_RATE messages in any
+ * The pacer's bot-wide window: a message counts from when Telegram answered it, and as
+ * "now" while in flight. The pacer's group window: a team chat gets at most NOTIFY_GROUP_RATE messages in any
  * NOTIFY_GROUP_WINDOW, counted from when Telegram answered each (a slow request moves the
  * window's end later, never earlier); private chats are not held to it.
  */
@@ -48,5 +49,26 @@ void describe('pacer', () => {
     pacer.settled(7, pacer.take(7));
     // Counted from take(), 0.6 tokens would have come back; from the answer, none yet.
     assert.equal(pacer.chatDelay(7), 1000);
+  });
+  void it("the bot's window holds a message in flight as now and counts it from its answer", () => {
+    const clock = { t: 1_000_000, now(): number { return this.t; } };
+    const pacer = new Pacer({ botPerWindow: 3, windowMs: 1000, chatBurst: 100, chatIntervalMs: 1 }, clock);
+    const a = pacer.take(1);
+    const b = pacer.take(2);
+    const c = pacer.take(3);
+    assert.equal(pacer.botDelay(), 50, 'three in flight: look again once one is answered');
+    clock.t += 3000; // the requests hang on a busy host; taken long ago, none answered yet
+    assert.ok(pacer.botDelay() > 0, 'a message in flight never leaves the window');
+    pacer.settled(1, a);
+    pacer.settled(2, b);
+    clock.t += 400;
+    pacer.settled(3, c);
+    // Answered at +3 s, +3 s and +3.4 s: the first place frees 1 s after the first answer.
+    assert.equal(pacer.botDelay(), 600);
+    clock.t += 600;
+    assert.equal(pacer.botDelay(), 0);
+    pacer.settled(4, pacer.take(4));
+    pacer.settled(5, pacer.take(5));
+    assert.equal(pacer.botDelay(), 400, 'the answer at +3.4 s is the next to leave the window');
   });
 });

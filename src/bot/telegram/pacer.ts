@@ -2,6 +2,12 @@
  * Keeping under Telegram's limits instead of hitting them: a sliding window for the whole
  * bot (about 30 messages per second) and a token bucket per chat (short bursts, then about
  * one per second), plus a bot-wide pause when Telegram asks for one (429 retry_after).
+ *
+ * Telegram counts a message when it arrives, somewhere between take() and the answer. The
+ * bot's window therefore holds each message from take() until its answer as "now" and from
+ * then on counts it from the answer: however unevenly requests arrive on a busy host (or
+ * the server takes them in a bunch after a pause), no window of Telegram's ever holds more
+ * than the limit.
  */
 import type { Clock } from '../../shared/clock.js';
 
@@ -18,6 +24,11 @@ export interface PacerLimits {
   groupWindowMs?: number;
 }
 
+/** A message taken this long ago and never settled no longer counts as in flight. */
+const FLYING_LIMIT_MS = 120_000;
+/** With the window full of messages in flight, look again this soon (an answer frees a place). */
+const FLYING_RECHECK_MS = 50;
+
 interface Bucket {
   tokens: number;
   updatedAt: number;
@@ -27,7 +38,10 @@ interface Bucket {
 
 /** Decides when the next message may go out, for the bot and for each chat. */
 export class Pacer {
+  /** Answered messages of the bot's window: when Telegram answered each, oldest first. */
   private readonly sent: number[] = [];
+  /** Messages taken and not yet answered: when each was taken. */
+  private readonly flying: number[] = [];
   private readonly buckets = new Map<number, Bucket>();
   private readonly groupSends = new Map<number, number[]>();
   private pausedUntil = 0;
@@ -53,6 +67,8 @@ export class Pacer {
 
   private prune(now: number): void {
     while (this.sent.length > 0 && this.sent[0]! <= now - this.limits.windowMs) this.sent.shift();
+    // A take never settled (a caller that lost track of it) stops counting after a while.
+    while (this.flying.length > 0 && this.flying[0]! <= now - FLYING_LIMIT_MS) this.flying.shift();
   }
 
   /** Milliseconds until the bot as a whole may send (0 = now). */
@@ -60,8 +76,11 @@ export class Pacer {
     const now = this.clock.now();
     this.prune(now);
     let wait = Math.max(0, this.pausedUntil - now);
-    if (this.sent.length >= this.limits.botPerWindow) {
-      wait = Math.max(wait, this.sent[this.sent.length - this.limits.botPerWindow]! + this.limits.windowMs - now);
+    // Messages in flight count as sent now; answered ones leave the window in answer order.
+    const over = this.sent.length + this.flying.length - this.limits.botPerWindow;
+    if (over >= 0) {
+      const leaving = this.sent[over];
+      wait = Math.max(wait, leaving !== undefined ? leaving + this.limits.windowMs - now : FLYING_RECHECK_MS);
     }
     return wait;
   }
@@ -88,7 +107,7 @@ export class Pacer {
   take(chatId: number): number {
     const now = this.clock.now();
     this.prune(now);
-    this.sent.push(now);
+    this.flying.push(now);
     const b = this.bucket(chatId, now);
     if (b.tokens >= this.limits.chatBurst) b.fullTakenAt = now;
     b.tokens = Math.max(0, b.tokens - 1);
@@ -98,12 +117,21 @@ export class Pacer {
 
   /**
    * The request take() paced at takenAt has been answered. Telegram counts a message when
-   * it arrives, and on a busy host that can be well after take(): a group's minute counts
-   * from now, and a chat's bucket that was full refills from now (counted from take(), the
-   * window would end early, or the bucket refill early, and earn a 429).
+   * it arrives, and on a busy host that can be well after take(): the bot's window and a
+   * group's minute count it from now, and a chat's bucket that was full refills from now
+   * (counted from take(), the window would end early, or the bucket refill early, and earn
+   * a 429).
    */
   settled(chatId: number, takenAt: number): void {
     const now = this.clock.now();
+    const f = this.flying.lastIndexOf(takenAt);
+    if (f >= 0) {
+      this.flying.splice(f, 1);
+      const at = Math.max(takenAt, now);
+      let i = this.sent.length;
+      while (i > 0 && this.sent[i - 1]! > at) i--;
+      this.sent.splice(i, 0, at);
+    }
     const b = this.buckets.get(chatId);
     if (b && b.fullTakenAt === takenAt) {
       delete b.fullTakenAt;
