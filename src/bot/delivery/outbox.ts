@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { Journal, type JournalOptions, readJournal } from './journal.js';
 import type { Part } from '../format/render.js';
+import { type OutboxUsage, UsageLedger } from './usageLedger.js';
 
 const EntitySchema = z.object({
   type: z.enum(['bold', 'italic', 'code', 'pre', 'text_link']),
@@ -149,13 +150,7 @@ function randomHex3(): string {
   return randomPool.toString('hex', randomAt - 3, randomAt);
 }
 
-/** What one user has in the queue (for per-user quotas). */
-export interface OutboxUsage {
-  /** Notifications queued and not yet finished. */
-  count: number;
-  /** Their stored size: the records and their photos. */
-  bytes: number;
-}
+export type { OutboxUsage } from './usageLedger.js';
 
 /**
  * Where the outbox keeps notifications. The deliverer owns a store between open() and
@@ -236,8 +231,7 @@ export class FileOutbox implements OutboxStore {
   private readonly opts: FileOutboxOptions;
   private journal: Journal | null = null;
   private readonly photoSizes = new Map<string, number>();
-  private readonly held = new Map<string, { user: string; bytes: number }>();
-  private readonly users = new Map<string, OutboxUsage>();
+  private readonly ledger = new UsageLedger();
   private readonly unreadable = new Set<string>();
   private outcomeSync: NodeJS.Timeout | null = null;
 
@@ -273,29 +267,11 @@ export class FileOutbox implements OutboxStore {
   }
 
   private track(record: OutboxRecord, jsonBytes: number): void {
-    this.untrack(record.id);
-    const bytes = jsonBytes + (record.photo ? (this.photoSizes.get(record.photo) ?? 0) : 0);
-    this.held.set(record.id, { user: record.user, bytes });
-    const u = this.users.get(record.user) ?? { count: 0, bytes: 0 };
-    u.count += 1;
-    u.bytes += bytes;
-    this.users.set(record.user, u);
-  }
-
-  private untrack(id: string): void {
-    const h = this.held.get(id);
-    if (!h) return;
-    this.held.delete(id);
-    const u = this.users.get(h.user);
-    if (!u) return;
-    u.count -= 1;
-    u.bytes -= h.bytes;
-    if (u.count <= 0) this.users.delete(h.user);
+    this.ledger.add(record.id, record.user, jsonBytes + (record.photo ? (this.photoSizes.get(record.photo) ?? 0) : 0));
   }
 
   usage(user: string): OutboxUsage {
-    const u = this.users.get(user);
-    return u ? { ...u } : { count: 0, bytes: 0 };
+    return this.ledger.usage(user);
   }
 
   async open(): Promise<OutboxRecord[]> {
@@ -401,7 +377,7 @@ export class FileOutbox implements OutboxStore {
 
   async remove(record: OutboxRecord): Promise<void> {
     await this.writer.delete(record.id);
-    this.untrack(record.id);
+    this.ledger.remove(record.id);
     if (record.photo) await this.removePhoto(record.photo);
   }
 
@@ -411,7 +387,7 @@ export class FileOutbox implements OutboxStore {
     await fsp.rm(join(this.deadDir, `${record.id}.json`), { force: true });
     await writeDurably(this.deadDir, `${record.id}.json`, JSON.stringify(dead, null, 2));
     await this.writer.delete(record.id);
-    this.untrack(record.id);
+    this.ledger.remove(record.id);
   }
 
   async putPhoto(id: string, bytes: Uint8Array): Promise<string> {

@@ -15,6 +15,7 @@
  */
 import type { DeliveryOutcome, OutboxRecord, OutboxStore, OutboxUsage } from './outbox.js';
 import { OutboxRecordSchema } from './outbox.js';
+import { UsageLedger } from './usageLedger.js';
 import type { Sql } from '../../shared/db/database.js';
 import { guarded } from '../../shared/db/database.js';
 
@@ -65,8 +66,8 @@ interface Row {
 /** The outbox as rows of PostgreSQL (see the file's comment). */
 export class PgOutbox implements OutboxStore {
   private readonly opts: PgOutboxOptions;
-  private readonly held = new Map<string, { user: string; bytes: number }>();
-  private readonly users = new Map<string, OutboxUsage>();
+  /** What users queued through this replica (and, on the holder, everything it took). */
+  private readonly ledger = new UsageLedger();
   private unlisten: (() => Promise<void>) | null = null;
   private lastPrune = 0;
 
@@ -92,29 +93,12 @@ export class PgOutbox implements OutboxStore {
   }
 
   private track(record: OutboxRecord, bytes: number): void {
-    this.untrack(record.id);
-    this.held.set(record.id, { user: record.user, bytes });
-    const u = this.users.get(record.user) ?? { count: 0, bytes: 0 };
-    u.count += 1;
-    u.bytes += bytes;
-    this.users.set(record.user, u);
-  }
-
-  private untrack(id: string): void {
-    const h = this.held.get(id);
-    if (!h) return;
-    this.held.delete(id);
-    const u = this.users.get(h.user);
-    if (!u) return;
-    u.count -= 1;
-    u.bytes -= h.bytes;
-    if (u.count <= 0) this.users.delete(h.user);
+    this.ledger.add(record.id, record.user, bytes);
   }
 
   /** What a user has queued through this replica (and, on the holder, everything it took). */
   usage(user: string): OutboxUsage {
-    const u = this.users.get(user);
-    return u ? { ...u } : { count: 0, bytes: 0 };
+    return this.ledger.usage(user);
   }
 
   /** Calls wake (soon) whenever a replica adds or re-queues a record. */
@@ -182,7 +166,7 @@ export class PgOutbox implements OutboxStore {
   /** Takes back a record whose add failed (the commit may have happened before the connection broke). */
   async withdraw(record: OutboxRecord): Promise<void> {
     await guarded(() => this.sql`DELETE FROM outbox WHERE id = ${record.id} AND state = 'queued'`);
-    this.untrack(record.id);
+    this.ledger.remove(record.id);
   }
 
   /** Runs a fenced statement that returns `ok` (the lease held) and `n` (rows changed). */
@@ -210,7 +194,7 @@ export class PgOutbox implements OutboxStore {
              p AS (DELETE FROM outbox_photos WHERE name = ${record.photo ?? null} AND EXISTS (SELECT 1 FROM d) RETURNING 1)
         SELECT ${this.leaseHeld(f)} AS ok, (SELECT count(*) FROM d)::int AS n, (SELECT count(*) FROM p)::int AS photos`,
     );
-    this.untrack(record.id);
+    this.ledger.remove(record.id);
   }
 
   async bury(record: OutboxRecord): Promise<void> {
@@ -221,7 +205,7 @@ export class PgOutbox implements OutboxStore {
         WITH u AS (UPDATE outbox SET state = 'dead', dead_at = now(), body = ${body} WHERE id = ${record.id} AND state = 'queued' AND ${this.leaseHeld(f)} RETURNING 1)
         SELECT ${this.leaseHeld(f)} AS ok, (SELECT count(*) FROM u)::int AS n`,
     );
-    this.untrack(record.id);
+    this.ledger.remove(record.id);
   }
 
   /**
