@@ -13,13 +13,9 @@
  * PostgreSQL can be started here.
  */
 import { cpus, loadavg } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LinkStore } from '../src/shared/linking.js';
-import { openSharedState } from '../src/shared/sharedState.js';
 import { BotHarness, burst, compareDelivery, expectedByChat, runConcurrently } from '../test/support/botHarness.js';
+import { startFleet, waitForLeader as leaderOf } from '../test/support/fleet.js';
 import { postgresUnavailable, TestPostgres } from '../test/support/postgres.js';
 
 const TARGETS = { takeoverMs: 10_000, pgPerSec: 500, duplicatesPerKill: 30 };
@@ -52,50 +48,9 @@ async function acceptedPerSecond(replicas: BotHarness[], users: User[], tag: str
   return { perSec: accepted / seconds, accepted };
 }
 
-async function roleOf(h: BotHarness): Promise<string | null> {
-  if (!h.proc) return null;
-  try {
-    return ((await h.health()).body as { role?: string }).role ?? null;
-  } catch {
-    return null;
-  }
-}
-
-async function leaderOf(replicas: BotHarness[], timeoutMs: number): Promise<BotHarness> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    for (const r of replicas) if ((await roleOf(r)) === 'leader') return r;
-    if (Date.now() > deadline) throw new Error(`no leader within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
-
-/** Two replicas on a fresh database, sharing the first one's fake Telegram, 100 users linked there. */
+/** n replicas on a fresh database, sharing the first one's fake Telegram, 100 users linked there. */
 async function fleetOf(pg: TestPostgres, n: number): Promise<{ replicas: BotHarness[]; users: User[] }> {
-  const url = await pg.createDatabase();
-  const env = { ...ENV, NOTIFY_DATABASE_URL: url };
-  const first = await BotHarness.start({ users: [], start: false, prefix: 'notify-bench-fleet-', env: { ...env, NOTIFY_INSTANCE: 'bench-1' } });
-  const replicas = [first];
-  for (let i = 2; i <= n; i++) {
-    replicas.push(await BotHarness.start({ users: [], start: false, prefix: 'notify-bench-fleet-', env: { ...env, NOTIFY_INSTANCE: `bench-${i}`, TELEGRAM_API_ROOT: first.fake.apiRoot, TELEGRAM_BOT_TOKEN: first.fake.token } }));
-  }
-  const scratch = mkdtempSync(join(tmpdir(), 'notify-bench-links-'));
-  const state = await openSharedState(scratch, url);
-  const users: User[] = [];
-  try {
-    const links = new LinkStore(scratch);
-    for (let i = 0; i < 100; i++) {
-      const u = { name: `b${i + 1}`, chatId: 300_001 + i };
-      await links.linkChat(u.name, u.chatId);
-      first.fake.registerChat(u.chatId, { first_name: u.name });
-      users.push(u);
-    }
-  } finally {
-    await state.close();
-    rmSync(scratch, { recursive: true, force: true });
-  }
-  await Promise.all(replicas.map((r) => r.startBot()));
-  return { replicas, users };
+  return startFleet(pg, { replicas: n, users: 100, userPrefix: 'b', firstChatId: 300_001, prefix: 'notify-bench-fleet-', instancePrefix: 'bench-', env: ENV });
 }
 
 async function main(): Promise<void> {

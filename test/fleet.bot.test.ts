@@ -6,13 +6,9 @@
  * update offset.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LinkStore } from '../src/shared/linking.js';
-import { openSharedState, type SharedState } from '../src/shared/sharedState.js';
-import { BotHarness } from './support/botHarness.js';
+import type { BotHarness } from './support/botHarness.js';
+import { pollConflicts, roleOf, startFleet, waitForLeader } from './support/fleet.js';
 import { postgresUnavailable, TestPostgres } from './support/postgres.js';
 
 const skip = postgresUnavailable();
@@ -24,48 +20,16 @@ after(async () => {
   if (!skip) await pg.cleanup();
 });
 
-async function roleOf(h: BotHarness): Promise<string | null> {
-  if (!h.proc) return null;
-  try {
-    const res = await h.health();
-    return (res.body as { role?: string }).role ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** Waits until `pick` finds a replica with the leader role; returns it and when. */
-async function waitForLeader(replicas: BotHarness[], timeoutMs: number): Promise<BotHarness> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    for (const r of replicas) if ((await roleOf(r)) === 'leader') return r;
-    if (Date.now() > deadline) throw new Error(`no replica took the Telegram lease within ${timeoutMs} ms`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
-
-function conflicts(h: BotHarness): number {
-  return h.logs.filter((l) => /409|another process polling/.test(String(l.msg))).length;
-}
-
 void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
   void it('one polls, both accept and deliver, a command is answered once, and a SIGKILLed leader is replaced within 10 s', async (t) => {
-    const url = await pg.createDatabase();
-    const a = await BotHarness.start({ users: [], start: false, env: { NOTIFY_DATABASE_URL: url, NOTIFY_INSTANCE: 'host-a' } });
-    const b = await BotHarness.start({ users: [], start: false, env: { NOTIFY_DATABASE_URL: url, NOTIFY_INSTANCE: 'host-b', TELEGRAM_API_ROOT: a.fake.apiRoot, TELEGRAM_BOT_TOKEN: a.fake.token } });
-    const scratch = mkdtempSync(join(tmpdir(), 'notify-fleet-bot-'));
-    let state: SharedState | null = null;
+    const fleet = await startFleet(pg, { replicas: 2, users: ['alice'], firstChatId: 5150 });
+    const [a, b] = fleet.replicas as [BotHarness, BotHarness];
+    const chat = 5150;
     try {
-      state = await openSharedState(scratch, url);
-      const chat = 5150;
-      await new LinkStore(scratch).linkChat('alice', chat);
-      a.fake.registerChat(chat, { first_name: 'alice' });
-      await Promise.all([a.startBot(), b.startBot()]);
-
       const leader = await waitForLeader([a, b], 20_000);
       const follower = leader === a ? b : a;
       assert.equal(await roleOf(follower), 'follower');
-      assert.equal(((await follower.health()).body as { instance: string }).instance, follower === a ? 'host-a' : 'host-b');
+      assert.equal(((await follower.health()).body as { instance: string }).instance, follower === a ? 'host-1' : 'host-2');
 
       const viaA = await a.client.send({ user: 'alice', text: 'through host-a' }, { waitSeconds: 10 });
       const viaB = await b.client.send({ user: 'alice', text: 'through host-b' }, { waitSeconds: 10 });
@@ -97,12 +61,9 @@ void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
       await a.fake.waitForMessages(chat, before + 2, 15_000);
       const later = a.fake.sentMessages(chat).slice(before).map((m) => m.text ?? '');
       assert.equal(later.filter((t) => t.startsWith('This chat is linked')).length, 1, `the new leader answers the new command once and no old one again: ${JSON.stringify(later)}`);
-      assert.equal(conflicts(a) + conflicts(b), 0, 'no two replicas polled at once (no 409 from Telegram)');
+      assert.equal(pollConflicts([a, b]), 0, 'no two replicas polled at once (no 409 from Telegram)');
     } finally {
-      await state?.close();
-      await a.cleanup();
-      await b.cleanup();
-      rmSync(scratch, { recursive: true, force: true });
+      await fleet.cleanup();
     }
   });
 });

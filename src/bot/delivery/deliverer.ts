@@ -580,6 +580,11 @@ export class Deliverer {
   }
 
   private async sendPart(record: OutboxRecord): Promise<void> {
+    // Every part went, but taking it out of the queue failed (the database away): finish only.
+    if (record.sent_parts >= record.parts.length) {
+      await this.delivered(record, this.clock.now());
+      return;
+    }
     // On a shared store: only under a claim (taken in pump), and only in time.
     const until = this.store.claim ? (this.claims.get(record.id) ?? 0) : Infinity;
     const index = record.sent_parts;
@@ -633,6 +638,10 @@ export class Deliverer {
       await this.store.update(record);
       return;
     }
+    await this.delivered(record, answeredAt);
+  }
+
+  private async delivered(record: OutboxRecord, answeredAt: number): Promise<void> {
     await this.finish(record, 'delivered');
     this.hooks.metrics?.delivered(this.clock.now() - record.accepted_at);
     this.hooks.onDelivered?.(record, answeredAt);
@@ -647,13 +656,18 @@ export class Deliverer {
     return replaced;
   }
 
+  /**
+   * Records the outcome and takes the record out of the queue. The record leaves its chat's
+   * queue only once the store let go of it: when that fails (a full disk, the database away)
+   * it stays at the head, and the next turn finishes it instead of sending it again.
+   */
   private async finish(record: OutboxRecord, status: DeliveryStatus, detail?: string): Promise<void> {
-    const c = this.chats.get(record.chat_id);
-    if (c && c.queue[0] === record) c.queue.shift();
-    else if (c) c.queue = c.queue.filter((r) => r !== record);
     await this.outcomes.write({ id: record.id, user: record.user, script: record.script, status, at: new Date(this.clock.now()).toISOString(), detail });
     if (status === 'given_up') await this.store.bury({ ...record, last_error: detail ?? record.last_error });
     else await this.store.remove(record);
+    const c = this.chats.get(record.chat_id);
+    if (c && c.queue[0] === record) c.queue.shift();
+    else if (c) c.queue = c.queue.filter((r) => r !== record);
     this.claims.delete(record.id);
     if (this.known.delete(record.id)) this.queued -= 1;
     if (status === 'delivered') this.stats.delivered += 1;
