@@ -6,13 +6,7 @@
 import http from 'node:http';
 import { z } from 'zod';
 import { IMAGE_URL_PREFIX, imageNameOf } from '../shared/desktopImages.js';
-
-/** A server account name, as the send API accepts it. */
-const Username = z
-  .string({ error: 'must be a string' })
-  .min(1, 'must not be empty')
-  .max(64, 'is too long (64 characters at most)')
-  .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'is not a valid user name');
+import { UserNameSchema } from '../shared/userName.js';
 
 /**
  * A time as desktops receive it: `YYYY-MM-DDTHH:MM:SSZ`, whole seconds. The original desktop
@@ -52,7 +46,7 @@ export type DesktopNotification = z.input<typeof DesktopNotificationSchema>;
 
 /** Body of `POST /dispatch`. */
 export const DispatchRequestSchema = z.strictObject({
-  user: Username,
+  user: UserNameSchema,
   notification: DesktopNotificationSchema,
 });
 export type DispatchRequest = z.infer<typeof DispatchRequestSchema>;

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ScriptOutputSchema, type ScriptOutput } from '../shared/contract.js';
 import { type DeliveryReport, newRunId, OUTCOMES, RunRecordSchema, type RunRecord, scriptNameProblem, TRIGGERS } from '../shared/history.js';
 import type { PhotoUpload } from '../shared/sendClient.js';
+import { userNameProblem } from '../shared/userName.js';
 import { ERROR_CODES, type ErrorCode, HISTORY_LIMIT, historyArgs, type ListedScript, RUN_ID_RE, RUN_META_KEY, type RunMeta, recordDeliveryArgs, runArgs } from './protocol.js';
 
 export { scriptNameProblem } from '../shared/history.js';
@@ -149,8 +150,6 @@ export interface ScriptsHelperOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const USER_RE = /^[a-z_][a-z0-9_.-]{0,31}$/i;
-
 /**
  * Splits a command template into argv like a shell would split words, without a shell:
  * whitespace separates, '...' and "..." quote, a backslash escapes the next character.
@@ -192,11 +191,6 @@ export function commandFor(template: string, user: string): string[] {
   const argv = splitCommand(template).map((w) => w.split('{user}').join(user));
   if (argv.length === 0) throw new Error('the script-helper command is empty');
   return argv;
-}
-
-/** Why a user name is refused, or null. */
-export function userNameProblem(user: string): string | null {
-  return USER_RE.test(user) ? null : `'${user.slice(0, 40)}' is not a valid user name`;
 }
 
 interface RawAnswer {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseDurationMs } from './units.js';
+import { UserNameSchema } from './userName.js';
 
 /** Default cooldown between two sent notifications of one script. */
 export const DEFAULT_COOLDOWN = '1h';
@@ -94,11 +95,6 @@ export function describeZodError(err: z.ZodError, input?: unknown): string {
 export const PARSE_MODES = ['Markdown', 'MarkdownV2', 'HTML', 'plain'] as const;
 export type ParseMode = (typeof PARSE_MODES)[number];
 
-const username = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(64, 'is too long')
-  .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'is not a valid user name');
 const scriptName = z
   .string()
   .min(1)
@@ -115,7 +111,7 @@ const destinations = z
 
 /** Content and routing fields shared by /send and /send_photo. */
 const common = {
-  user: username.optional(),
+  user: UserNameSchema.optional(),
   title: z.string().max(1024, 'is too long (1024 characters at most)').optional(),
   message: z.string().max(65536, 'is too long (65536 characters at most)').optional(),
   parse_mode: parseMode.optional(),

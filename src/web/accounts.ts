@@ -2,6 +2,7 @@
  * Who may sign in, and which server account a verified e-mail address stands for
  * (the rule in README and docs/operations.md, after the way the server's accounts are named).
  */
+import { userNameProblem } from '../shared/userName.js';
 
 /** The outcome of checking a signed-in identity. */
 export type AccountDecision =
@@ -9,9 +10,6 @@ export type AccountDecision =
   | { ok: false; reason: 'unverified' | 'not_allowed' | 'no_account_name'; email: string | undefined }
   | { ok: false; reason: 'name_of_another'; email: string; username: string; owner: string | null }
   | { ok: false; reason: 'not_an_analyst'; email: string; username: string; why: string };
-
-/** A name the system can hold as a login (what the send API accepts as `user`). */
-const LOGIN_RE = /^[a-z_][a-z0-9_.-]*$/;
 
 const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1);
 
@@ -81,7 +79,7 @@ export function decideAccount(
   if (!verified) return { ok: false, reason: 'unverified', email };
   const username = usernameFor(email, allowedDomains, allowedEmails);
   if (username === null) return { ok: false, reason: 'not_allowed', email };
-  if (!LOGIN_RE.test(username) || username.length > 64) return { ok: false, reason: 'no_account_name', email };
+  if (userNameProblem(username) !== null) return { ok: false, reason: 'no_account_name', email };
   const address = email.toLowerCase();
   const owner = addressOfName(username, allowedDomains, allowedEmails);
   if (owner !== address) return { ok: false, reason: 'name_of_another', email: address, username, owner };

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import type { Clock } from '../shared/clock.js';
 import { type LinkStore, VerifyError } from '../shared/linking.js';
 import { maySend, type TeamChat, type TeamChatStore, TeamError } from '../shared/teamChats.js';
+import { userNameProblem } from '../shared/userName.js';
 import type { WebMetrics } from './metrics.js';
 import { html, raw, type SafeHtml } from './html.js';
 import type { DashboardPanel } from './pages.js';
@@ -39,8 +40,6 @@ export interface TeamsPluginOptions {
   panels: DashboardPanel[];
   metrics?: WebMetrics | undefined;
 }
-
-const ACCOUNT_RE = /^[a-z_][a-z0-9_.-]*\$?$/i;
 
 const LinkBody = z.object({ code: z.union([z.string(), z.number()]).optional(), name: z.string().optional() }).strict();
 const NameBody = z.object({ name: z.string({ error: 'name: give the team chat name' }) }).strict();
@@ -210,11 +209,11 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
     const members = memberNames(parsed.data.members);
     const group = (parsed.data.member_group ?? '').trim();
     for (const m of members) {
-      if (!ACCOUNT_RE.test(m) || m.length > 64) return reply.code(400).send({ error: `'${m.slice(0, 64)}' is not a server account name.` });
+      if (userNameProblem(m) !== null) return reply.code(400).send({ error: `'${m.slice(0, 64)}' is not a server account name.` });
       if (!opts.accountExists(m)) return reply.code(400).send({ error: `There is no account named '${m}' on this server; nothing was changed.` });
     }
     if (members.length > 200) return reply.code(400).send({ error: 'At most 200 analysts by name; use a Linux group for more.' });
-    if (group !== '' && (!ACCOUNT_RE.test(group) || !opts.groupExists(group))) {
+    if (group !== '' && (userNameProblem(group) !== null || !opts.groupExists(group))) {
       return reply.code(400).send({ error: `There is no Linux group named '${group.slice(0, 64)}' on this server; nothing was changed.` });
     }
     try {
