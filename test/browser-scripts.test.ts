@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LinkStore } from '../src/shared/linking.js';
 import { ScriptsHelper } from '../src/scripts/client.js';
-import { ARTIFACTS, type BrowserStack, CHROMIUM, PROJECT_ROOT, startBrowserStack } from './support/browserStack.js';
+import { runCli } from '../src/runner/main.js';
+import { PATH } from './support/runnerSandbox.js';
+import { ARTIFACTS, type BrowserStack, CHROMIUM, PROJECT_ROOT, signedInPage, startBrowserStack } from './support/browserStack.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
@@ -51,17 +53,8 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
     stack.telegram.registerChat(chat, { first_name: 'John' });
     await new LinkStore(stack.dataDir).linkChat('john.doe', chat);
 
-    const context = await stack.browser.newContext({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1, timezoneId: 'Europe/Prague' });
-    const page = await context.newPage();
-    const consoleErrors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    const { context, page, consoleErrors } = await signedInPage(stack, 'john.doe@example.com', { timezoneId: 'Europe/Prague' });
     try {
-      await page.goto(stack.webUrl);
-      await page.getByLabel('E-mail address').fill('john.doe@example.com');
-      await page.getByRole('button', { name: 'Continue' }).click();
       await page.getByRole('heading', { name: 'My scripts' }).waitFor();
 
       // The scripts and their outcomes.
@@ -144,6 +137,56 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
       await page.locator('#scripts-card').screenshot({ path: join(ARTIFACTS, 'dashboard-scripts-mobile.png') });
 
       assert.deepEqual(consoleErrors, [], 'no errors in the browser console (CSP violations included)');
+    } finally {
+      await context.close();
+    }
+  });
+
+  void it('shows each script\'s schedule and next run, a wrong schedule\'s error, and a resolved alert with how long it lasted', async () => {
+    const dir = join(home, 'user', 'notifications');
+    writeFileSync(join(dir, 'morning_report.py'), '#!/usr/bin/env python3\n# schedule: 0 9 * * 1-5 Europe/Prague\nprint(\'{"notify": false}\')\n');
+    writeFileSync(join(dir, 'bad_schedule.py'), '# schedule: 0 25 * * *\nprint(\'{"notify": false}\')\n');
+    const flag = join(home, 'disk.flag');
+    writeFileSync(
+      join(dir, 'disk_space.py'),
+      `import json, os\nif os.path.exists(${JSON.stringify(flag)}):\n    print(json.dumps({"notify": True, "title": "Disk low on /data", "message": "20 GB left.", "send_resolved": True}))\nelse:\n    print(json.dumps({"notify": False}))\n`,
+    );
+    // The runner's passes as this test's account (root, linked to a chat of its own), with
+    // an injected clock: the alert, and 2 h 5 min later the run that finds it over.
+    const rootChat = 777002;
+    stack.telegram.registerChat(rootChat, { first_name: 'Root' });
+    await new LinkStore(stack.dataDir).linkChat('root', rootChat);
+    const t0 = Date.now() - 126 * 60_000;
+    const pass = async (at: number): Promise<void> => {
+      let out = '';
+      const code = await runCli(['--script', 'disk_space.py'], { PATH, HOME: home, NOTIFY_SOCKET: stack.socketPath }, { out: (t) => (out += t), err: (t) => (out += t), isTty: false }, { now: () => at });
+      assert.equal(code, 0, out);
+    };
+    writeFileSync(flag, '');
+    await pass(t0);
+    await stack.telegram.waitForMessages(rootChat, 1, 20_000);
+    rmSync(flag);
+    await pass(t0 + 125 * 60_000);
+    await stack.telegram.waitForMessages(rootChat, 2, 20_000);
+
+    const { context, page, consoleErrors } = await signedInPage(stack, 'john.doe@example.com', { timezoneId: 'Europe/Prague' });
+    try {
+      const list = page.locator('#sc-list');
+      const morning = list.locator('li[data-script="morning_report.py"] .script-schedule');
+      await morning.waitFor();
+      const schedule = (await morning.textContent()) ?? '';
+      assert.match(schedule, /^Schedule 0 9 \* \* 1-5 Europe\/Prague · next run /u, schedule);
+      const next = await morning.locator('time').getAttribute('datetime');
+      const prague = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Prague', weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(Date.parse(next ?? ''));
+      assert.match(prague, /^(Mon|Tue|Wed|Thu|Fri) 09:00$/, `the next run is a weekday at 09:00 in Prague: ${next}`);
+      assert.match((await list.locator('li[data-script="bad_schedule.py"] .script-schedule-error').textContent()) ?? '', /invalid schedule: invalid cron expression '0 25 \* \* \*'/);
+
+      const runs = page.locator('#sc-runs tr', { hasText: 'disk_space.py' });
+      await runs.first().waitFor();
+      await page.locator('#sc-runs .tag-resolved', { hasText: /^✅ Resolved after 2 h 5 min, / }).waitFor();
+      await page.locator('#sc-runs .run-resolved', { hasText: 'Condition cleared after 2 h 5 min: resolved notice sent' }).waitFor();
+      await page.locator('#scripts-card').screenshot({ path: join(ARTIFACTS, 'dashboard-scripts-schedule-resolved.png') });
+      assert.deepEqual(consoleErrors, [], 'no errors in the browser console');
     } finally {
       await context.close();
     }

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { deliver, type DeliveryResult, escapeLegacyMarkdown } from './deliver.js';
 import type { ScriptState } from './cooldown.js';
 import { localTimestamp } from './runLog.js';
+import { lastedText } from '../shared/history.js';
 
 /** The state key of the script's active condition alert. */
 export const ACTIVE_ALERT = 'active_alert';
@@ -38,18 +39,6 @@ export function activeAlertOf(state: ScriptState): ActiveAlert | null {
 /** The alert to keep active after a sent condition alert (an ongoing condition keeps its start). */
 export function nextActiveAlert(previous: ActiveAlert | null, id: string, nowSeconds: number, title: string | undefined, urgent: boolean): ActiveAlert {
   return { id, since: previous?.since ?? nowSeconds, ...(title !== undefined ? { title } : {}), ...(urgent ? { urgent: true } : {}) };
-}
-
-/** `2 h 5 min`, `3 min`, `40 s`, `1 d 2 h`. */
-export function lastedText(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return m % 60 > 0 ? `${h} h ${m % 60} min` : `${h} h`;
-  const d = Math.floor(h / 24);
-  return h % 24 > 0 ? `${d} d ${h % 24} h` : `${d} d`;
 }
 
 /** The send API fields of the resolved notice of `alert`. */

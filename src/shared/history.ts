@@ -102,6 +102,18 @@ export const OUTCOME_LOOK: Record<Outcome, { icon: string; tone: 'ok' | 'idle' |
   held_quiet_hours: { icon: '🌙', tone: 'idle' },
 };
 
+/** How long a resolved alert lasted, for people: `2 h 5 min`, `3 min`, `40 s`, `1 d 2 h`. */
+export function lastedText(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return m % 60 > 0 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 > 0 ? `${d} d ${h % 24} h` : `${d} d`;
+}
+
 /** The outcome as a label ("Held by cooldown"). */
 export function outcomeLabel(outcome: string): string {
   const words = (OUTCOME_WORDS as Record<string, string>)[outcome] ?? outcome;

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { type DeliveryOutcome, readOutcomes } from '../shared/outcomeLog.js';
 import type { AlertRulesStore } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
-import { FAILED_OUTCOMES, OUTCOME_LOOK, outcomeLabel } from '../shared/history.js';
+import { FAILED_OUTCOMES, lastedText, OUTCOME_LOOK, outcomeLabel } from '../shared/history.js';
 import { type RunRecord, type ScriptInfo, type ScriptsHelper, scriptNameProblem } from '../scripts/client.js';
 import { listFailure, type RunNow } from '../scripts/runNow.js';
 import type { DashboardPanel } from './pages.js';
@@ -156,8 +156,9 @@ function runView(r: RunRecord, delivery: { status: string; at: string; detail?: 
     ...(r.error ? { error: errorExcerpt(r.error) } : {}),
     ...(r.held_until ? { held_until: r.held_until } : {}),
     ...(r.id ? { id: r.id } : {}),
-    ...(r.resolved_at !== undefined ? { resolved_at: r.resolved_at, resolved_after_ms: r.resolved_after_ms ?? 0 } : {}),
-    ...(r.resolved_alert !== undefined ? { resolved_alert: r.resolved_alert, resolved_after_ms: r.resolved_after_ms ?? 0, resolved_notice_sent: r.resolved_notice !== undefined } : {}),
+    ...(r.resolved_at !== undefined || r.resolved_alert !== undefined ? { resolved_after_ms: r.resolved_after_ms ?? 0, resolved_after: lastedText(r.resolved_after_ms ?? 0) } : {}),
+    ...(r.resolved_at !== undefined ? { resolved_at: r.resolved_at } : {}),
+    ...(r.resolved_alert !== undefined ? { resolved_alert: r.resolved_alert, resolved_notice_sent: r.resolved_notice !== undefined } : {}),
     ...(delivery ? { delivery: { status: delivery.status, label: DELIVERY_LABEL[delivery.status] ?? delivery.status, at: delivery.at, ...(delivery.detail ? { detail: delivery.detail } : {}) } } : {}),
   };
 }

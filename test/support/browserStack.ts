@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import type { ScriptsHelper } from '../../src/scripts/client.js';
 import { SendClient } from '../../src/shared/sendClient.js';
 import { buildApp } from '../../src/web/app.js';
@@ -169,4 +169,32 @@ export async function startBrowserStack(opts: { scriptsHelper?: ScriptsHelper } 
     await close();
     throw err;
   }
+}
+
+/** A page signed in to the dashboard, collecting the browser console's errors. */
+export interface SignedInPage {
+  context: BrowserContext;
+  page: Page;
+  /** Errors from the console and uncaught exceptions (CSP violations included). */
+  consoleErrors: string[];
+}
+
+/** Opens a new browser context (desktop size, the given time zone) and signs in as `email`. */
+export async function signedInPage(stack: BrowserStack, email: string, opts: { timezoneId?: string } = {}): Promise<SignedInPage> {
+  const context = await stack.browser.newContext({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1, ...(opts.timezoneId ? { timezoneId: opts.timezoneId } : {}) });
+  const page = await context.newPage();
+  const consoleErrors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+  try {
+    await page.goto(stack.webUrl);
+    await page.getByLabel('E-mail address').fill(email);
+    await page.getByRole('button', { name: 'Continue' }).click();
+  } catch (err) {
+    await context.close();
+    throw err;
+  }
+  return { context, page, consoleErrors };
 }

@@ -108,24 +108,14 @@
     return el('li', { class: `script script-${s.tone || 'idle'}`, 'data-script': s.name }, body, actions);
   }
 
-  /** `20 min`, `2 h 5 min`, `1 d 3 h`. */
-  function lasted(ms) {
-    const m = Math.floor((ms || 0) / 60000);
-    if (m < 1) return `${Math.round((ms || 0) / 1000)} s`;
-    if (m < 60) return `${m} min`;
-    const h = Math.floor(m / 60);
-    if (h < 24) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
-    return h % 24 ? `${Math.floor(h / 24)} d ${h % 24} h` : `${Math.floor(h / 24)} d`;
-  }
-
   function runRow(r) {
     const script = el('td', {}, el('code', { text: r.script }), r.trigger === 'on_demand' ? el('span', { class: 'hint trigger', text: ' on demand' }) : null);
     const outcome = el('td', {}, outcomeBadge(r.outcome_label, r.tone));
     if (r.title) outcome.append(el('div', { class: 'run-title', text: r.title }));
     if (r.error) outcome.append(el('pre', { class: 'script-error', text: r.error }));
     if (r.held_until) outcome.append(el('div', { class: 'hint' }, 'until ', timeEl(r.held_until, true)));
-    if (r.resolved_at) outcome.append(el('div', { class: 'tag tag-resolved' }, `\u2705 Resolved after ${lasted(r.resolved_after_ms)}, `, timeEl(r.resolved_at, true)));
-    if (r.resolved_alert) outcome.append(el('div', { class: 'hint run-resolved', text: `Condition cleared after ${lasted(r.resolved_after_ms)}${r.resolved_notice_sent ? ': resolved notice sent' : ' (notice held back by your rules)'}` }));
+    if (r.resolved_at) outcome.append(el('div', { class: 'tag tag-resolved' }, `\u2705 Resolved after ${r.resolved_after}, `, timeEl(r.resolved_at, true)));
+    if (r.resolved_alert) outcome.append(el('div', { class: 'hint run-resolved', text: `Condition cleared after ${r.resolved_after}${r.resolved_notice_sent ? ': resolved notice sent' : ' (notice held back by your rules)'}` }));
     let delivery;
     if (r.delivery) {
       const tone = r.delivery.status === 'delivered' ? 'ok' : 'bad';
