@@ -199,6 +199,19 @@ void describe('dead letters and refusals', () => {
     assert.ok(h.outcomes().some((o) => o.id === bodyOf(res).id && o.status === 'refused'));
     const logged = await h.waitForLog((l) => l.msg === 'Telegram refused delivery for good; not retrying', 30_000);
     assert.equal(logged.user, user.name);
+
+    // Unblocked, the next delivery clears the mark (the rule team chats follow too).
+    h.fake.unblockChat(user.chatId);
+    const again = await h.client.send({ user: user.name, message: 'welcome back' }, { waitSeconds: 10 });
+    assert.equal(bodyOf(again).telegram, 'delivered', JSON.stringify(again.body));
+    await h.waitUntil(
+      () => {
+        const users = JSON.parse(readFileSync(join(h.dataDir, 'telegram_users.json'), 'utf8')) as Record<string, { delivery_refused?: unknown }>;
+        return users[user.name]?.delivery_refused === undefined;
+      },
+      10_000,
+      () => 'the refusal mark stayed after a delivery to the unblocked chat',
+    );
   });
 });
 

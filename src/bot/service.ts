@@ -139,13 +139,6 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       { botPerWindow: cfg.botPerWindow, windowMs: cfg.botWindowMs, chatBurst: cfg.chatBurst, chatIntervalMs: cfg.chatIntervalMs, groupPerWindow: cfg.groupPerWindow, groupWindowMs: cfg.groupWindowMs },
       clock,
     );
-    // Chats marked as refusing; seeded from the links so a restart still clears marks.
-    const refusedChats = new Set<number>();
-    try {
-      for (const link of Object.values(await links.users.read())) if (link.delivery_refused) refusedChats.add(link.chat_id);
-    } catch {
-      // Reported above.
-    }
     // Built only when asked for; reads the deliverer's queue at scrape time.
     const metrics: BotMetrics | null = cfg.metricsAddr
       ? new BotMetrics(
@@ -181,8 +174,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       {
         onRefused: (user, chatId, reason) => {
           if (chatId < 0) teams.markDeliveryRefused(chatId, reason).catch((err: unknown) => log.error({ err, chat: chatId }, 'could not mark the team chat as refused'));
-          refusedChats.add(chatId);
-          links.markDeliveryRefused(user, chatId, reason).catch((err: unknown) => log.error({ err, user }, 'could not mark the link as refused'));
+          else links.markDeliveryRefused(user, chatId, reason).catch((err: unknown) => log.error({ err, user }, 'could not mark the link as refused'));
         },
         ...(metrics ? { metrics } : {}),
         onMigrated: async (from, to) => {
@@ -202,13 +194,12 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         // A resolved notice replies to its alert (sent by then: a chat's messages go in order).
         replyTarget: (record) => threads.replyTarget(record),
         onDelivered: (record, answeredAt) => {
+          // A chat that refused earlier (blocked the bot, removed it) takes messages again:
+          // one rule for both kinds of chat clears its mark (shared/refusalMark.ts).
           if (record.chat_id < 0) teams.noteDelivery(record.chat_id, answeredAt).catch((err: unknown) => log.error({ err, chat: record.chat_id }, 'could not note the team chat delivery'));
+          else links.noteDelivery(record.user, record.chat_id, answeredAt).catch((err: unknown) => log.error({ err, user: record.user }, 'could not clear the refusal mark'));
           if (record.attempts > 0) log.info({ id: record.id, attempts: record.attempts }, 'delivered after retries');
           void followThread(record);
-          // A chat that refused earlier (blocked the bot) takes messages again: clear the mark.
-          if (refusedChats.delete(record.chat_id)) {
-            links.markDeliveryRefused(record.user, record.chat_id, null).catch((err: unknown) => log.error({ err, user: record.user }, 'could not clear the refusal mark'));
-          }
         },
       },
     );

@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { type Clock, systemClock, unixSeconds } from './clock.js';
 import { type SharedDocument, sharedDocument } from './documents.js';
+import { deliveryClears, RefusalMarkSchema, refusalMark } from './refusalMark.js';
 
 /** How long a code is valid, in seconds (10 minutes). */
 export const CODE_TTL_SECONDS = 600;
@@ -15,7 +16,7 @@ const LinkSchema = z.looseObject({
   chat_id: z.number().int(),
   linked_at: z.string(),
   /** Set when Telegram refused delivery for good (blocked the bot, chat gone). */
-  delivery_refused: z.optional(z.looseObject({ at: z.string(), reason: z.string() })),
+  delivery_refused: z.optional(RefusalMarkSchema),
 });
 const UsersSchema = z.record(z.string(), LinkSchema);
 const PendingSchema = z.looseObject({ chat_id: z.number().int(), created_at: z.number() });
@@ -198,10 +199,29 @@ export class LinkStore {
         if (!link.delivery_refused) return { result: undefined };
         delete updated.delivery_refused;
       } else {
-        updated.delivery_refused = { at: new Date(this.clock.now()).toISOString(), reason };
+        updated.delivery_refused = refusalMark(this.clock.now(), reason);
       }
       next[username] = updated;
       return { next, result: undefined };
+    });
+  }
+
+  /**
+   * Telegram took a notification for username's chat at `answeredAt` (ms): clears the chat's
+   * refusal mark when the rule of refusalMark.ts says so. Only reads when there is nothing to
+   * clear (every delivery calls this).
+   */
+  async noteDelivery(username: string, chatId: number, answeredAt: number): Promise<void> {
+    const clears = (users: Users): boolean => {
+      const link = users[username];
+      return link !== undefined && link.chat_id === chatId && deliveryClears(link.delivery_refused, answeredAt);
+    };
+    if (!(await this.users.pick(clears))) return;
+    await this.users.update((users) => {
+      if (!clears(users)) return { result: undefined };
+      const updated: Link = { ...users[username]! };
+      delete updated.delivery_refused;
+      return { next: { ...users, [username]: updated }, result: undefined };
     });
   }
 }

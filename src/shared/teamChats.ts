@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { type Clock, systemClock } from './clock.js';
 import { type SharedDocument, sharedDocument } from './documents.js';
 import type { LinkStore } from './linking.js';
+import { deliveryClears, RefusalMarkSchema, refusalMark } from './refusalMark.js';
 
 /** A team chat's name: lower-case letters, digits, `-` and `_`; not `me`. */
 export const TEAM_NAME_RE = /^[a-z0-9][a-z0-9_-]{1,63}$/;
@@ -22,7 +23,7 @@ const TeamSchema = z.looseObject({
   members: z.array(z.string()).default([]),
   member_group: z.string().optional(),
   /** Set when Telegram refused delivery for good (the bot was removed from the group). */
-  delivery_refused: z.optional(z.looseObject({ at: z.string(), reason: z.string() })),
+  delivery_refused: z.optional(RefusalMarkSchema),
   last_delivery_at: z.string().optional(),
   /** The group's title in Telegram when it was linked (shown on the dashboard). */
   title: z.string().optional(),
@@ -148,23 +149,22 @@ export class TeamChatStore {
       if (reason === null) {
         if (!t.delivery_refused) return { result: undefined };
         delete t.delivery_refused;
-      } else t.delivery_refused = { at: new Date(this.clock.now()).toISOString(), reason };
+      } else t.delivery_refused = refusalMark(this.clock.now(), reason);
       return { next: { ...teams, [name]: t }, result: undefined };
     });
   }
 
   /**
-   * Records a delivery to the chat (shown on the dashboard), and clears a refusal mark set
-   * before Telegram answered it: a delivery answered just before the bot was removed (its
-   * note written after the removal's mark) leaves the mark alone.
+   * Records a delivery to the chat that Telegram answered at `answeredAt` (ms; shown on the
+   * dashboard), and clears the refusal mark by the rule of refusalMark.ts, the one personal
+   * chats follow too.
    */
   async noteDelivery(chatId: number, answeredAt: number): Promise<void> {
     await this.file.update((teams) => {
       const name = Object.keys(teams).find((n) => teams[n]!.chat_id === chatId);
       if (name === undefined) return { result: undefined };
       const t: TeamChat = { ...teams[name]!, last_delivery_at: this.now() };
-      const refusedAt = t.delivery_refused ? Date.parse(t.delivery_refused.at) : NaN;
-      if (!(refusedAt >= answeredAt)) delete t.delivery_refused;
+      if (deliveryClears(t.delivery_refused, answeredAt)) delete t.delivery_refused;
       return { next: { ...teams, [name]: t }, result: undefined };
     });
   }
