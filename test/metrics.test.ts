@@ -8,9 +8,23 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readBotConfig } from '../src/bot/config.js';
 import { ConfigError } from '../src/shared/config.js';
+import { AlertRulesStore } from '../src/shared/alertRules.js';
+import { systemClock } from '../src/shared/clock.js';
 import { parseMetricsAddress } from '../src/shared/metrics.js';
+import { TeamChatStore } from '../src/shared/teamChats.js';
+import { LinkStore } from '../src/shared/linking.js';
+import { silentLogger } from '../src/shared/logger.js';
+import { buildApp } from '../src/web/app.js';
+import { readWebConfig } from '../src/web/config.js';
+import { WebMetrics } from '../src/web/metrics.js';
+import { serveMetrics, type MetricsServer } from '../src/shared/metrics.js';
+import { authorize, callback, CookieJar, signIn, webEnv } from './support/oidcFlow.js';
+import { startOidcProvider, type TestOidcProvider } from './support/oidcProvider.js';
+import type { FastifyInstance } from 'fastify';
 import { BotHarness, compareDelivery, describeReport, expectedByChat, burst, sendInOrder } from './support/botHarness.js';
 import { notification, signToken, startTestGateway, tempDir, TestDesktop, waitFor, type TestGateway } from './support/gatewayHarness.js';
+
+const TEAM_CHAT = -100_464;
 
 /** One sample: metric name, labels, value. */
 interface Sample {
@@ -146,6 +160,40 @@ void describe('the bot\'s metrics endpoint', () => {
     await waitFor('the queue to empty', async () => value((await scrape(port)).samples, 'notify_queue_depth') === 0, 10_000);
   });
 
+  void it('counts what a rule held back by the channel it would have gone to and the reason, and Telegram gets none of it', async () => {
+    const user = h.users[2]!;
+    const rules = new AlertRulesStore(h.dataDir, systemClock);
+    await rules.mute(user.name, 'muted.py');
+    await rules.snooze(user.name, 'snoozed.py', Date.now() + 3_600_000);
+    const teams = new TeamChatStore(h.dataDir);
+    h.fake.createGroup(TEAM_CHAT, 'Metrics team', [user.chatId]);
+    await teams.file.update(() => ({ next: { 'metrics-team': { chat_id: TEAM_CHAT, owner: user.name, linked_at: '2026-12-01T00:00:00Z', members: [] } }, result: undefined }));
+    await teams.silence(TEAM_CHAT, user.name, 'team.py', { muted: true, by: user.name });
+
+    const before = await scrape(port);
+    const sentBefore = h.fake.sentMessages().length;
+    const sends = [
+      { user: user.name, script: 'muted.py', message: 'held by a mute' },
+      { user: user.name, script: 'snoozed.py', message: 'held by a snooze' },
+      { user: user.name, script: 'team.py', to: ['metrics-team'], message: 'held in the team chat' },
+    ];
+    for (const body of sends) {
+      const res = await h.client.send(body, 'respond-async');
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal((res.body as { telegram?: string }).telegram, 'suppressed', JSON.stringify(res.body));
+    }
+    const after = await scrape(port);
+    const delta = (labels: Record<string, string>): number => value(after.samples, 'notify_notifications_suppressed_total', labels) - value(before.samples, 'notify_notifications_suppressed_total', labels);
+    assert.equal(delta({ channel: 'telegram', reason: 'muted' }), 2, 'the personal mute and the team chat mute');
+    assert.equal(delta({ channel: 'desktop', reason: 'muted' }), 1, 'a team chat has no desktop copy');
+    assert.equal(delta({ channel: 'telegram', reason: 'snoozed' }), 1);
+    assert.equal(delta({ channel: 'desktop', reason: 'snoozed' }), 1);
+    assert.equal(value(after.samples, 'notify_notifications_accepted_total') - value(before.samples, 'notify_notifications_accepted_total'), 0, 'nothing held back was accepted for a channel');
+    assert.equal(h.fake.sentMessages().length, sentBefore, 'Telegram received none of them');
+    const labels = labelValues(after.samples);
+    assert.ok(!labels.has(user.name) && !labels.has(String(TEAM_CHAT)) && !labels.has('metrics-team') && !labels.has('muted.py'), 'no user, chat, team or script is a label value');
+  });
+
   void it('answers 404 outside /metrics', async () => {
     const res = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(res.status, 404);
@@ -187,5 +235,59 @@ void describe('the gateway\'s metrics endpoint', () => {
     } finally {
       desktop.ws.close();
     }
+  });
+});
+
+void describe('the dashboard\'s metrics endpoint', () => {
+  const dir = tempDir('notify-web-metrics-');
+  let provider: TestOidcProvider;
+  let app: FastifyInstance;
+  let server: MetricsServer;
+
+  before(async () => {
+    provider = await startOidcProvider({ redirectUris: ['http://dashboard.test/auth/callback'] });
+    const config = readWebConfig(webEnv(provider, dir.path, { NOTIFY_METRICS_ADDR: '127.0.0.1:0' }));
+    assert.ok(config.metricsAddr, 'NOTIFY_METRICS_ADDR is read by the dashboard');
+    const metrics = new WebMetrics();
+    const logger = silentLogger();
+    app = await buildApp({ config, logger, metrics });
+    server = await serveMetrics(metrics.registry, config.metricsAddr, logger);
+  });
+
+  after(async () => {
+    await server?.close();
+    await app?.close();
+    await provider?.close();
+    dir.remove();
+  });
+
+  void it('counts sign-ins and code verifications by result, naming no one', async () => {
+    const port = server.address.port;
+    const before = await scrape(port);
+    const john = await signIn(app, 'john.doe@example.com');
+    // Not an allowed address: refused.
+    const jar = new CookieJar();
+    const refused = await callback(app, await authorize(app, 'eve@elsewhere.test', jar), jar);
+    assert.equal(refused.statusCode, 403);
+    // A callback without a sign-in started in this browser: failed.
+    const stale = await app.inject({ method: 'GET', url: '/auth/callback?code=abc&state=def' });
+    assert.equal(stale.statusCode, 400);
+
+    const verify = (code: string) => app.inject({ method: 'POST', url: '/api/telegram/verify', headers: { cookie: john.jar.header(), 'x-csrf-token': john.csrf, 'content-type': 'application/json' }, payload: JSON.stringify({ code }) });
+    const issued = await new LinkStore(dir.path).issueCode(700_777);
+    const wrong = issued === '000000' ? '000001' : '000000';
+    assert.equal((await verify(wrong)).statusCode, 400);
+    assert.equal((await verify(wrong)).statusCode, 400);
+    assert.equal((await verify(issued)).statusCode, 200);
+
+    const afterAll = await scrape(port);
+    const delta = (name: string, labels: Record<string, string>): number => value(afterAll.samples, name, labels) - value(before.samples, name, labels);
+    assert.equal(delta('notify_web_sign_ins_total', { result: 'ok' }), 1);
+    assert.equal(delta('notify_web_sign_ins_total', { result: 'refused' }), 1);
+    assert.equal(delta('notify_web_sign_ins_total', { result: 'failed' }), 1);
+    assert.equal(delta('notify_web_code_verifications_total', { result: 'invalid' }), 2);
+    assert.equal(delta('notify_web_code_verifications_total', { result: 'ok' }), 1);
+    const labels = [...labelValues(afterAll.samples)].join(' ');
+    assert.ok(!/john|eve|example|elsewhere|700777/.test(labels), `no user, address or chat is a label value: ${labels}`);
   });
 });

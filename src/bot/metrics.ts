@@ -9,13 +9,17 @@ import { newRegistry } from '../shared/metrics.js';
 
 /** Why a notification accepted by the send API was not sent. */
 export type SuppressionReason = 'snoozed' | 'muted' | 'unchanged' | 'quiet_hours';
+const SUPPRESSION_REASONS: readonly SuppressionReason[] = ['snoozed', 'muted', 'unchanged', 'quiet_hours'];
+
+/** A channel a notification goes to: a Telegram chat (personal or team) or the desktop app. */
+export type Channel = 'telegram' | 'desktop';
 
 /** What the notifier reports. */
 export interface IntakeMetrics {
   /** A notification taken for a channel (Telegram: on disk in the outbox; desktop: handed to the gateway). */
   accepted(channel: 'telegram' | 'desktop'): void;
-  /** Held back by the analyst's rules. */
-  suppressed(reason: SuppressionReason): void;
+  /** Held back by a rule from a channel it would have gone to (once per such channel). */
+  suppressed(channel: Channel, reason: SuppressionReason): void;
   /** The gateway's answer for one desktop copy. */
   desktop(result: 'delivered' | 'no_connection' | 'failed'): void;
 }
@@ -57,7 +61,7 @@ export class BotMetrics implements IntakeMetrics, DeliveryMetrics, PollingMetric
   private readonly retriedTotal: Counter<'channel' | 'reason'>;
   private readonly deadTotal: Counter<'channel' | 'reason'>;
   private readonly refusedTotal: Counter<'channel'>;
-  private readonly suppressedTotal: Counter<'reason'>;
+  private readonly suppressedTotal: Counter<'channel' | 'reason'>;
   private readonly desktopTotal: Counter<'result'>;
   private readonly tooMany: Counter;
   private readonly latency: Histogram;
@@ -74,7 +78,7 @@ export class BotMetrics implements IntakeMetrics, DeliveryMetrics, PollingMetric
     this.retriedTotal = new Counter({ name: 'notify_notifications_retried_total', help: 'Failed delivery attempts that will be retried, by reason', labelNames: ['channel', 'reason'], registers: r });
     this.deadTotal = new Counter({ name: 'notify_notifications_dead_lettered_total', help: 'Notifications moved to the dead-letter queue, by reason', labelNames: ['channel', 'reason'], registers: r });
     this.refusedTotal = new Counter({ name: 'notify_notifications_refused_total', help: 'Notifications not delivered because the chat refuses the bot (blocked, left, gone)', labelNames: ['channel'], registers: r });
-    this.suppressedTotal = new Counter({ name: 'notify_notifications_suppressed_total', help: "Notifications held back by the analyst's rules, by reason", labelNames: ['reason'], registers: r });
+    this.suppressedTotal = new Counter({ name: 'notify_notifications_suppressed_total', help: "Notifications held back by a rule (the analyst's, or a team chat's), by the channel they would have gone to and the reason", labelNames: ['channel', 'reason'], registers: r });
     this.desktopTotal = new Counter({ name: 'notify_desktop_dispatches_total', help: 'Desktop copies handed to the gateway, by result', labelNames: ['result'], registers: r });
     this.tooMany = new Counter({ name: 'notify_telegram_rate_limited_total', help: 'Answers 429 (Too Many Requests) received from Telegram while delivering', registers: r });
     this.latency = new Histogram({ name: 'notify_delivery_latency_seconds', help: "From acceptance to Telegram's acceptance of the last part", buckets: LATENCY_BUCKETS, registers: r });
@@ -106,7 +110,7 @@ export class BotMetrics implements IntakeMetrics, DeliveryMetrics, PollingMetric
     this.retriedTotal.inc({ channel: 'telegram', reason: 'transient' }, 0);
     for (const reason of ['retries_exhausted', 'rejected', 'stuck']) this.deadTotal.inc({ channel: 'telegram', reason }, 0);
     this.refusedTotal.inc({ channel: 'telegram' }, 0);
-    for (const reason of ['snoozed', 'muted', 'unchanged', 'quiet_hours']) this.suppressedTotal.inc({ reason }, 0);
+    for (const channel of ['telegram', 'desktop']) for (const reason of SUPPRESSION_REASONS) this.suppressedTotal.inc({ channel, reason }, 0);
     for (const result of ['delivered', 'no_connection', 'failed']) this.desktopTotal.inc({ result }, 0);
   }
 
@@ -114,8 +118,8 @@ export class BotMetrics implements IntakeMetrics, DeliveryMetrics, PollingMetric
     this.acceptedTotal.inc({ channel });
   }
 
-  suppressed(reason: SuppressionReason): void {
-    this.suppressedTotal.inc({ reason });
+  suppressed(channel: Channel, reason: SuppressionReason): void {
+    this.suppressedTotal.inc({ channel, reason });
   }
 
   desktop(result: 'delivered' | 'no_connection' | 'failed'): void {

@@ -189,6 +189,18 @@ export class Notifier {
     return { stop: { status: 200, body: { ok: true, id, telegram: 'suppressed', desktop: 0, suppressed: s.kind, ...('until' in s ? { until: s.until } : {}) } } };
   }
 
+  /**
+   * The channels a notification would go to: a team chat's Telegram group alone; for an
+   * analyst, their Telegram chat when linked and the desktop app when a gateway is set up.
+   */
+  private async channelsOf(sub: Submission): Promise<Array<'telegram' | 'desktop'>> {
+    if (sub.team) return ['telegram'];
+    const channels: Array<'telegram' | 'desktop'> = [];
+    if (await this.links.linkOf(sub.user).catch(() => null)) channels.push('telegram');
+    if (this.desktop) channels.push('desktop');
+    return channels;
+  }
+
   /** Keeps a copy of the image for desktop clients, at an unguessable, expiring path. */
   private async storeImage(id: string, user: string, bytes: Buffer): Promise<string | undefined> {
     try {
@@ -270,7 +282,7 @@ export class Notifier {
     if ('stop' in ruled) {
       const body = ruled.stop.body as Partial<SendResponse>;
       const reason = body.suppressed ?? (body.held ? 'quiet_hours' : undefined);
-      if (reason) this.metrics?.suppressed(reason);
+      if (reason && this.metrics) for (const channel of await this.channelsOf(original)) this.metrics.suppressed(channel, reason);
       return ruled.stop;
     }
     const sub = ruled.go;
