@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TeamChatStore } from '../src/shared/teamChats.js';
+import { TeamChatStore, TeamError } from '../src/shared/teamChats.js';
 import { BotHarness, PROJECT_ROOT, textOf } from './support/botHarness.js';
 import { accountsUnavailable, LinuxAccounts, type RunResult } from './support/linuxAccounts.js';
 
@@ -58,14 +58,22 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
   });
 
   void it('a group is linked under a name with the code its /start gave, owned by the one who linked it', async () => {
+    // A member who does not administer the group gets no code.
+    h.fake.sendGroupMessage(GROUP, chat[member]!, '/start');
+    const [refusal] = await h.fake.waitForMessages(GROUP, 1, 10_000);
+    assert.match(textOf(refusal!), /Only an administrator of this group can link it/);
+    assert.doesNotMatch(textOf(refusal!), /\b\d{6}\b/);
+
     h.fake.sendGroupMessage(GROUP, chat[owner]!, '/start');
-    const [reply] = await h.fake.waitForMessages(GROUP, 1, 10_000);
+    const [, reply] = await h.fake.waitForMessages(GROUP, 2, 10_000);
     const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
     assert.ok(code, `the bot answered /start in the group with a code: ${textOf(reply!)}`);
-    assert.match(textOf(reply!), /Link code for this group: \d{6}[\s\S]*"Team chats"[\s\S]*owns the team chat/);
+    assert.match(textOf(reply!), /Link code for this group: \d{6}[\s\S]*"Team chats"[\s\S]*own the team chat/);
     // A group's code does not link a personal chat, and stays usable for the group.
     await assert.rejects(h.links.verifyCode(owner, code), /came from a group chat/);
     const teams = new TeamChatStore(h.dataDir);
+    // The code is the administrator's who asked: a member who saw it cannot take the group.
+    await assert.rejects(teams.linkWithCode(member, code, 'finance-alerts', h.links), (err: unknown) => err instanceof TeamError && err.status === 403);
     const linked = await teams.linkWithCode(owner, code, 'finance-alerts', h.links);
     assert.equal(linked.team.chat_id, GROUP);
     assert.equal(linked.team.owner, owner);
@@ -73,11 +81,26 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     // Chatter in the group gets no answer; /start now says what the group is.
     h.fake.sendGroupMessage(GROUP, chat[member]!, 'morning all');
     h.fake.sendGroupMessage(GROUP, chat[member]!, '/start');
-    const [, again] = await h.fake.waitForMessages(GROUP, 2, 10_000);
+    const [, , again] = await h.fake.waitForMessages(GROUP, 3, 10_000);
     assert.match(textOf(again!), /This group is the team chat finance-alerts, linked by/);
-    assert.equal(h.fake.sentMessages(GROUP).length, 2, 'only /start was answered');
+    assert.equal(h.fake.sentMessages(GROUP).length, 3, 'only /start was answered');
     await assert.rejects(teams.setAccess(member, 'finance-alerts', [member], null), /Only the owner/);
     await teams.setAccess(owner, 'finance-alerts', [member, lone], null);
+  });
+
+  void it('an administrator writing as the group gets a code that only an administrator can use', async () => {
+    const ops = GROUP - 1;
+    h.fake.createGroup(ops, 'Ops', [chat[member]!, chat[outsider]!], { admins: [chat[owner]!] });
+    h.fake.sendGroupMessage(ops, chat[owner]!, '/start', { anonymous: true });
+    const [reply] = await h.fake.waitForMessages(ops, 1, 10_000);
+    assert.match(textOf(reply!), /one of its administrators enters it/);
+    const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
+    assert.ok(code, textOf(reply!));
+    const teams = new TeamChatStore(h.dataDir);
+    await assert.rejects(teams.linkWithCode(outsider, code, 'ops-anon', h.links), (err: unknown) => err instanceof TeamError && err.status === 403, 'a plain member cannot use it');
+    const linked = await teams.linkWithCode(member, code, 'ops-anon', h.links);
+    assert.equal(linked.team.owner, member, 'the creator of the group, an administrator, linked it');
+    await teams.unlink(member, 'ops-anon');
   });
 
   void it('the owner sends to it with notify --to', async () => {

@@ -1,6 +1,7 @@
 /**
  * The dashboard's team chat API with sessions made through the real sign-in flow: a group's
- * code links it under a name owned by the one who entered it; a personal chat's code, a bad
+ * code links it under a name owned by the one who entered it, only for the administrator
+ * whose /start gave it (anyone else who saw it: 403, the code kept); a personal chat's code, a bad
  * name or a taken one are refused and leave the code usable; the list shows a team chat to
  * its owner and to those allowed, never to others; only the owner changes who may send or
  * unlinks; accounts and groups that do not exist are refused; guesses share the personal
@@ -20,6 +21,8 @@ import { type SignedIn, signIn, webEnv } from './support/oidcFlow.js';
 import { type TestOidcProvider, startOidcProvider } from './support/oidcProvider.js';
 
 const GROUP_CHAT = -100_777;
+const JOHN_TELEGRAM = 710_001;
+const JANE_TELEGRAM = 710_002;
 const ACCOUNTS = new Set(['john.doe', 'jane.roe', 'ann_example_org', 'bob']);
 const GROUPS: Record<string, string[]> = { finance: ['bob'] };
 
@@ -70,8 +73,21 @@ void describe('dashboard: team chats', () => {
   });
 
   void it('links a group with its code under a name; refusals leave the code usable', async () => {
-    const code = await links.issueCode(GROUP_CHAT, { title: 'Finance alerts' });
+    // The code a group administrator's /start gave: for that administrator (their Telegram id) only.
+    await links.linkChat('john.doe', JOHN_TELEGRAM);
+    await links.linkChat('jane.roe', JANE_TELEGRAM);
+    const code = await links.issueCode(GROUP_CHAT, { title: 'Finance alerts', linkers: [JOHN_TELEGRAM] });
     const personal = await links.issueCode(700_001);
+
+    // Another analyst who saw the code in the group cannot take the group: 403, code kept.
+    const hijack = await post(jane, '/api/teams/link', { code, name: 'janes-alerts' });
+    assert.equal(hijack.statusCode, 403, hijack.body);
+    assert.match(hijack.json<{ error: string }>().error, /only the group administrator who sent \/start/);
+    // Nor one with no Telegram of their own to be recognised by.
+    const unknownTelegram = await post(bob, '/api/teams/link', { code, name: 'bobs-alerts' });
+    assert.equal(unknownTelegram.statusCode, 403, unknownTelegram.body);
+    assert.match(unknownTelegram.json<{ error: string }>().error, /Link your own Telegram first/);
+    assert.deepEqual(await new TeamChatStore(dataDir).all(), {}, 'nothing was linked');
 
     assert.equal((await post(john, '/api/teams/link', { code, name: 'finance-alerts' }, null)).statusCode, 403, 'the anti-forgery token is required');
     const badName = await post(john, '/api/teams/link', { code, name: 'Finance Alerts!' });
@@ -96,7 +112,7 @@ void describe('dashboard: team chats', () => {
     assert.equal(again.statusCode, 400, 'a code works once');
 
     // Another analyst cannot take the name over with another group's code.
-    const other = await links.issueCode(-100_778);
+    const other = await links.issueCode(-100_778, { linkers: [JANE_TELEGRAM] });
     const taken = await post(jane, '/api/teams/link', { code: other, name: 'finance-alerts' });
     assert.equal(taken.statusCode, 409);
     assert.match(taken.json<{ error: string }>().error, /taken/);

@@ -204,6 +204,9 @@ class ApiError extends Error {
   }
 }
 
+/** The user Telegram shows as the sender of an anonymous administrator's message in a group. */
+export const GROUP_ANONYMOUS_BOT_ID = 1087968824;
+
 const badRequest = (description: string): ApiError => new ApiError(400, `Bad Request: ${description}`);
 const tooManyRequests = (retryAfter: number): ApiError =>
   new ApiError(429, `Too Many Requests: retry after ${retryAfter}`, { retry_after: retryAfter });
@@ -214,7 +217,7 @@ const QUERY_INVALID = 'query is too old and response timeout expired or query ID
 const METHOD_NAMES = [
   'getMe', 'getUpdates', 'deleteWebhook', 'getWebhookInfo', 'sendMessage', 'sendPhoto', 'editMessageText',
   'editMessageCaption', 'editMessageReplyMarkup', 'deleteMessage', 'answerCallbackQuery', 'setMyCommands',
-  'getMyCommands', 'deleteMyCommands', 'sendChatAction', 'getFile', 'getChat',
+  'getMyCommands', 'deleteMyCommands', 'sendChatAction', 'getFile', 'getChat', 'getChatMember', 'getChatAdministrators',
 ] as const;
 type MethodName = (typeof METHOD_NAMES)[number];
 const METHODS = new Map<string, MethodName>(METHOD_NAMES.map((m) => [m.toLowerCase(), m]));
@@ -237,8 +240,11 @@ interface ChatState {
   nextMessageId: number;
   bucket: { tokens: number; at: number };
   log: TranscriptEntry[];
-  /** Set for group chats: their title, members (user ids) and recent sends (for the group limit). */
-  group?: { title: string; members: Set<number>; sends: number[]; botRemoved: boolean };
+  /**
+   * Set for group chats: their title, members (user ids), who created the group and who else
+   * administers it, and recent sends (for the group limit).
+   */
+  group?: { title: string; members: Set<number>; creator: number | undefined; admins: Set<number>; sends: number[]; botRemoved: boolean };
   /** Set when the group was upgraded to a supergroup: its new id. */
   migratedTo?: number;
 }
@@ -486,12 +492,26 @@ export class FakeTelegram {
     if (info.last_name !== undefined) chat.last_name = info.last_name;
   }
 
-  /** Creates a group chat (a negative id) with the bot in it and these users (private chat ids) as members. */
-  createGroup(chatId: number, title: string, memberIds: readonly number[] = []): void {
+  /**
+   * Creates a group chat (a negative id) with the bot in it and these users (private chat
+   * ids) as members. The first member created the group (its creator, an administrator);
+   * `admins` are further administrators.
+   */
+  createGroup(chatId: number, title: string, memberIds: readonly number[] = [], opts: { admins?: readonly number[] } = {}): void {
     if (chatId >= 0) throw new Error(`group chat ids are negative, got ${chatId}`);
     const chat = this.ensureChat(chatId);
     chat.first_name = title;
-    chat.group = { title, members: new Set(memberIds), sends: [], botRemoved: false };
+    const admins = new Set(opts.admins ?? []);
+    chat.group = { title, members: new Set([...memberIds, ...admins]), creator: memberIds[0], admins, sends: [], botRemoved: false };
+  }
+
+  /** Makes a member an administrator of the group, or a plain member again. */
+  setGroupAdmin(chatId: number, userId: number, admin: boolean): void {
+    const g = this.chats.get(chatId)?.group;
+    if (!g) throw new Error(`chat ${chatId} is not a group`);
+    g.members.add(userId);
+    if (admin) g.admins.add(userId);
+    else g.admins.delete(userId);
   }
 
   /** Adds a member to a group. */
@@ -508,7 +528,7 @@ export class FakeTelegram {
   upgradeToSupergroup(chatId: number, newChatId: number): void {
     const g = this.chats.get(chatId)?.group;
     if (!g) throw new Error(`chat ${chatId} is not a group`);
-    this.createGroup(newChatId, g.title, [...g.members]);
+    this.createGroup(newChatId, g.title, [...(g.creator !== undefined ? [g.creator] : []), ...g.members], { admins: [...g.admins] });
     this.ensureChat(chatId).migratedTo = newChatId;
   }
 
@@ -549,16 +569,22 @@ export class FakeTelegram {
     });
   }
 
-  /** A member writes in a group (e.g. /start): queues a `message` update from that member. */
-  sendGroupMessage(chatId: number, fromUserId: number, text: string): FakeUpdate {
+  /**
+   * A member writes in a group (e.g. /start): queues a `message` update from that member.
+   * `anonymous`: an administrator writing as the group, as Telegram shows it (from
+   * GroupAnonymousBot, sender_chat the group).
+   */
+  sendGroupMessage(chatId: number, fromUserId: number, text: string, opts: { anonymous?: boolean } = {}): FakeUpdate {
     const chat = this.chats.get(chatId);
     if (!chat?.group) throw new Error(`chat ${chatId} is not a group`);
     const from = this.ensureChat(fromUserId);
     if (!chat.group.members.has(fromUserId)) chat.group.members.add(fromUserId);
+    if (opts.anonymous && fromUserId !== chat.group.creator && !chat.group.admins.has(fromUserId)) throw new Error(`user ${fromUserId} is not an administrator of group ${chatId}: only administrators write anonymously`);
     const formatted = addDetectedEntities({ text, entities: [] });
     const message: Record<string, unknown> = {
       message_id: chat.nextMessageId++,
-      from: this.userJson(from),
+      from: opts.anonymous ? { id: GROUP_ANONYMOUS_BOT_ID, is_bot: true, first_name: 'Group', username: 'GroupAnonymousBot' } : this.userJson(from),
+      ...(opts.anonymous ? { sender_chat: this.chatJson(chat) } : {}),
       chat: this.chatJson(chat),
       date: Math.floor(this.clock() / 1000),
       text,
@@ -974,7 +1000,35 @@ export class FakeTelegram {
       }
       case 'getChat':
         return this.chatJson(this.resolveChat(p));
+      case 'getChatMember': {
+        const chat = this.resolveChat(p);
+        const userId = p.int('user_id');
+        if (userId === undefined) throw withChat(badRequest('user_id is empty'), chat.id);
+        const user = this.chats.get(userId);
+        if (!user || user.group) throw withChat(badRequest('user not found'), chat.id);
+        if (!chat.group) return { status: 'member', user: this.userJson(user) };
+        if (chat.group.botRemoved) throw withChat(new ApiError(403, 'Forbidden: bot is not a member of the group chat'), chat.id);
+        return this.memberJson(chat.group, user);
+      }
+      case 'getChatAdministrators': {
+        const chat = this.resolveChat(p);
+        if (!chat.group) throw withChat(badRequest('there are no administrators in the private chat'), chat.id);
+        if (chat.group.botRemoved) throw withChat(new ApiError(403, 'Forbidden: bot is not a member of the group chat'), chat.id);
+        const g = chat.group;
+        const ids = [...(g.creator !== undefined ? [g.creator] : []), ...g.admins];
+        return [...new Set(ids)].map((id) => this.memberJson(g, this.ensureChat(id)));
+      }
     }
+  }
+
+  /** A ChatMember object: creator, administrator, member or left. */
+  private memberJson(g: NonNullable<ChatState['group']>, user: ChatState): Record<string, unknown> {
+    const u = this.userJson(user);
+    if (user.id === g.creator) return { status: 'creator', user: u, is_anonymous: false };
+    if (g.admins.has(user.id)) {
+      return { status: 'administrator', user: u, can_be_edited: false, is_anonymous: false, can_manage_chat: true, can_delete_messages: true, can_manage_video_chats: true, can_restrict_members: true, can_promote_members: false, can_change_info: true, can_invite_users: true, can_post_stories: false, can_edit_stories: false, can_delete_stories: false };
+    }
+    return { status: g.members.has(user.id) ? 'member' : 'left', user: u };
   }
 
   private getUpdates(p: Params, res: ServerResponse): Promise<FakeUpdate[]> | FakeUpdate[] {

@@ -19,12 +19,20 @@ const LinkSchema = z.looseObject({
   delivery_refused: z.optional(RefusalMarkSchema),
 });
 const UsersSchema = z.record(z.string(), LinkSchema);
-const PendingSchema = z.looseObject({ chat_id: z.number().int(), created_at: z.number() });
+const PendingSchema = z.looseObject({
+  chat_id: z.number().int(),
+  created_at: z.number(),
+  /** A group's code: its title, and the Telegram user ids who may link it (see teamChats.ts). */
+  title: z.string().optional(),
+  linkers: z.array(z.number().int()).optional(),
+});
 const CodesSchema = z.record(z.string(), PendingSchema);
 
 export type Link = z.infer<typeof LinkSchema>;
 export type Users = z.infer<typeof UsersSchema>;
 export type PendingCodes = z.infer<typeof CodesSchema>;
+/** What a group's code carries besides its chat. */
+export type CodeExtra = { title?: string; linkers?: number[] };
 
 /** Why a code was not accepted. */
 export type VerifyFailure = 'missing' | 'invalid' | 'expired' | 'group';
@@ -63,7 +71,7 @@ export class LinkStore {
   }
 
   /** Code requests waiting for the next write of the codes file. */
-  private codeRequests: Array<{ chatId: number; extra: { title?: string }; resolve: (code: string) => void; reject: (err: unknown) => void }> = [];
+  private codeRequests: Array<{ chatId: number; extra: CodeExtra; resolve: (code: string) => void; reject: (err: unknown) => void }> = [];
   private codeWriter: Promise<void> | null = null;
 
   /**
@@ -71,7 +79,7 @@ export class LinkStore {
    * Requests arriving together share one locked write of the file, so thousands of chats
    * sending /start at once are served by a few writes instead of queueing on the lock.
    */
-  issueCode(chatId: number, extra: { title?: string } = {}): Promise<string> {
+  issueCode(chatId: number, extra: CodeExtra = {}): Promise<string> {
     return new Promise((resolve, reject) => {
       this.codeRequests.push({ chatId, extra, resolve, reject });
       this.codeWriter ??= this.writeCodes();

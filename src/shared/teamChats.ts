@@ -93,21 +93,32 @@ export class TeamChatStore {
   }
 
   /**
-   * Links the group whose `/start` gave `code` under `name`, owned by `owner`. The code is
-   * used up only when the link is made. Throws VerifyError (bad code) or TeamError.
+   * Links the group whose `/start` gave `code` under `name`, owned by `owner`. Only an
+   * entitled analyst may: one whose own Telegram (their personal link) is the group
+   * administrator who sent /start, or, for an anonymous /start, any administrator then (the
+   * code's `linkers`). Anyone else who saw the code in the group gets 403. The code is used
+   * up only when the link is made. Throws VerifyError (bad code) or TeamError.
    */
   async linkWithCode(owner: string, rawCode: unknown, name: string, links: LinkStore): Promise<{ name: string; team: TeamChat }> {
     if (!TEAM_NAME_RE.test(name) || name === 'me') {
       throw new TeamError(400, 'A team chat name is 2-64 lower-case letters, digits, - or _ (e.g. finance-alerts), and not "me".');
     }
-    const team = await links.consumeCode(rawCode, (chatId, entry) => {
+    const team = await links.consumeCode(rawCode, async (chatId, entry) => {
       if (chatId > 0) throw new TeamError(400, 'That code came from a personal chat. Add the bot to the group and send /start in the group itself.');
+      const linkers = entry.linkers ?? [];
+      const own = await links.linkOf(owner);
+      if (!own) {
+        throw new TeamError(403, 'Link your own Telegram first (the Telegram card): a group code links the group only for the administrator who asked for it, recognised by their own Telegram. Nothing was changed.');
+      }
+      if (!linkers.includes(own.chat_id)) {
+        throw new TeamError(403, 'This code is not yours to use: only the group administrator who sent /start in the group (with their own Telegram linked to their account here) can link it. Ask them, or, as an administrator, send /start in the group yourself. Nothing was changed.');
+      }
       return this.file.update((teams) => {
         const existing = teams[name];
         if (existing && existing.owner !== owner) throw new TeamError(409, `The name '${name}' is taken by another team chat; choose another.`);
         const other = Object.keys(teams).find((n) => teams[n]!.chat_id === chatId && n !== name);
         if (other !== undefined) throw new TeamError(409, `This group is already linked as '${other}'.`);
-        const title = typeof entry.title === 'string' ? entry.title : undefined;
+        const title = entry.title;
         const t: TeamChat = { chat_id: chatId, owner, linked_at: this.now(), ...(title ? { title } : {}), members: existing?.members ?? [], ...(existing?.member_group ? { member_group: existing.member_group } : {}) };
         return { next: { ...teams, [name]: t }, result: t };
       });

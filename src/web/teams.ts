@@ -87,8 +87,8 @@ export function renderTeamsCard(opts: { scriptUrl: string; cssUrl: string; botUs
   const linkForm = opts.mayLink
     ? html`<h3 class="section-title">Link a group</h3>
     <ol class="steps">
-      <li><span class="step-num" aria-hidden="true">1</span><div>Add ${bot} to the Telegram group and send <kbd>/start</kbd> <strong>in the group</strong>.</div></li>
-      <li><span class="step-num" aria-hidden="true">2</span><div>Enter the code it posts there and a name for the group. You become its owner and decide who else may send to it.</div></li>
+      <li><span class="step-num" aria-hidden="true">1</span><div>Link your own Telegram above, then, as an administrator of the group, add ${bot} to it and send <kbd>/start</kbd> <strong>in the group</strong>.</div></li>
+      <li><span class="step-num" aria-hidden="true">2</span><div>Enter the code it posts there and a name for the group. The code works for you only (the administrator who asked for it); you become the team chat's owner and decide who else may send to it.</div></li>
     </ol>
     <form id="tm-link-form" class="team-link-form" novalidate>
       <div class="team-field">
@@ -190,6 +190,12 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
       request.log.info({ user, team: name, chat_id: linked.team.chat_id }, 'team chat linked');
       return { ok: true, message: `The group is linked as ${name}. Scripts send there with "to": ["${name}"].`, team: teamView(name, linked.team, user) };
     } catch (err) {
+      // A right code entered by someone it was not given to is an attempt too: not refunded.
+      if (err instanceof TeamError && err.status === 403) {
+        request.log.warn({ user, ip: request.ip }, 'team chat code refused: not the administrator who asked for it');
+        opts.metrics?.codeVerification('invalid');
+        return reply.code(403).send({ error: err.message });
+      }
       if (err instanceof VerifyError) {
         request.log.warn({ user, ip: request.ip, reason: err.reason }, 'team chat code attempt failed');
         opts.metrics?.codeVerification('invalid');

@@ -1,6 +1,6 @@
 /**
- * The bot in groups and channels (team chats): /start gives the code that links the group
- * on the dashboard, /help says what the group is for, the buttons under a team alert act
+ * The bot in groups and channels (team chats): /start from an administrator gives the code
+ * that links the group on the dashboard (for that administrator only), /help says what the group is for, the buttons under a team alert act
  * only for the sender of the alert or the chat's owner, and the bot being removed from or
  * added back to a group updates the link and tells its analysts. Nothing else said in a
  * group gets an answer: a team's conversation is not the bot's business.
@@ -40,14 +40,39 @@ function personName(user: User | undefined): string {
   return user.username ? `${name} (@${user.username})` : name;
 }
 
-/** The code answer to /start in a group that is not linked yet. */
-export function groupCodeText(issued: string, publicUrl: string): string {
+/** The code answer to /start in a group that is not linked yet; `forWhom` names who may enter it. */
+export function groupCodeText(issued: string, publicUrl: string, forWhom: string): string {
   const minutes = Math.round(CODE_TTL_SECONDS / 60);
   return (
     `Link code for this group: *${issued}*\n\n` +
-    `To post script alerts here, enter it on the dashboard (${publicUrl}) under "Team chats", with a name for the group such as finance-alerts. ` +
-    `Whoever enters it owns the team chat and decides which analysts may send here. The code is valid for ${minutes} minutes and works once.`
+    `To post script alerts here, ${forWhom} enters it on the dashboard (${publicUrl}) under "Team chats", with a name for the group such as finance-alerts, ` +
+    `signed in with the account their own Telegram is linked to. They own the team chat and decide which analysts may send here. The code is valid for ${minutes} minutes and works once.`
   );
+}
+
+/** The user Telegram names as the sender when an administrator writes as the group. */
+const GROUP_ANONYMOUS_BOT_ID = 1087968824;
+
+/**
+ * Who may link this group with the code a /start gives: the administrator who sent it (by
+ * their Telegram user id, which is also the id of their private chat with the bot). When
+ * the sender is not known (an administrator writing as the group, a channel post), every
+ * administrator of the chat. Null, with the answer to give, when nobody may.
+ */
+async function groupLinkers(ctx: Context): Promise<{ ids: number[]; forWhom: string } | { refuse: string }> {
+  const from = ctx.from;
+  const anonymous = !from || from.id === GROUP_ANONYMOUS_BOT_ID || ctx.senderChat !== undefined;
+  if (!anonymous) {
+    const member = await ctx.getChatMember(from.id);
+    if (member.status !== 'creator' && member.status !== 'administrator') {
+      return { refuse: 'Only an administrator of this group can link it to the notifications dashboard: ask one to send /start here. Nothing was changed.' };
+    }
+    return { ids: [from.id], forWhom: code(personName(from)) };
+  }
+  const admins = await ctx.getChatAdministrators();
+  const ids = admins.filter((a) => !a.user.is_bot).map((a) => a.user.id);
+  if (ids.length === 0) return { refuse: 'This chat has no administrator I can see, so nobody can link it. Nothing was changed.' };
+  return { ids, forWhom: 'one of its administrators' };
 }
 
 /** Builds the handlers for groups and channels. Register them before the linking handlers. */
@@ -77,10 +102,23 @@ export function teamCommands(deps: TeamCommandDeps): Composer<Context> {
       );
       return;
     }
+    let linkers: Awaited<ReturnType<typeof groupLinkers>>;
+    try {
+      linkers = await groupLinkers(ctx);
+    } catch (err) {
+      deps.log.warn({ err, chat: ctx.chat.id }, 'could not ask Telegram who administers a group; no link code issued');
+      await ctx.reply('I could not check with Telegram who administers this group, so I gave no link code. Send /start again in a minute.');
+      return;
+    }
+    if ('refuse' in linkers) {
+      deps.log.info({ chat: ctx.chat.id }, 'link code refused in a group: /start from a member who does not administer it');
+      await ctx.reply(linkers.refuse);
+      return;
+    }
     const title = 'title' in ctx.chat && typeof ctx.chat.title === 'string' ? ctx.chat.title : undefined;
-    const issued = await deps.links.issueCode(ctx.chat.id, title ? { title } : {});
-    deps.log.info({ chat: ctx.chat.id }, 'link code issued for a group');
-    await ctx.reply(groupCodeText(issued, deps.publicUrl), { parse_mode: 'Markdown' });
+    const issued = await deps.links.issueCode(ctx.chat.id, { ...(title ? { title } : {}), linkers: linkers.ids });
+    deps.log.info({ chat: ctx.chat.id, linkers: linkers.ids.length }, 'link code issued for a group');
+    await ctx.reply(groupCodeText(issued, deps.publicUrl, linkers.forWhom), { parse_mode: 'Markdown' });
   });
 
   groups.command('help', async (ctx) => {
