@@ -92,6 +92,10 @@ void describe('browser: Team chats', { skip }, () => {
       await item.getByRole('button', { name: 'Save who may send' }).click();
       await card.locator('#tm-live', { hasText: 'Saved: you and nobody and members of users may send to finance-alerts' }).waitFor();
       await card.locator('li[data-team="finance-alerts"] .team-senders', { hasText: 'every member of the Linux group users' }).waitFor();
+      // Its members: the owner, the analyst named, and the accounts of the Linux group.
+      const members = card.locator('li[data-team="finance-alerts"] .team-members li');
+      await members.filter({ hasText: 'john.doe (owner)' }).waitFor();
+      await members.filter({ hasText: /^nobody$/ }).waitFor();
       assert.deepEqual((await new TeamChatStore(stack.dataDir).get('finance-alerts'))?.members, ['nobody']);
 
       // A script's alert reaches the group; the card shows when.

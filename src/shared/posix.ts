@@ -19,6 +19,9 @@ function bind(): {
   getpwnam_r: LibcFunction;
   getgrnam_r: LibcFunction;
   getgrouplist: LibcFunction;
+  setpwent: LibcFunction;
+  getpwent_r: LibcFunction;
+  endpwent: LibcFunction;
   getsockopt: LibcFunction;
   flockFn: LibcFunction;
   errnoLocation: LibcFunction;
@@ -47,6 +50,9 @@ function bind(): {
     getpwnam_r: libc.func('int getpwnam_r(const char *name, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)'),
     getgrnam_r: libc.func('int getgrnam_r(const char *name, _Out_ notify_group *grp, uint8_t *buf, size_t buflen, _Out_ void **result)'),
     getgrouplist: libc.func('int getgrouplist(const char *user, uint32 group, _Out_ uint32 *groups, _Inout_ int *ngroups)'),
+    setpwent: libc.func('void setpwent()'),
+    getpwent_r: libc.func('int getpwent_r(_Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)'),
+    endpwent: libc.func('void endpwent()'),
     getsockopt: libc.func('int getsockopt(int fd, int level, int optname, _Out_ notify_ucred *optval, _Inout_ uint32 *optlen)'),
     flockFn: libc.func('int flock(int fd, int operation)'),
     errnoLocation: libc.func('int *__errno_location()'),
@@ -169,6 +175,54 @@ export function groupIdByName(name: string): number | null {
     const rc = userDatabase().getgrnam_r(name, grp, buf, buf.length, result) as number;
     return { rc, value: result[0] ? grp.gr_gid : null };
   });
+}
+
+/** The most accounts groupMembers looks through for those whose primary group it is. */
+const MAX_ACCOUNTS_SCANNED = 100_000;
+
+/**
+ * The accounts in a group, sorted: those it lists (supplementary members) and those whose
+ * primary group it is, as far as the user database lists its accounts (a directory that
+ * does not enumerate them shows only the listed members). Null when there is no such group.
+ */
+export function groupMembers(name: string): string[] | null {
+  const group = withGrowingBuffer((buf) => {
+    const grp = {} as { gr_gid: number; gr_mem: unknown };
+    const result: [unknown] = [null];
+    const rc = userDatabase().getgrnam_r(name, grp, buf, buf.length, result) as number;
+    if (!result[0]) return { rc, value: null };
+    // gr_mem points into buf: a NULL-terminated array of names, read while buf lives.
+    const { koffi } = native();
+    const listed: string[] = [];
+    for (let i = 0; grp.gr_mem !== null; i++) {
+      const member = koffi.decode(grp.gr_mem, i * koffi.sizeof('void *'), 'char *') as string | null;
+      if (member === null) break;
+      listed.push(member);
+    }
+    return { rc, value: { gid: grp.gr_gid, listed } };
+  });
+  if (group === null) return null;
+  const members = new Set(group.listed);
+  const db = userDatabase();
+  db.setpwent();
+  try {
+    let buf = Buffer.alloc(16 * 1024);
+    for (let n = 0; n < MAX_ACCOUNTS_SCANNED; n++) {
+      const pwd = {} as RawPasswd;
+      const result: [unknown] = [null];
+      const rc = db.getpwent_r(pwd, buf, buf.length, result) as number;
+      if (rc === ERANGE && buf.length < 1 << 20) {
+        buf = Buffer.alloc(buf.length * 4);
+        n--;
+        continue;
+      }
+      if (rc !== 0 || !result[0]) break;
+      if (pwd.pw_gid === group.gid) members.add(pwd.pw_name);
+    }
+  } finally {
+    db.endpwent();
+  }
+  return [...members].sort();
 }
 
 /** Every gid the user belongs to (primary and supplementary). */

@@ -18,7 +18,7 @@ import { LinkStore } from '../shared/linking.js';
 import { LinkTokenStore } from '../shared/linkTokens.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
-import { groupIdByName, isUserInGroup, userByName } from '../shared/posix.js';
+import { groupIdByName, groupMembers, isUserInGroup, userByName } from '../shared/posix.js';
 import { TeamChatStore } from '../shared/teamChats.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { RunNow, throughSendApi } from '../scripts/runNow.js';
@@ -50,6 +50,8 @@ export interface WebDeps {
   /** Whether a server account / Linux group exists (team chat access); the system's by default. */
   accountExists?: (name: string) => boolean;
   groupExists?: (name: string) => boolean;
+  /** The accounts of a Linux group (tests pass their own). */
+  groupMembers?: (name: string) => string[] | null;
   /** Counts sign-ins and code verifications (when metrics are served). */
   metrics?: WebMetrics;
   /** Why a name cannot sign in as an analyst (a system or service account); the system's user database by default. */
@@ -216,6 +218,7 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     isMember: deps.isMember ?? isUserInGroup,
     accountExists: deps.accountExists ?? ((name) => userByName(name) !== null),
     groupExists: deps.groupExists ?? ((name) => groupIdByName(name) !== null),
+    groupMembers: deps.groupMembers ?? groupMembers,
     botUsername: config.botUsername,
     clock,
     assets,

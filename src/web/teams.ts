@@ -1,8 +1,8 @@
 /**
  * The "Team chats" card of the dashboard and its API: link a Telegram group under a name
  * with the code its /start gave (guesses count against the same limiter as the personal
- * code), list the team chats the analyst owns or may send to with who may send and their
- * last delivery, and, for the owner, change who may send or unlink. The bot and the send
+ * code), list the team chats the analyst owns or may send to with who may send (the
+ * analysts named and the accounts of the Linux group) and their last delivery, and, for the owner, change who may send or unlink. The bot and the send
  * API read the same shared document (shared/teamChats.ts).
  *
  *   GET  /api/teams                                       {"teams": [...]}
@@ -34,6 +34,8 @@ export interface TeamsPluginOptions {
   /** Whether a server account / a Linux group of this name exists. */
   accountExists: (name: string) => boolean;
   groupExists: (name: string) => boolean;
+  /** The accounts in a Linux group (listed and primary), or null when there is no such group. */
+  groupMembers: (name: string) => string[] | null;
   botUsername: string | undefined;
   clock: Clock;
   assets: Assets;
@@ -51,9 +53,18 @@ const AccessBody = z
   })
   .strict();
 
-/** A team chat as the API shows it to one analyst. */
-function teamView(name: string, t: TeamChat, viewer: string): Record<string, unknown> {
+/** A team chat as the API shows it to one analyst; `groupMembers` lists its Linux group's accounts. */
+function teamView(name: string, t: TeamChat, viewer: string, groupMembers: (group: string) => string[] | null): Record<string, unknown> {
   const owned = t.owner === viewer;
+  let inGroup: string[] | null = null;
+  if (t.member_group) {
+    try {
+      inGroup = groupMembers(t.member_group);
+    } catch {
+      // The user database did not answer: the list is unknown for now, the rest is shown.
+      inGroup = null;
+    }
+  }
   return {
     name,
     ...(t.title ? { title: t.title } : {}),
@@ -62,6 +73,8 @@ function teamView(name: string, t: TeamChat, viewer: string): Record<string, unk
     linked_at: t.linked_at,
     members: t.members,
     member_group: t.member_group ?? null,
+    // Everyone the Linux group lets send now (null: no group, or it cannot be read).
+    member_group_members: inGroup,
     last_delivery_at: t.last_delivery_at ?? null,
     ...(t.delivery_refused ? { delivery_refused: t.delivery_refused } : {}),
     // Who silenced what is the owner's business; a sender sees their own scripts only.
@@ -161,7 +174,7 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
     return Object.entries(all)
       .filter(([, t]) => maySend(t, user, opts.isMember))
       .sort(([a, ta], [b, tb]) => Number(tb.owner === user) - Number(ta.owner === user) || a.localeCompare(b))
-      .map(([name, t]) => teamView(name, t, user));
+      .map(([name, t]) => teamView(name, t, user, opts.groupMembers));
   }
 
   app.get('/api/teams', async (request) => ({ teams: await visible(request.caller.username) }));
@@ -188,7 +201,7 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
       attempt.refund();
       opts.metrics?.codeVerification('ok');
       request.log.info({ user, team: name, chat_id: linked.team.chat_id }, 'team chat linked');
-      return { ok: true, message: `The group is linked as ${name}. Scripts send there with "to": ["${name}"].`, team: teamView(name, linked.team, user) };
+      return { ok: true, message: `The group is linked as ${name}. Scripts send there with "to": ["${name}"].`, team: teamView(name, linked.team, user, opts.groupMembers) };
     } catch (err) {
       // A right code entered by someone it was not given to is an attempt too: not refunded.
       if (err instanceof TeamError && err.status === 403) {
@@ -226,7 +239,7 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
       const team = await teams.setAccess(user, parsed.data.name, members, group === '' ? null : group);
       request.log.info({ user, team: parsed.data.name, members: members.length, member_group: group || undefined }, 'team chat access changed');
       const allowed = [members.length > 0 ? members.join(', ') : '', group ? `members of ${group}` : ''].filter(Boolean).join(' and ');
-      return { ok: true, message: `Saved: ${allowed ? `you and ${allowed} may` : 'only you may'} send to ${parsed.data.name}.`, team: teamView(parsed.data.name, team, user) };
+      return { ok: true, message: `Saved: ${allowed ? `you and ${allowed} may` : 'only you may'} send to ${parsed.data.name}.`, team: teamView(parsed.data.name, team, user, opts.groupMembers) };
     } catch (err) {
       return teamProblem(reply, err);
     }

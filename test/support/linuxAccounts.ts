@@ -41,6 +41,15 @@ export class LinuxAccounts {
     return name;
   }
 
+  /** Creates a person's login account `nt-<base>-<tag>` whose primary group is `group` (not listed as a member of it). */
+  personInGroup(base: string, group: string): string {
+    const name = `nt-${base}-${this.tag}`;
+    const r = spawnSync('useradd', ['-M', '-N', '-g', group, '-s', '/bin/bash', name], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`useradd ${name} failed: ${r.stderr}`);
+    this.users.push(name);
+    return name;
+  }
+
   /** Creates a person's login account `nt-<base>-<tag>` (uid in the login range) with this shell; returns its name. */
   person(base: string, shell = '/bin/bash'): string {
     const name = `nt-${base}-${this.tag}`;

@@ -1,5 +1,5 @@
 // The dashboard's "Team chats" card: the team chats the analyst owns or may send to (who
-// may send, last delivery, whether the bot is still in the group), linking a group with
+// may send and its members, last delivery, whether the bot is still in the group), linking a group with
 // the code its /start gave, and for the owner who else may send, and unlinking. Served as
 // a static file: the content security policy allows no inline script. DOM calls only.
 'use strict';
@@ -51,6 +51,22 @@
     return parts.join('; ');
   }
 
+  // Every analyst who may send: the owner, those named, and the accounts of the Linux group.
+  function memberList(t) {
+    const items = [el('li', { text: `${t.owner} (owner)` })];
+    for (const m of t.members) if (m !== t.owner) items.push(el('li', { text: m }));
+    if (t.member_group) {
+      const named = new Set([t.owner, ...t.members]);
+      if (t.member_group_members === null) items.push(el('li', { class: 'team-group-unknown', text: `members of ${t.member_group} (the group cannot be read now)` }));
+      else {
+        const via = t.member_group_members.filter((m) => !named.has(m));
+        for (const m of via) items.push(el('li', { text: `${m} (via ${t.member_group})` }));
+        if (via.length === 0) items.push(el('li', { class: 'team-group-unknown', text: `nobody else in ${t.member_group}` }));
+      }
+    }
+    return el('ul', { class: 'team-members', 'aria-label': `Members of ${t.name}` }, ...items);
+  }
+
   function silencedText(s) {
     const what = `${s.script}${s.sender ? ` of ${s.sender}` : ''}`;
     return s.muted ? `${what}: muted here (by ${s.by})` : `${what}: snoozed here until ${dateTime.format(new Date(s.until))} (by ${s.by})`;
@@ -95,6 +111,8 @@
       { class: 'team-facts' },
       el('dt', { text: 'Who may send' }),
       el('dd', { class: 'team-senders', text: whoMaySend(t) }),
+      el('dt', { text: 'Members' }),
+      el('dd', {}, memberList(t)),
       el('dt', { text: 'Last delivery' }),
       el('dd', { class: 'team-last' }, t.last_delivery_at ? timeEl(t.last_delivery_at) : 'nothing delivered yet'),
       el('dt', { text: 'Linked' }),
