@@ -3,6 +3,7 @@
  * held beyond its timeout nor thrown at by a gateway that is down, silent or trickling.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -76,6 +77,83 @@ void describe('GatewayClient against unhelpful gateways', () => {
     const weird = { ...note, title: 1n } as unknown as DesktopNotification;
     const result = await new GatewayClient(join(dir.path, 'absent.sock'), 300).dispatch('alice', weird);
     assert.ok('error' in result);
+  });
+});
+
+/** A stand-in dispatch API on a unix socket that counts the connections it accepted. */
+async function countingGateway(path: string): Promise<{ connections: () => number; stop: () => Promise<void> }> {
+  let connections = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"sent":1}'));
+  });
+  server.on('connection', () => (connections += 1));
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return {
+    connections: () => connections,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+void describe('GatewayClient connections', () => {
+  const dir = tempDir();
+  after(() => dir.remove());
+
+  void it('keeps one connection for calls in a row', async () => {
+    const path = join(dir.path, 'kept.sock');
+    const gw = await countingGateway(path);
+    const client = new GatewayClient(path, 2000);
+    try {
+      for (let i = 0; i < 5; i++) assert.deepEqual(await client.dispatch('alice', note), { sent: 1 });
+      assert.equal(gw.connections(), 1);
+    } finally {
+      client.close();
+      await gw.stop();
+    }
+  });
+
+  void it('reaches a gateway restarted since the last call (its kept connection is gone)', async () => {
+    const path = join(dir.path, 'restarted.sock');
+    const first = await countingGateway(path);
+    const client = new GatewayClient(path, 2000);
+    try {
+      assert.deepEqual(await client.dispatch('alice', note), { sent: 1 });
+      await first.stop();
+      const second = await countingGateway(path);
+      try {
+        assert.deepEqual(await client.dispatch('alice', note), { sent: 1 });
+        assert.equal(second.connections(), 1);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      client.close();
+    }
+  });
+
+  void it('reaches a gateway that started after a call found it not running', async () => {
+    const path = join(dir.path, 'late.sock');
+    const client = new GatewayClient(path, 2000);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const down = await client.dispatch('alice', note);
+        assert.ok('error' in down && /not running/.test(down.error), JSON.stringify(down));
+      }
+      const gw = await countingGateway(path);
+      try {
+        assert.deepEqual(await client.dispatch('alice', note), { sent: 1 });
+      } finally {
+        await gw.stop();
+      }
+      const gone = await client.dispatch('alice', note);
+      assert.ok('error' in gone && /not running/.test(gone.error), JSON.stringify(gone));
+    } finally {
+      client.close();
+    }
   });
 });
 

@@ -224,6 +224,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
 
     const disk = new DiskGuard(cfg.dataDir, cfg.minFreeDiskBytes);
     const gateway = new GatewayClient(cfg.gatewaySocketPath, cfg.gatewayTimeoutMs);
+    stoppers.push(() => gateway.close());
     const rules = new AlertRulesStore(cfg.dataDir, clock);
     const scriptKeys = new ScriptKeys(cfg.dataDir);
     const notifier = new Notifier(

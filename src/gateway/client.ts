@@ -3,6 +3,7 @@
  * its request and answer shapes, declared once here as schemas (the gateway validates with
  * them, the bot builds requests from their types), and the client the bot dispatches with.
  */
+import { statSync } from 'node:fs';
 import http from 'node:http';
 import { z } from 'zod';
 import { IMAGE_URL_PREFIX, imageNameOf } from '../shared/desktopImages.js';
@@ -79,6 +80,21 @@ const MAX_ANSWER_BYTES = 64 * 1024;
  * desktop delivery is best effort beside Telegram and must not stall it.
  */
 export class GatewayClient {
+  /**
+   * Connections are kept open between calls: a connection per notification cost the bot
+   * more CPU than accepting the notification did (and the gateway a peer-credential
+   * lookup each). A kept connection found dead (the gateway restarted) is retried once on
+   * a fresh one.
+   */
+  private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 8 });
+  /**
+   * The socket as it was when the gateway was last found not running (absent: null
+   * identity, or refusing connections): while the path is unchanged, calls fail at once
+   * with that reason instead of connecting. A gateway that starts creates a new socket
+   * file, so the next call after its start tries again.
+   */
+  private down: { identity: string | null; error: string } | null = null;
+
   constructor(
     readonly socketPath: string,
     private readonly timeoutMs = 1000,
@@ -110,7 +126,26 @@ export class GatewayClient {
     return { error: describeAnswer(res) };
   }
 
-  private request(method: string, path: string, body?: string): Promise<{ status: number; body: unknown } | GatewayFailure> {
+  /** Lets go of the kept connections. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** The socket file's identity (null: there is none). */
+  private socketIdentity(): string | null {
+    try {
+      const st = statSync(this.socketPath, { throwIfNoEntry: false });
+      return st ? `${st.dev}:${st.ino}:${st.ctimeMs}` : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private request(method: string, path: string, body?: string, retry = true): Promise<{ status: number; body: unknown } | GatewayFailure> {
+    if (this.down) {
+      if (this.socketIdentity() === this.down.identity) return Promise.resolve({ error: this.down.error });
+      this.down = null;
+    }
     return new Promise((resolve) => {
       let settled = false;
       const finish = (value: { status: number; body: unknown } | GatewayFailure): void => {
@@ -124,8 +159,7 @@ export class GatewayClient {
         headers['content-type'] = 'application/json';
         headers['content-length'] = String(Buffer.byteLength(body));
       }
-      // A fresh connection per call: a pooled one may be dead after a gateway restart.
-      const req = http.request({ socketPath: this.socketPath, method, path, headers, agent: false }, (res) => {
+      const req = http.request({ socketPath: this.socketPath, method, path, headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -155,7 +189,18 @@ export class GatewayClient {
         finish({ error: `the desktop gateway did not answer within ${this.timeoutMs} ms (${this.socketPath})` });
         req.destroy();
       }, this.timeoutMs);
-      req.on('error', (err) => finish({ error: this.describeError(err) }));
+      req.on('error', (err) => {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (!settled && retry && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+          // A kept connection the gateway had closed (it restarted): once more on a new one.
+          settled = true;
+          clearTimeout(deadline);
+          resolve(this.request(method, path, body, false));
+          return;
+        }
+        if (code === 'ENOENT' || code === 'ECONNREFUSED') this.down = { identity: this.socketIdentity(), error: this.describeError(err) };
+        finish({ error: this.describeError(err) });
+      });
       if (body !== undefined) req.write(body);
       req.end();
     });

@@ -5,7 +5,7 @@
  * an error, never an empty file to overwrite.
  */
 import { randomBytes } from 'node:crypto';
-import { type BigIntStats, type Dirent, promises as fsp } from 'node:fs';
+import { type BigIntStats, type Dirent, promises as fsp, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
 import type { SharedDocument } from './documents.js';
@@ -124,7 +124,6 @@ function identity(st: BigIntStats): string {
 export class JsonFile<T> implements SharedDocument<T> {
   /** The last parse, keyed by the file's identity: writers replace the file (new inode). */
   private cache: { key: string; value: T } | null = null;
-  private statting: Promise<BigIntStats | null> | null = null;
 
   constructor(
     readonly path: string,
@@ -153,29 +152,19 @@ export class JsonFile<T> implements SharedDocument<T> {
     // bot's CPU, and so did opening them to find out they had not changed, and copying
     // all of a file to hand out one entry. One stat of the path tells whether it changed:
     // a replaced file has a new inode, an edited one a new size or mtime.
-    const st = await this.statOnce();
+    const st = this.statNow();
     const value = st === null ? this.empty() : this.cache?.key === identity(st) ? this.cache.value : await this.load();
     return structuredClone(select(value));
   }
 
   /**
-   * The file's stat, one call shared by the reads that ask while it is under way (a burst
-   * of sends asks hundreds of times a second); null when the file does not exist.
+   * The file's stat now; null when the file does not exist. Synchronous on purpose: a
+   * stat of a local file takes microseconds, while the thread-pool round trip of an
+   * asynchronous one cost a send several times that (a burst of sends asks thousands of
+   * times a second), and a read that starts after a writer's rename always sees it.
    */
-  private statOnce(): Promise<BigIntStats | null> {
-    if (this.statting) return this.statting;
-    const pending = fsp.stat(this.path, { bigint: true }).then(
-      (st) => st,
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return null;
-        throw err;
-      },
-    );
-    const shared = pending.finally(() => {
-      if (this.statting === shared) this.statting = null;
-    });
-    this.statting = shared;
-    return shared;
+  private statNow(): BigIntStats | null {
+    return statSync(this.path, { bigint: true, throwIfNoEntry: false }) ?? null;
   }
 
   /** Reads, parses and validates the file, and keeps the result under the identity of the file it read. */
@@ -222,8 +211,6 @@ export class JsonFile<T> implements SharedDocument<T> {
       const { next, result } = await change(current);
       if (next !== undefined) {
         await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`);
-        // A stat begun before the write must not answer the reads that come after it.
-        this.statting = null;
       }
       return result;
     });
