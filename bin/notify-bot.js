@@ -4,4 +4,4 @@
 // less resident, idle and after a burst, for a little more scavenging under load.
 import { launch } from '../dist/src/shared/launch.js';
 
-await launch('notify-bot', () => import('../dist/src/bot/main.js'));
+await launch('notify-bot', () => import('../dist/src/bundle/notify-bot.js'));

@@ -15,7 +15,7 @@ const outdir = `${root}dist/src/bundle`;
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: { 'notify-runner': 'dist/src/runner/main.js', 'notify-scripts': 'dist/src/scripts/main.js' },
+  entryPoints: { 'notify-runner': 'dist/src/runner/main.js', 'notify-scripts': 'dist/src/scripts/main.js', 'notify-bot': 'dist/src/bot/main.js' },
   outdir,
   bundle: true,
   splitting: true,
@@ -27,6 +27,8 @@ await build({
   keepNames: true,
   sourcemap: true,
   // A native module: loaded from node_modules as it is.
-  external: ['koffi'],
+  external: ['koffi', '@resvg/resvg-js'],
+  // The CommonJS packages inside (Fastify, grammY, pino) require Node's own modules.
+  banner: { js: "import { createRequire as __notifyCreateRequire } from 'node:module'; const require = __notifyCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 });
