@@ -3,10 +3,16 @@
  * one holds the Telegram lease and polls, the other accepts only; a command is answered
  * once; sends through either socket are delivered; no 409 from Telegram; when the leader is
  * killed with SIGKILL the other takes over polling within 10 s and goes on from the stored
- * update offset.
+ * update offset. The delivery history (what the dashboard and each replica's delivery status
+ * read) is the database's.
  */
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { OUTCOME_LOG, readOutcomes } from '../src/shared/outcomeLog.js';
+import { openSharedState } from '../src/shared/sharedState.js';
 import type { BotHarness } from './support/botHarness.js';
 import { pollConflicts, roleOf, startFleet, waitForLeader } from './support/fleet.js';
 import { postgresUnavailable, TestPostgres } from './support/postgres.js';
@@ -36,6 +42,25 @@ void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
       assert.ok(viaA.status === 200 || viaA.status === 202, JSON.stringify(viaA.body));
       assert.ok(viaB.status === 200 || viaB.status === 202, JSON.stringify(viaB.body));
       await a.fake.waitForMessages(chat, 2, 15_000);
+
+      // The delivery history is the database's: the dashboard's reader (on a host of its own)
+      // and the follower's delivery status find what the leader delivered; no host keeps a log file.
+      const ids = new Set([viaA, viaB].map((r) => (r.body as { id: string }).id));
+      const dashboard = mkdtempSync(join(tmpdir(), 'notify-fleet-dashboard-'));
+      const state = await openSharedState(dashboard, fleet.url);
+      try {
+        const outcomes = await leader.waitUntil(async () => {
+          const found = await readOutcomes(dashboard, ids);
+          return found.size === 2 ? found : undefined;
+        }, 15_000, () => 'both outcomes in the database');
+        assert.deepEqual([...outcomes.values()].map((o) => [o.user, o.status]), [['alice', 'delivered'], ['alice', 'delivered']]);
+      } finally {
+        await state.close();
+        rmSync(dashboard, { recursive: true, force: true });
+      }
+      const status = (await follower.client.channels('alice')).body as { telegram: { last?: { status: string } } };
+      assert.equal(status.telegram.last?.status, 'delivered', `the follower's delivery status comes from the database: ${JSON.stringify(status)}`);
+      for (const r of [a, b]) assert.equal(existsSync(join(r.dataDir, OUTCOME_LOG)), false, 'no delivery log file on a host of the fleet');
 
       a.fake.sendUserMessage(chat, '/whoami');
       const afterWhoami = await a.fake.waitForMessages(chat, 3, 15_000);

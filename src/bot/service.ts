@@ -30,7 +30,7 @@ import { linkCommands } from './commands/linkCommands.js';
 import { BOT_COMMANDS, fallbackReplies, unreadableDataNotice } from './commands/menu.js';
 import { Notifier } from './delivery/notifier.js';
 import { FileOutbox, type OutboxRecord, type OutboxStore } from './delivery/outbox.js';
-import { type DeliveryOutcome, readOutcomes } from '../shared/outcomeLog.js';
+import { latestOutcomeOf } from '../shared/outcomeLog.js';
 import { PgOutbox } from './delivery/pgOutbox.js';
 import { AlertThreads } from './delivery/alertThreads.js';
 import { paceInteractiveApi } from './telegram/pacedApi.js';
@@ -268,10 +268,9 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         let telegram: Record<string, unknown> = { linked: false };
         if (link) {
           const state = deliverer.telegramState(user, link.chat_id);
-          if (!state.last && outbox instanceof FileOutbox) {
-            // Nothing finished since this start: the newest outcome on record, if any.
-            let newest: DeliveryOutcome | undefined;
-            for (const o of (await readOutcomes(cfg.dataDir)).values()) if (o.user === user && (!newest || o.at > newest.at)) newest = o;
+          if (!state.last) {
+            // Nothing finished here since this start (or, in a fleet, another replica delivers): the newest outcome on record.
+            const newest = await latestOutcomeOf(cfg.dataDir, user);
             if (newest) state.last = { status: newest.status, at: newest.at, ...(newest.detail !== undefined ? { detail: newest.detail } : {}) };
           }
           telegram = { linked: true, ...state, ...(link.delivery_refused ? { refused: link.delivery_refused } : {}) };

@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { JsonFile } from './jsonFile.js';
+import type { DeliveryOutcome } from './outcomeLog.js';
 
 /** One shared document: read it, or change it so no concurrent writer's update is lost. */
 export interface SharedDocument<T> {
@@ -31,6 +32,10 @@ export interface SharedDocument<T> {
 /** Where the shared documents of a data directory are kept, when not in its files. */
 export interface DocumentBackend {
   open<T>(name: string, schema: z.ZodType<T>, empty: () => T): SharedDocument<T>;
+  /** The delivery history kept with the documents (instead of the data directory's log): by id, all or those in `ids`. */
+  outcomes?(ids?: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>>;
+  /** The newest final outcome of one user's notifications, or null. */
+  latestOutcome?(user: string): Promise<DeliveryOutcome | null>;
 }
 
 /** The database cannot be reached (down, restarting, cut off); nothing was stored. */
@@ -52,6 +57,11 @@ const backends = new Map<string, DocumentBackend>();
  */
 export function bindDocuments(dataDir: string, backend: DocumentBackend): void {
   backends.set(dataDir, backend);
+}
+
+/** Where dataDir's shared state is kept when not in its files (null: the files). */
+export function documentBackend(dataDir: string): DocumentBackend | null {
+  return backends.get(dataDir) ?? null;
 }
 
 /** Back to the files for dataDir (tests, and programs that close their database). */

@@ -2,10 +2,13 @@
  * The delivery outcome log, `$NOTIFY_DATA_DIR/deliveries.jsonl` (rotated once to
  * `deliveries.jsonl.1`): one JSON line per notification that reached its final state. The
  * bot's outbox appends it; the dashboard and the bot's own history views read it here,
- * through the one reader, without importing the bot.
+ * through the one reader, without importing the bot. In a fleet (a data directory bound to
+ * the database, documents.ts) the history is the database's table `deliveries` instead,
+ * and the same readers read it there.
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { documentBackend } from './documents.js';
 
 /** The log's file name in the data directory, and the name of its previous part. */
 export const OUTCOME_LOG = 'deliveries.jsonl';
@@ -29,6 +32,8 @@ export interface DeliveryOutcome {
 
 /** Final outcomes by id (all, or those in `ids`), newest line winning. */
 export async function readOutcomes(dataDir: string, ids?: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>> {
+  const shared = documentBackend(dataDir);
+  if (shared?.outcomes) return shared.outcomes(ids);
   const out = new Map<string, DeliveryOutcome>();
   for (const name of [OUTCOME_LOG_ROTATED, OUTCOME_LOG]) {
     let text: string;
@@ -48,4 +53,13 @@ export async function readOutcomes(dataDir: string, ids?: ReadonlySet<string>): 
     }
   }
   return out;
+}
+
+/** The newest final outcome of `user`'s notifications, or null. */
+export async function latestOutcomeOf(dataDir: string, user: string): Promise<DeliveryOutcome | null> {
+  const shared = documentBackend(dataDir);
+  if (shared?.latestOutcome) return shared.latestOutcome(user);
+  let newest: DeliveryOutcome | null = null;
+  for (const o of (await readOutcomes(dataDir)).values()) if (o.user === user && (!newest || o.at > newest.at)) newest = o;
+  return newest;
 }

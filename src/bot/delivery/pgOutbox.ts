@@ -18,6 +18,7 @@ import { OutboxRecordSchema } from './outbox.js';
 import { UsageLedger } from './usageLedger.js';
 import type { Sql } from '../../shared/db/database.js';
 import { guarded } from '../../shared/db/database.js';
+import { readPgOutcomes } from '../../shared/db/pgOutcomes.js';
 
 /** The lease generation this process holds (null when it holds none). */
 export interface OutboxFence {
@@ -316,22 +317,4 @@ export class PgOutbox implements OutboxStore {
     this.unlisten = null;
     await u?.();
   }
-}
-
-/** Final outcomes by id from the database (the services' delivery history). */
-export async function readPgOutcomes(sql: Sql, ids?: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>> {
-  const out = new Map<string, DeliveryOutcome>();
-  if (ids && ids.size === 0) return out;
-  const rows = await guarded(() =>
-    ids ? sql<{ body: string }[]>`SELECT body FROM deliveries WHERE id = ANY(${[...ids]}::text[])` : sql<{ body: string }[]>`SELECT body FROM deliveries ORDER BY at`,
-  );
-  for (const r of rows) {
-    try {
-      const o = JSON.parse(r.body) as DeliveryOutcome;
-      out.set(o.id, o);
-    } catch {
-      // Written by this module; never torn.
-    }
-  }
-  return out;
 }

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import type { z } from 'zod';
 import { CorruptFileError, readJsonIfExists, writeFileAtomic } from '../jsonFile.js';
 import type { DocumentBackend, SharedDocument } from '../documents.js';
+import type { DeliveryOutcome } from '../outcomeLog.js';
 import { guarded, type Sql } from './database.js';
+import { latestPgOutcome, readPgOutcomes } from './pgOutcomes.js';
 
 /** The transaction of the update in progress on this async path, if any. */
 const current = new AsyncLocalStorage<Sql>();
@@ -75,6 +77,15 @@ export class PgDocuments implements DocumentBackend {
 
   open<T>(name: string, schema: z.ZodType<T>, empty: () => T): SharedDocument<T> {
     return new PgDocument(this.sql, name, schema, empty);
+  }
+
+  /** The delivery history: the table `deliveries`. */
+  outcomes(ids?: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>> {
+    return readPgOutcomes(this.sql, ids);
+  }
+
+  latestOutcome(user: string): Promise<DeliveryOutcome | null> {
+    return latestPgOutcome(this.sql, user);
   }
 
   /** The raw text of a document, or null when it has none. */
