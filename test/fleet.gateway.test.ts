@@ -1,16 +1,22 @@
 /**
  * Gateway replicas on one PostgreSQL, as real processes: a desktop connected to replica B
  * gets a notification the bot accepted on host A and handed to replica A; the send answer
- * counts B's desktop; desktop tokens revoked in the database are refused by every replica.
+ * counts B's desktop; desktop tokens revoked in the database are refused by every replica;
+ * the image of an alert accepted on host A is served by the dashboard of host B (images are
+ * kept in the database in a fleet).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DesktopTokenStore } from '../src/shared/desktopTokens.js';
 import { openSharedState, type SharedState } from '../src/shared/sharedState.js';
-import { BotHarness } from './support/botHarness.js';
+import { buildApp } from '../src/web/app.js';
+import { readWebConfig } from '../src/web/config.js';
+import { BotHarness, pngBytes } from './support/botHarness.js';
+import { webEnv } from './support/oidcFlow.js';
+import { type TestOidcProvider, startOidcProvider } from './support/oidcProvider.js';
 import { spawnGateway, TestDesktop, TEST_SECRET, waitFor } from './support/gatewayHarness.js';
 import { postgresUnavailable, TestPostgres } from './support/postgres.js';
 
@@ -31,6 +37,7 @@ void describe('gateway replicas on PostgreSQL', { skip: skip ?? false }, () => {
     const desktops: TestDesktop[] = [];
     let bot: BotHarness | null = null;
     let state: SharedState | null = null;
+    let provider: TestOidcProvider | null = null;
     try {
       const start = (name: string): ReturnType<typeof spawnGateway> => {
         mkdirSync(join(dir, name, 'data'), { recursive: true });
@@ -76,6 +83,34 @@ void describe('gateway replicas on PostgreSQL', { skip: skip ?? false }, () => {
       assert.equal(got.title, 'Disk');
       assert.equal(got.message, 'accepted on host A');
       assert.equal(onB.ofType('notification').length, 1, 'delivered once');
+
+      // An alert with an image, accepted on host A: the desktop on B fetches the image from
+      // the dashboard of host B (another data directory), which reads it from the database.
+      const png = pngBytes(5, 4);
+      const withImage = await bot.client.sendPhoto({ user: 'carol', title: 'Chart', message: 'with an image' }, { bytes: png, filename: 'chart.png', contentType: 'image/png' });
+      assert.equal(withImage.status, 200, JSON.stringify(withImage.body));
+      const pictured = await onB.nextOfType('notification', 10_000);
+      assert.equal(pictured.title, 'Chart');
+      assert.match(String(pictured.image_url), /^\/api\/notifications\/images\/[A-Za-z0-9_-]{32}\.png$/);
+      assert.equal(readdirSync(join(bot.dataDir)).includes('images'), false, 'host A kept no image file');
+      provider = await startOidcProvider({ redirectUris: ['http://dashboard.test/auth/callback'] });
+      const dashboardB = join(dir, 'gw-b', 'data');
+      const stateB = await openSharedState(dashboardB, url);
+      try {
+        const web = await buildApp({ config: readWebConfig(webEnv(provider, dashboardB, { NOTIFY_DATABASE_URL: url, DESKTOP_JWT_SECRET: TEST_SECRET })) });
+        try {
+          const image = await web.inject({ method: 'GET', url: String(pictured.image_url) });
+          assert.equal(image.statusCode, 200, image.body);
+          assert.equal(image.headers['content-type'], 'image/png');
+          assert.deepEqual(image.rawPayload, png);
+          const unknown = await web.inject({ method: 'GET', url: `/api/notifications/images/${'A'.repeat(32)}.png` });
+          assert.equal(unknown.statusCode, 404);
+        } finally {
+          await web.close();
+        }
+      } finally {
+        await stateB.close();
+      }
     } finally {
       for (const d of desktops) d.close();
       await bot?.cleanup();
@@ -84,6 +119,7 @@ void describe('gateway replicas on PostgreSQL', { skip: skip ?? false }, () => {
         await g.exited;
       }
       await state?.close();
+      await provider?.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -9,11 +9,16 @@
  * Each image is two files: `<name>.img` (the bytes) and `<name>.json` (`{"user",
  * "content_type", "created_at", "expires_at"}`), each written atomically, the bytes first, so
  * a reader that finds the record always finds the bytes.
+ *
+ * In a fleet (the data directory bound to the database, documents.ts) images are rows of
+ * the table `desktop_images` instead (db/pgImages.ts): the bot that accepted the alert may
+ * run on another host than the dashboard replica the desktop's fetch reaches.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { documentBackend } from './documents.js';
 import { writeFileAtomic } from './jsonFile.js';
 
 /** The directory inside the data directory. */
@@ -51,27 +56,65 @@ export interface StoredImage {
   bytes: Buffer;
 }
 
-/** The images of one data directory. */
+/** An image to keep: who it is for, its type, when it was made and until when it may be served. */
+export interface ImageRecord {
+  user: string;
+  contentType: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** Where images are kept: the data directory's files, or the database. */
+export interface ImageKeeper {
+  /** Stores an image under a new, valid name. */
+  put(name: string, record: ImageRecord, bytes: Buffer): Promise<void>;
+  /** The image called `name` (a valid name), or null when there is none or it has expired at nowMs. */
+  get(name: string, nowMs: number): Promise<StoredImage | null>;
+  /** Forgets images past their retention. */
+  prune(nowMs: number, retentionMs: number): Promise<void>;
+}
+
+/** The images of one data directory (its files, or the database it is bound to). */
 export class DesktopImageStore {
   readonly dir: string;
+  private readonly keeper: ImageKeeper;
 
   constructor(dataDir: string) {
     this.dir = join(dataDir, IMAGES_DIR);
+    this.keeper = documentBackend(dataDir)?.images?.() ?? new FileImages(this.dir);
   }
 
   /** Stores `bytes` for `user`, kept `retentionMs` from `nowMs`; returns the new name. */
   async put(user: string, bytes: Buffer, contentType: string, nowMs: number, retentionMs: number): Promise<string> {
     const name = randomBytes(24).toString('base64url');
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o770 });
-    await writeFileAtomic(join(this.dir, `${name}.img`), bytes);
-    const record = { user, content_type: contentType, created_at: new Date(nowMs).toISOString(), expires_at: new Date(nowMs + retentionMs).toISOString() };
-    await writeFileAtomic(join(this.dir, `${name}.json`), JSON.stringify(record));
+    await this.keeper.put(name, { user, contentType, createdAt: nowMs, expiresAt: nowMs + retentionMs }, bytes);
     return name;
   }
 
   /** The image called `name`, or null when there is none or it has expired. */
   async get(name: string, nowMs: number): Promise<StoredImage | null> {
     if (!IMAGE_NAME_RE.test(name)) return null;
+    return this.keeper.get(name, nowMs);
+  }
+
+  /** Forgets images older than `retentionMs`. */
+  prune(nowMs: number, retentionMs: number): Promise<void> {
+    return this.keeper.prune(nowMs, retentionMs);
+  }
+}
+
+/** Images as files in the data directory's `images/`. */
+class FileImages implements ImageKeeper {
+  constructor(private readonly dir: string) {}
+
+  async put(name: string, r: ImageRecord, bytes: Buffer): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o770 });
+    await writeFileAtomic(join(this.dir, `${name}.img`), bytes);
+    const record = { user: r.user, content_type: r.contentType, created_at: new Date(r.createdAt).toISOString(), expires_at: new Date(r.expiresAt).toISOString() };
+    await writeFileAtomic(join(this.dir, `${name}.json`), JSON.stringify(record));
+  }
+
+  async get(name: string, nowMs: number): Promise<StoredImage | null> {
     let record: z.infer<typeof ImageRecordSchema>;
     try {
       record = ImageRecordSchema.parse(JSON.parse(await fsp.readFile(join(this.dir, `${name}.json`), 'utf8')));

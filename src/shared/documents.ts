@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { z } from 'zod';
 import { JsonFile } from './jsonFile.js';
 import type { DeliveryOutcome } from './outcomeLog.js';
+import type { ImageKeeper } from './desktopImages.js';
 
 /** One shared document: read it, or change it so no concurrent writer's update is lost. */
 export interface SharedDocument<T> {
@@ -36,6 +37,8 @@ export interface DocumentBackend {
   outcomes?(ids?: ReadonlySet<string>): Promise<Map<string, DeliveryOutcome>>;
   /** The newest final outcome of one user's notifications, or null. */
   latestOutcome?(user: string): Promise<DeliveryOutcome | null>;
+  /** Where desktop notifications' images are kept (instead of the data directory's `images/`). */
+  images?(): ImageKeeper;
 }
 
 /** The database cannot be reached (down, restarting, cut off); nothing was stored. */

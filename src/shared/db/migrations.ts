@@ -104,4 +104,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER desktop_wake AFTER INSERT ON desktop_events FOR EACH STATEMENT EXECUTE FUNCTION desktop_wake();
     `,
   },
+  {
+    version: 5,
+    name: 'desktop images',
+    // Images of desktop notifications (shared/desktopImages.ts): stored by the bot replica
+    // that accepted the alert, served by any dashboard replica.
+    sql: `
+      CREATE TABLE desktop_images (
+        name text PRIMARY KEY,
+        username text NOT NULL,
+        content_type text NOT NULL,
+        bytes bytea NOT NULL,
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX desktop_images_expires ON desktop_images (expires_at);
+    `,
+  },
 ];

@@ -13,6 +13,8 @@ import type { DocumentBackend, SharedDocument } from '../documents.js';
 import type { DeliveryOutcome } from '../outcomeLog.js';
 import { guarded, type Sql } from './database.js';
 import { latestPgOutcome, readPgOutcomes } from './pgOutcomes.js';
+import type { ImageKeeper } from '../desktopImages.js';
+import { PgImages } from './pgImages.js';
 
 /** The transaction of the update in progress on this async path, if any. */
 const current = new AsyncLocalStorage<Sql>();
@@ -86,6 +88,11 @@ export class PgDocuments implements DocumentBackend {
 
   latestOutcome(user: string): Promise<DeliveryOutcome | null> {
     return latestPgOutcome(this.sql, user);
+  }
+
+  /** Desktop images: the table `desktop_images`. */
+  images(): ImageKeeper {
+    return new PgImages(this.sql);
   }
 
   /** The raw text of a document, or null when it has none. */
