@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from '../src/runner/main.js';
 import { AlertRulesStore } from '../src/shared/alertRules.js';
+import { TeamChatStore } from '../src/shared/teamChats.js';
 import type { RunRecord } from '../src/shared/history.js';
 import { BotHarness } from './support/botHarness.js';
 import { signToken, spawnGateway, TestDesktop, TEST_SECRET } from './support/gatewayHarness.js';
@@ -51,11 +52,11 @@ void describe('resolved notices', () => {
   });
 
   /** A script alerting while its flag file exists, as a condition (send_resolved). */
-  function condition(name: string, cooldown: string): { on(): void; off(): void } {
+  function condition(name: string, cooldown: string, extra: Record<string, unknown> = {}): { on(): void; off(): void } {
     const flag = join(home, `${name}.flag`);
     writeFileSync(
       join(home, 'user', 'notifications', `${name}.py`),
-      `import json, os\nif os.path.exists(${JSON.stringify(flag)}):\n    print(json.dumps({"notify": True, "title": "Disk low on /data (${name})", "message": "Only 20 GB left.", "send_resolved": True, "cooldown": ${JSON.stringify(cooldown)}}))\nelse:\n    print(json.dumps({"notify": False}))\n`,
+      `import json, os\nif os.path.exists(${JSON.stringify(flag)}):\n    print(json.dumps({"notify": True, "title": "Disk low on /data (${name})", "message": "Only 20 GB left.", "send_resolved": True, "cooldown": ${JSON.stringify(cooldown)}, **json.loads(${JSON.stringify(JSON.stringify(extra))})}))\nelse:\n    print(json.dumps({"notify": False}))\n`,
     );
     return { on: () => writeFileSync(flag, ''), off: () => rmSync(flag, { force: true }) };
   }
@@ -220,5 +221,48 @@ void describe('resolved notices', () => {
       10_000,
       () => `the alert's buttons updated: ${JSON.stringify(h.fake.sentMessages(chat)[before]!.reply_markup)}`,
     );
+  });
+
+  void it('an alert to the analyst and a team chat is resolved in both, each notice a reply to its own chat\'s alert; a team chat no longer allowed closes the condition without a notice', async () => {
+    const group = -100_777;
+    h.fake.createGroup(group, 'Ops room', [chat]);
+    const teams = new TeamChatStore(h.dataDir);
+    await teams.file.update((all) => ({ next: { ...all, 'ops-room': { chat_id: group, owner: 'root', linked_at: new Date().toISOString(), members: [] } }, result: undefined }));
+    const c = condition('shared_disk', '1h', { to: ['me', 'ops-room'] });
+    const start = T0 + 15 * 3_600_000;
+    const before = h.fake.sentMessages(chat).length;
+    c.on();
+    await pass('shared_disk.py', start);
+    const [teamAlert] = await h.fake.waitForMessages(group, 1, 15_000);
+    const [ownAlert] = (await h.fake.waitForMessages(chat, before + 1, 15_000)).slice(before);
+    assert.match(teamAlert!.text ?? '', /^Disk low on \/data \(shared_disk\)/);
+    assert.match(ownAlert!.text ?? '', /^Disk low on \/data \(shared_disk\)/);
+    c.off();
+    await pass('shared_disk.py', start + 30 * MIN);
+    const [, teamNotice] = await h.fake.waitForMessages(group, 2, 15_000);
+    const [, ownNotice] = (await h.fake.waitForMessages(chat, before + 2, 15_000)).slice(before);
+    assert.match(teamNotice!.text ?? '', /^✅ Resolved: Disk low on \/data \(shared_disk\)\n[^]*after 30 min/u);
+    assert.equal(teamNotice!.reply_to_message_id, teamAlert!.message_id, 'the team chat\'s notice replies to the team chat\'s alert');
+    assert.equal(ownNotice!.reply_to_message_id, ownAlert!.message_id, 'the own chat\'s notice replies to the own chat\'s alert');
+    const labels = (m: number, id: number): string[] => ((h.fake.sentMessages(m).find((x) => x.message_id === id)?.reply_markup?.inline_keyboard ?? []).flat().map((b) => b.text));
+    await h.fake.waitFor(() => (labels(group, teamAlert!.message_id).includes('✅ Resolved') && labels(chat, ownAlert!.message_id).includes('✅ Resolved') ? true : undefined), 10_000, () => `both alerts' buttons updated: ${JSON.stringify([labels(group, teamAlert!.message_id), labels(chat, ownAlert!.message_id)])}\n${h.logTail(30)}`);
+    assert.deepEqual(labels(group, teamAlert!.message_id), ['✅ Resolved'], 'a team chat\'s alert has no Run button');
+
+    // The same condition again after the cooldown, but the team chat is gone by the time it clears.
+    c.on();
+    await pass('shared_disk.py', start + 95 * MIN);
+    await h.fake.waitForMessages(group, 3, 15_000);
+    await teams.file.update((all) => {
+      const next = { ...all };
+      delete next['ops-room'];
+      return { next, result: undefined };
+    });
+    c.off();
+    await pass('shared_disk.py', start + 100 * MIN);
+    const run = history().at(-1)!;
+    assert.equal(run.resolved_notice, undefined);
+    assert.match(run.warning ?? '', /resolved notice of alert \S+ was refused \(.*ops-room.*\); the condition is closed without it/);
+    await pass('shared_disk.py', start + 105 * MIN);
+    assert.equal(history().at(-1)!.warning, undefined, 'not asked again on the next run');
   });
 });

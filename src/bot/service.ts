@@ -153,6 +153,10 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       : null;
     const threads = new AlertThreads(cfg.dataDir, clock);
     const sendingApi = new Api(cfg.token, { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.requestTimeoutSeconds });
+    // The outbox paces its own sends; an edit beside them (a resolved alert's buttons) waits
+    // for the same pacer and honours retry_after, as interactive replies do.
+    const editingApi = new Api(cfg.token, { apiRoot: cfg.apiRoot, timeoutSeconds: cfg.requestTimeoutSeconds });
+    paceInteractiveApi(editingApi, pacer);
     let bot: Bot | null = null;
     let pollerRef: Poller | null = null;
     const deliverer: Deliverer = new Deliverer(
@@ -209,10 +213,12 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         if (record.send_resolved && record.message_ids && record.message_ids.length > 0) {
           await threads.remember(record.id, { user: record.user, chat_id: record.chat_id, message_ids: record.message_ids, ...(record.script ? { script: record.script } : {}) });
         } else if (record.resolves) {
-          const thread = await threads.find(record.resolves);
-          if (thread && thread.chat_id === record.chat_id && thread.script) {
-            await sendingApi.editMessageReplyMarkup(thread.chat_id, thread.message_ids[thread.message_ids.length - 1]!, { reply_markup: resolvedKeyboard(thread.script, thread.user) });
+          const found = await threads.threadOf(record);
+          const thread = found?.thread;
+          if (thread?.script) {
+            await editingApi.editMessageReplyMarkup(thread.chat_id, thread.message_ids[thread.message_ids.length - 1]!, { reply_markup: resolvedKeyboard(thread.script, thread.user, thread.chat_id < 0) });
           }
+          if (found) await threads.forget(found.id);
         }
       } catch (err) {
         log.warn({ err, id: record.id }, 'could not keep or update the alert thread of a resolved notice');

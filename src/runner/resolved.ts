@@ -27,6 +27,8 @@ const ActiveAlertSchema = z.looseObject({
   since: z.number(),
   title: z.string().optional(),
   urgent: z.boolean().optional(),
+  /** The alert's destinations (`to`), when it named any: the notice goes to the same. */
+  to: z.array(z.string()).optional(),
 });
 export type ActiveAlert = z.infer<typeof ActiveAlertSchema>;
 
@@ -37,8 +39,8 @@ export function activeAlertOf(state: ScriptState): ActiveAlert | null {
 }
 
 /** The alert to keep active after a sent condition alert (an ongoing condition keeps its start). */
-export function nextActiveAlert(previous: ActiveAlert | null, id: string, nowSeconds: number, title: string | undefined, urgent: boolean): ActiveAlert {
-  return { id, since: previous?.since ?? nowSeconds, ...(title !== undefined ? { title } : {}), ...(urgent ? { urgent: true } : {}) };
+export function nextActiveAlert(previous: ActiveAlert | null, id: string, nowSeconds: number, title: string | undefined, urgent: boolean, to: readonly string[] | undefined): ActiveAlert {
+  return { id, since: previous?.since ?? nowSeconds, ...(title !== undefined ? { title } : {}), ...(urgent ? { urgent: true } : {}), ...(to ? { to: [...to] } : {}) };
 }
 
 /** The send API fields of the resolved notice of `alert`. */
@@ -50,6 +52,7 @@ export function resolvedFields(script: string, alert: ActiveAlert, nowMs: number
     title: `✅ Resolved: ${alert.title ?? script}`,
     message: `${escapeLegacyMarkdown(script)} reports the condition cleared, after ${lasted} (alerted ${localTimestamp(new Date(alert.since * 1000))}).`,
     ...(alert.urgent ? { urgent: true } : {}),
+    ...(alert.to ? { to: alert.to } : {}),
   };
 }
 

@@ -186,10 +186,13 @@ async function resolveActiveAlert(ctx: ScriptContext, name: string, warnings: st
   const nowMs = ctx.clock.now();
   const lastedMs = Math.max(0, nowMs - alert.since * 1000);
   const res = await sendResolvedNotice(ctx.client, name, alert, nowMs);
-  if (!res.ok) {
+  if (!res.ok && (res.unavailable || res.status === 429)) {
     warnings.push(`the resolved notice of alert ${alert.id} could not be sent (${res.error}); the next run tries again`);
     return {};
   }
+  // Refused (a destination no longer allowed, nothing linked to take it): asking again on
+  // every run would not change that, so the condition is closed without its notice.
+  if (!res.ok) warnings.push(`the resolved notice of alert ${alert.id} was refused (${res.error}); the condition is closed without it`);
   try {
     await updateState(statePath, { [ACTIVE_ALERT]: undefined });
   } catch (err) {
@@ -198,8 +201,8 @@ async function resolveActiveAlert(ctx: ScriptContext, name: string, warnings: st
   if (ctx.history) {
     await ctx.history.markResolved(alert.id, new Date(nowMs), lastedMs).catch((err: unknown) => ctx.log.line(`${name}: could not mark alert ${alert.id} resolved in the history: ${(err as Error).message}`));
   }
-  if (res.suppressed !== undefined) warnings.push(`the resolved notice was not sent: ${res.suppressed} by your rules`);
-  return { resolved_alert: alert.id, resolved_after_ms: lastedMs, ...(res.suppressed === undefined ? { resolved_notice: res.id } : {}) };
+  if (res.ok && res.suppressed !== undefined) warnings.push(`the resolved notice was not sent: ${res.suppressed} by your rules`);
+  return { resolved_alert: alert.id, resolved_after_ms: lastedMs, ...(res.ok && res.suppressed === undefined ? { resolved_notice: res.id } : {}) };
 }
 
 /** The "execution" of a script that was not started. */
@@ -326,7 +329,7 @@ export async function runScript(ctx: ScriptContext, name: string, opts: ScriptRu
   // starts now, or the script would pile up one held alert per run during the quiet hours.
   const sentAt = Math.floor(ctx.clock.now() / 1000);
   // A condition alert stays active until a later run prints notify: false (resolved.ts).
-  const active = output.send_resolved === true ? { [ACTIVE_ALERT]: nextActiveAlert(activeAlertOf(state), delivery.id, sentAt, title, output.urgent === true) } : {};
+  const active = output.send_resolved === true ? { [ACTIVE_ALERT]: nextActiveAlert(activeAlertOf(state), delivery.id, sentAt, title, output.urgent === true, Array.isArray(output.to) ? output.to : undefined) } : {};
   try {
     await recordSent(statePath, sentAt, active);
   } catch (err) {

@@ -119,17 +119,16 @@ export function teamUndoKeyboard(script: string, sender: string, undoLabel: stri
 
 /** Callback data of the "Resolved" label button (it only answers that the alert is over). */
 export const RESOLVED_CALLBACK = 'resolved';
+/** The answer to a press of it. */
+export const RESOLVED_REPLY = 'This alert is resolved: its condition cleared.';
 
-/** The keyboard of an alert whose condition cleared: snoozing it is moot, running it is not. */
-export function resolvedKeyboard(script: string, user: string): { inline_keyboard: InlineKeyboardButton[][] } {
-  return {
-    inline_keyboard: [
-      [
-        { text: '✅ Resolved', callback_data: RESOLVED_CALLBACK },
-        { text: 'Run now', callback_data: callbackData('run', script, user) },
-      ],
-    ],
-  };
+/**
+ * The keyboard of an alert whose condition cleared: snoozing it is moot, running it is not
+ * (in the analyst's own chat; a team chat's alerts have no Run button).
+ */
+export function resolvedKeyboard(script: string, user: string, teamChat = false): { inline_keyboard: InlineKeyboardButton[][] } {
+  const label = { text: '✅ Resolved', callback_data: RESOLVED_CALLBACK };
+  return { inline_keyboard: [teamChat ? [label] : [label, { text: 'Run now', callback_data: callbackData('run', script, user) }]] };
 }
 
 const KeysSchema = z.record(z.string(), z.object({ user: z.string(), script: z.string() }));

@@ -6,7 +6,7 @@
 import { Composer, type Context } from 'grammy';
 import { CorruptFileError } from '../../shared/jsonFile.js';
 import type { Logger } from '../../shared/logger.js';
-import { RESOLVED_CALLBACK } from './alertKeyboard.js';
+import { RESOLVED_CALLBACK, RESOLVED_REPLY } from './alertKeyboard.js';
 
 /** The answer in a chat while a data file the bot needs cannot be read. */
 export const CANNOT_SERVE_REPLY = 'Sorry, I cannot serve you right now: a data file of the notification service needs repair. The operator has been told; please try again later.';
@@ -82,7 +82,7 @@ export function fallbackReplies(): Composer<Context> {
     await ctx.reply(command !== undefined && command.length > 1 ? unknownCommandReply(command.slice(0, 40)) : FREE_TEXT_REPLY);
   });
   c.callbackQuery(RESOLVED_CALLBACK, async (ctx) => {
-    await ctx.answerCallbackQuery({ text: 'This alert is resolved: its condition cleared.' });
+    await ctx.answerCallbackQuery({ text: RESOLVED_REPLY });
   });
   c.on('callback_query', async (ctx) => {
     await ctx.answerCallbackQuery({ text: STALE_BUTTON_REPLY });

@@ -14,7 +14,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { TeamChatStore } from '../../shared/teamChats.js';
 import type { Notifier } from '../delivery/notifier.js';
 import { editAlertStatus } from './alertCommands.js';
-import { parseTeamCallbackData, type ScriptKeys, teamAlertKeyboard, teamUndoKeyboard } from './alertKeyboard.js';
+import { parseTeamCallbackData, RESOLVED_CALLBACK, RESOLVED_REPLY, type ScriptKeys, teamAlertKeyboard, teamUndoKeyboard } from './alertKeyboard.js';
 import { code } from './menu.js';
 
 /** What the team chat handlers need. */
@@ -167,6 +167,10 @@ export function teamCommands(deps: TeamCommandDeps): Composer<Context> {
 
   groups.on('callback_query:data', async (ctx) => {
     const chatId = ctx.chat?.id ?? 0;
+    if (ctx.callbackQuery.data === RESOLVED_CALLBACK) {
+      await ctx.answerCallbackQuery({ text: RESOLVED_REPLY });
+      return;
+    }
     const parsed = parseTeamCallbackData(ctx.callbackQuery.data);
     if (!parsed) {
       await ctx.answerCallbackQuery({ text: 'This button works in your own chat with the bot only. Nothing was changed.', show_alert: true });

@@ -64,13 +64,40 @@ export class AlertThreads {
   }
 
   /**
-   * The message a resolved notice replies to: the first message of its alert, when the alert
-   * went to the same analyst's same chat (asked when the notice is sent, so an alert still
-   * queued when its notice was accepted is found too).
+   * The alert a resolved notice is about, in the notice's own chat: the alert it names, when
+   * that went to this chat; else (a notice to several destinations names the alert of the
+   * first) the latest alert of the same analyst's same script in this chat still open.
    */
-  async replyTarget(notice: { resolves?: string | undefined; user: string; chat_id: number }): Promise<number | undefined> {
-    if (!notice.resolves) return undefined;
-    const thread = await this.find(notice.resolves);
-    return thread && thread.user === notice.user && thread.chat_id === notice.chat_id ? thread.message_ids[0] : undefined;
+  async threadOf(notice: { resolves?: string | undefined; user: string; chat_id: number; script?: string | undefined }): Promise<{ id: string; thread: AlertThread } | null> {
+    if (!notice.resolves) return null;
+    const fits = (t: AlertThread): boolean => t.user === notice.user && t.chat_id === notice.chat_id;
+    const named = await this.find(notice.resolves);
+    if (named && fits(named)) return { id: notice.resolves, thread: named };
+    if (notice.script === undefined) return null;
+    let latest: { id: string; thread: AlertThread } | null = null;
+    for (const [id, t] of [...Object.entries(await this.file.read()), ...this.writing.entries()]) {
+      if (fits(t) && t.script === notice.script && (!latest || t.at > latest.thread.at)) latest = { id, thread: t };
+    }
+    return latest;
+  }
+
+  /**
+   * The message a resolved notice replies to: the first message of its alert in the same chat
+   * (asked when the notice is sent, so an alert still queued when its notice was accepted is
+   * found too).
+   */
+  async replyTarget(notice: { resolves?: string | undefined; user: string; chat_id: number; script?: string | undefined }): Promise<number | undefined> {
+    return (await this.threadOf(notice))?.thread.message_ids[0];
+  }
+
+  /** Forgets a resolved alert (its notice went out): a later notice never finds it again. */
+  async forget(id: string): Promise<void> {
+    this.writing.delete(id);
+    await this.file.update((all) => {
+      if (!(id in all)) return { next: all, result: undefined };
+      const next = { ...all };
+      delete next[id];
+      return { next, result: undefined };
+    });
   }
 }
