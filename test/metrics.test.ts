@@ -21,7 +21,7 @@ import { serveMetrics, type MetricsServer } from '../src/shared/metrics.js';
 import { authorize, callback, CookieJar, signIn, webEnv } from './support/oidcFlow.js';
 import { startOidcProvider, type TestOidcProvider } from './support/oidcProvider.js';
 import type { FastifyInstance } from 'fastify';
-import { BotHarness, compareDelivery, describeReport, expectedByChat, burst, sendInOrder } from './support/botHarness.js';
+import { BotHarness, compareDelivery, describeReport, expectedByChat, burst, sendInOrder, textOf } from './support/botHarness.js';
 import { notification, signToken, startTestGateway, tempDir, TestDesktop, waitFor, type TestGateway } from './support/gatewayHarness.js';
 
 const TEAM_CHAT = -100_464;
@@ -192,6 +192,39 @@ void describe('the bot\'s metrics endpoint', () => {
     assert.equal(h.fake.sentMessages().length, sentBefore, 'Telegram received none of them');
     const labels = labelValues(after.samples);
     assert.ok(!labels.has(user.name) && !labels.has(String(TEAM_CHAT)) && !labels.has('metrics-team') && !labels.has('muted.py'), 'no user, chat, team or script is a label value');
+  });
+
+  void it('counts a notification Telegram rejects for good as dead-lettered, and one a chat refuses as refused', async () => {
+    const before = await scrape(port);
+    const sentBefore = h.fake.sentMessages().length;
+    const rejectedUser = h.users[1]!;
+    const blocked = h.users[3]!;
+    // Refused by a word on its second line: the notice about it quotes the first line only.
+    h.fake.refuseMessages({ textIncludes: 'XQ-REFUSE-7', error_code: 400, description: 'Bad Request: message refused by the test' });
+    try {
+      const rejected = await h.client.send({ user: rejectedUser.name, message: 'a message Telegram rejects\nXQ-REFUSE-7', parse_mode: 'plain' }, { waitSeconds: 10 });
+      assert.equal((rejected.body as { telegram?: string }).telegram, 'failed', JSON.stringify(rejected.body));
+      h.fake.blockChat(blocked.chatId);
+      const refused = await h.client.send({ user: blocked.name, message: 'to a chat that blocked the bot' }, { waitSeconds: 10 });
+      assert.equal((refused.body as { telegram?: string }).telegram, 'refused', JSON.stringify(refused.body));
+      // The analyst is told of the rejected one in their chat.
+      await h.waitUntil(() => h.fake.sentMessages(rejectedUser.chatId).some((m) => /could not be delivered: "a message Telegram rejects"/.test(textOf(m))), 15_000, () => 'no notice of the rejected notification');
+    } finally {
+      h.fake.refuseMessages(null);
+      h.fake.unblockChat(blocked.chatId);
+    }
+    const received = h.fake.sentMessages().length - sentBefore;
+    assert.equal(received, 1, 'Telegram received the notice only');
+    await waitFor('the notice to be recorded', async () => {
+      const s = await scrape(port);
+      return value(s.samples, 'notify_queue_depth') === 0 && value(s.samples, 'notify_notifications_delivered_total', { channel: 'telegram' }) - value(before.samples, 'notify_notifications_delivered_total', { channel: 'telegram' }) === received;
+    }, 10_000);
+    const s = await scrape(port);
+    const delta = (name: string, labels: Record<string, string> = {}): number => value(s.samples, name, labels) - value(before.samples, name, labels);
+    assert.equal(delta('notify_notifications_dead_lettered_total', { channel: 'telegram', reason: 'rejected' }), 1);
+    assert.equal(delta('notify_notifications_dead_lettered_total'), 1);
+    assert.equal(delta('notify_notifications_refused_total', { channel: 'telegram' }), 1);
+    assert.equal(delta('notify_notifications_accepted_total', { channel: 'telegram' }), 3, 'the two, and the notice');
   });
 
   void it('answers 404 outside /metrics', async () => {

@@ -26,6 +26,8 @@ export interface IntakeMetrics {
 
 /** What the deliverer reports. */
 export interface DeliveryMetrics {
+  /** A notification the deliverer itself queued (the notice about a dead letter). */
+  accepted(channel: 'telegram'): void;
   /** Telegram took the whole notification, latencyMs after it was accepted. */
   delivered(latencyMs: number): void;
   /** A failed attempt that will be retried. */

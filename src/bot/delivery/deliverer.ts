@@ -783,6 +783,7 @@ export class Deliverer {
     const notice: OutboxRecord = { id, seq, user: record.user, chat_id: record.chat_id, accepted_at: now, parts: [{ kind: 'text', text }], sent_parts: 0, attempts: 0, notice: true };
     try {
       await this.accept(notice);
+      this.hooks.metrics?.accepted('telegram');
     } catch (err) {
       this.log.error({ err, id: record.id, user: record.user }, 'could not queue the notice about a dead-lettered notification');
     }
