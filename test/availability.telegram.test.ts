@@ -231,7 +231,7 @@ void describe("Telegram's rarer answers", () => {
     assert.deepEqual(h.deadIds(), []);
   });
 
-  void it('a team chat upgraded to a supergroup: the link follows and the queued messages arrive there', async (t) => {
+  void it('a team chat upgraded to a supergroup: the link follows and the messages queued meanwhile arrive there, in order', async (t) => {
     const h = await BotHarness.start({ users: 1 });
     t.after(() => h.cleanup());
     const owner = h.users[0]!;
@@ -244,18 +244,31 @@ void describe("Telegram's rarer answers", () => {
     assert.ok(code, textOf(reply!));
     const teams = new TeamChatStore(h.dataDir);
     await teams.linkWithCode(owner.name, code, 'ops', h.links);
-    h.fake.upgradeToSupergroup(group, supergroup);
-    const texts = ['first after the upgrade', 'second after the upgrade', 'third after the upgrade'];
+    const before = h.fake.sentMessages(group).length;
+    // Queued for the group's old id while Telegram is away; the group is upgraded meanwhile.
+    h.fake.setFault({ kind: 'outage', methods: ['sendMessage'] });
+    const texts = ['first after the upgrade', 'second after the upgrade', 'third after the upgrade', 'fourth after the upgrade', 'fifth after the upgrade'];
     for (const text of texts) {
       const res = await h.client.send({ user: owner.name, message: text, to: ['ops'] }, 'respond-async');
       assert.equal(res.status, 202, JSON.stringify(res.body));
     }
-    const got = await h.fake.waitForMessages(supergroup, 3, 60_000);
-    assert.deepEqual(got.map(textOf).map((x) => texts.find((y) => x.includes(y))).sort(), [...texts].sort());
+    await h.waitUntil(() => (h.fake.stats.requests.sendMessage ?? 0) > before, 30_000, () => 'the bot did not try to deliver while Telegram was away');
+    assert.equal(h.queuedIds().length, texts.length, `every message is queued: ${JSON.stringify(h.queuedRecords())}`);
+    h.fake.upgradeToSupergroup(group, supergroup);
+    h.fake.setFault(null);
+    const got = await h.fake.waitForMessages(supergroup, texts.length, 60_000);
+    assert.deepEqual(
+      got.map(textOf).map((x) => texts.find((y) => x.includes(y)) ?? x),
+      texts,
+      'the queued messages arrive at the supergroup, each once, in the order they were sent',
+    );
+    assert.equal(h.fake.sentMessages(group).length, before, 'nothing more reached the old group id');
     assert.equal((await teams.get('ops'))?.chat_id, supergroup, 'the team chat link now names the supergroup');
     assert.deepEqual(h.deadIds(), []);
-    // New sends go straight to the supergroup.
-    await h.client.send({ user: owner.name, message: 'fourth', to: ['ops'] }, 'respond-async');
-    await h.fake.waitForMessages(supergroup, 4, 30_000);
+    // New sends go straight to the supergroup, after the others.
+    await h.client.send({ user: owner.name, message: 'sixth', to: ['ops'] }, 'respond-async');
+    const all = await h.fake.waitForMessages(supergroup, texts.length + 1, 30_000);
+    assert.match(textOf(all[texts.length]!), /sixth/);
+    await h.waitUntil(() => h.queuedIds().length === 0, 30_000, () => `records are left in the queue: ${JSON.stringify(h.queuedRecords())}`);
   });
 });
