@@ -273,7 +273,7 @@ void describe('file outbox', () => {
     await bot.close();
   });
 
-  void it('a record buried just before a crash is not delivered again; an unreadable one goes to damaged.log', async (t) => {
+  void it('a record buried just before a crash is not delivered again; an unreadable one becomes a dead letter once', async (t) => {
     const dir = tempDir(t);
     const o = new FileOutbox(dir);
     await o.open();
@@ -292,11 +292,16 @@ void describe('file outbox', () => {
     const again = new FileOutbox(dir, { onProblem: (m) => problems.push(m) });
     const live = await again.open();
     assert.deepEqual(live.map((r) => r.id), ['r0002']);
-    assert.ok(problems.some((p) => /unreadable outbox record/.test(p)), problems.join('; '));
-    assert.match(readFileSync(join(dir, 'outbox', 'damaged.log'), 'utf8'), /"id":"broken"/);
+    assert.equal(problems.filter((p) => /unreadable outbox record was moved to the dead letters/.test(p)).length, 1, problems.join('; '));
+    const damaged = await again.damagedLetters();
+    assert.equal(damaged.length, 1);
+    assert.match(damaged[0]!.text, /"id":"broken"/);
+    assert.match(damaged[0]!.source, /journal record broken/);
     await again.close();
-    const third = new FileOutbox(dir);
+    const third = new FileOutbox(dir, { onProblem: (m) => problems.push(m) });
     assert.deepEqual((await third.open()).map((r) => r.id), ['r0002'], 'the buried and the broken one stay out');
+    assert.equal(problems.length, 1, `reported once: ${problems.join('; ')}`);
+    assert.equal((await third.damagedLetters()).length, 1);
     await third.close();
   });
 });

@@ -54,12 +54,15 @@ async function queueCommandOn(store: OutboxStore, args: string[]): Promise<numbe
   };
   if (sub === 'list') {
     const dead = await store.deadLetters();
-    if (dead.length === 0) {
+    const damaged = (await store.damagedLetters?.()) ?? [];
+    if (dead.length === 0 && damaged.length === 0) {
       console.log('The dead-letter queue is empty.');
       return 0;
     }
     for (const d of dead) console.log(`${line(d)}\n    reason: ${d.last_error ?? 'unknown'}`);
-    console.log(`${dead.length} undeliverable notification(s). Re-queue with: notify-bot queue requeue <id> (or --all)`);
+    if (dead.length > 0) console.log(`${dead.length} undeliverable notification(s). Re-queue with: notify-bot queue requeue <id> (or --all)`);
+    for (const d of damaged) console.log(`${d.id}  ${d.found_at || '-'}  unreadable record from ${d.source}\n    reason: ${d.reason}`);
+    if (damaged.length > 0) console.log(`${damaged.length} record(s) that could not be read; they cannot be re-queued. See what was read with: notify-bot queue show <id>`);
     return 0;
   }
   if (sub === 'pending') {
@@ -69,7 +72,7 @@ async function queueCommandOn(store: OutboxStore, args: string[]): Promise<numbe
     return 0;
   }
   if (sub === 'show' && arg) {
-    const d = (await store.deadLetters()).find((x) => x.id === arg) ?? (await store.pending()).find((x) => x.id === arg);
+    const d = (await store.deadLetters()).find((x) => x.id === arg) ?? (await store.pending()).find((x) => x.id === arg) ?? (await store.damagedLetters?.())?.find((x) => x.id === arg);
     if (!d) {
       console.error(`No dead letter or pending notification with id ${arg}.`);
       return 1;
@@ -82,6 +85,7 @@ async function queueCommandOn(store: OutboxStore, args: string[]): Promise<numbe
     let n = 0;
     for (const id of ids) {
       if (await store.requeue(id, Date.now())) n += 1;
+      else if ((await store.damagedLetters?.())?.some((x) => x.id === id)) console.error(`${id} is a record that could not be read; it cannot be re-queued (notify-bot queue show ${id} prints what was read).`);
       else console.error(`No dead letter with id ${id}.`);
     }
     console.log(`Re-queued ${n} notification(s); the running bot delivers them within a few seconds.`);

@@ -45,6 +45,8 @@ export interface JournalDamage {
   line: number;
   reason: string;
   text: string;
+  /** A write or compaction a crash cut short: never acknowledged, nothing of it is lost. */
+  cutShort?: true;
 }
 
 /** What a replay found. */
@@ -157,7 +159,7 @@ function replayFile(dir: string, name: string, entries: Map<string, string>, dam
   });
   if (torn !== '' && !isSnapshot) {
     const p = parseLine(torn);
-    if (!p.ok) damage.push({ file: name, line: lines.length + 1, reason: 'incomplete last line (write cut short)', text: torn.slice(0, 2000) });
+    if (!p.ok) damage.push({ file: name, line: lines.length + 1, reason: 'incomplete last line (write cut short)', text: torn.slice(0, 2000), cutShort: true });
   }
   return ended;
 }
@@ -198,7 +200,7 @@ function readOnce(dir: string): JournalState {
       snapshot = s;
       break;
     }
-    damage.push({ file: `snap-${num(s)}.log`, line: 0, reason: 'snapshot without its end line; older files used instead', text: '' });
+    damage.push({ file: `snap-${num(s)}.log`, line: 0, reason: 'snapshot without its end line; older files used instead', text: '', cutShort: true });
   }
   const used = segs.filter((n) => snapshot === null || n >= snapshot);
   for (const n of used) replayFile(dir, `seg-${num(n)}.log`, entries, damage, false);

@@ -13,7 +13,7 @@
  *                          taken into the journal by the running bot
  *   outbox/photos/<id>.bin the one stored copy of a queued or dead message's photo
  *   outbox/dead/<id>.json  given up (operator: `notify-bot queue list|show|requeue`)
- *   outbox/damaged.log     journal lines that could not be read, kept for the operator
+ *   outbox/dead/<id>.damaged  records that could not be read (damagedLetters.ts)
  *   deliveries.jsonl       final outcome of each notification, by id
  */
 import { type DeliveryOutcome, type DeliveryStatus, MAX_OUTCOME_LOG, OUTCOME_LOG, OUTCOME_LOG_ROTATED, readOutcomes } from '../../shared/outcomeLog.js';
@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { close, fdatasync, fsync, open, promises as fsp, unlink, write } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { type Damage, type DamagedLetter, DamagedLetters } from './damagedLetters.js';
 import { Journal, type JournalOptions, readJournal } from './journal.js';
 import type { Part } from '../format/render.js';
 import { type OutboxUsage, UsageLedger } from './usageLedger.js';
@@ -185,6 +186,8 @@ export interface OutboxStore {
   pending(): Promise<OutboxRecord[]>;
   /** Operator view: every dead letter, oldest first. */
   deadLetters(): Promise<OutboxRecord[]>;
+  /** Operator view: records that could not be read, kept as dead letters of their own. */
+  damagedLetters?(): Promise<DamagedLetter[]>;
   /** Puts a dead letter back in the queue with a fresh retry budget; false if there is none. */
   requeue(id: string, now: number): Promise<boolean>;
   /** Finishes pending writes and lets go of the queue. */
@@ -227,7 +230,7 @@ export class FileOutbox implements OutboxStore {
   readonly deadDir: string;
   readonly photoDir: string;
   readonly outcomesPath: string;
-  readonly damagedPath: string;
+  readonly damaged: DamagedLetters;
   private readonly opts: FileOutboxOptions;
   private journal: Journal | null = null;
   private readonly photoSizes = new Map<string, number>();
@@ -242,7 +245,7 @@ export class FileOutbox implements OutboxStore {
     this.deadDir = join(dataDir, 'outbox', 'dead');
     this.photoDir = join(dataDir, 'outbox', 'photos');
     this.outcomesPath = join(dataDir, OUTCOME_LOG);
-    this.damagedPath = join(dataDir, 'outbox', 'damaged.log');
+    this.damaged = new DamagedLetters(this.deadDir);
   }
 
   /** Journal counters (batches = fdatasyncs of the queue) for /health and benchmarks. */
@@ -255,15 +258,15 @@ export class FileOutbox implements OutboxStore {
     this.opts.onProblem?.(message, detail);
   }
 
-  private async keepDamaged(lines: string[]): Promise<void> {
-    if (lines.length === 0) return;
-    const fh = await fsp.open(this.damagedPath, 'a', 0o660);
-    try {
-      await fh.writeFile(lines.join(''));
-      await syncFd(fh.fd, true);
-    } finally {
-      await fh.close();
+  /** Moves what could not be read to the dead letters; reports each piece once, ever. */
+  private async keepDamaged(found: Damage[]): Promise<void> {
+    for (const d of await this.damaged.keep(found)) {
+      this.problem('an unreadable outbox record was moved to the dead letters (notify-bot queue list)', { id: d.id, source: d.source, reason: d.reason });
     }
+  }
+
+  damagedLetters(): Promise<DamagedLetter[]> {
+    return this.damaged.list();
   }
 
   private track(record: OutboxRecord, jsonBytes: number): void {
@@ -290,7 +293,8 @@ export class FileOutbox implements OutboxStore {
     });
     const { entries, damage } = journal.open();
     this.journal = journal;
-    const damaged = damage.map((d) => `${new Date().toISOString()} ${d.file}:${d.line} ${d.reason}\n${d.text}\n`);
+    // What a crash cut short was never acknowledged: nothing of it is lost.
+    const damaged: Damage[] = damage.filter((d) => !d.cutShort).map((d) => ({ source: `journal ${d.file} line ${d.line}`, reason: d.reason, text: d.text }));
     const records: OutboxRecord[] = [];
     const invalid: string[] = [];
     for (const [id, json] of entries) {
@@ -298,16 +302,12 @@ export class FileOutbox implements OutboxStore {
         records.push(parseRecord(json, `journal record ${id}`));
       } catch (err) {
         invalid.push(id);
-        damaged.push(`${new Date().toISOString()} ${err instanceof Error ? err.message : String(err)}\n${json}\n`);
+        damaged.push({ source: `journal record ${id}`, reason: err instanceof Error ? err.message : String(err), text: json });
       }
     }
     // Kept for the operator before a compaction drops them from the journal.
     await this.keepDamaged(damaged);
-    for (const d of damage) this.problem('a damaged outbox journal line was skipped (kept in outbox/damaged.log)', { file: d.file, line: d.line, reason: d.reason });
-    for (const id of invalid) {
-      this.problem('an unreadable outbox record was moved to outbox/damaged.log', { id });
-      await journal.delete(id);
-    }
+    for (const id of invalid) await journal.delete(id);
     const live: OutboxRecord[] = [];
     for (const r of records) {
       // Buried, but the bot died before the queue let go of it.
@@ -341,7 +341,14 @@ export class FileOutbox implements OutboxStore {
       const path = join(this.queueDir, name);
       let record: OutboxRecord;
       try {
-        record = parseRecord(await fsp.readFile(path, 'utf8'), path);
+        const text = await fsp.readFile(path, 'utf8');
+        try {
+          record = parseRecord(text, `queue/${name}`);
+        } catch (err) {
+          await this.keepDamaged([{ source: `queue/${name}`, reason: err instanceof Error ? err.message : String(err), text }]);
+          await fsp.rm(path, { force: true });
+          continue;
+        }
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         if (!this.unreadable.has(name)) this.problem('unreadable record in outbox/queue left in place', { err, file: name });
