@@ -31,6 +31,8 @@ export interface BotConfig extends CommonConfig {
   /** One analyst's share of the queue (notifications; bytes with photos). */
   userQueueMax: number;
   userQueueBytes: number;
+  /** Bytes of images one analyst may keep for desktop apps. */
+  userImageBytes: number;
   retryMaxAgeMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -103,6 +105,7 @@ export function readBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
     queueMax: r.get('NOTIFY_QUEUE_MAX'),
     userQueueMax: r.get('NOTIFY_USER_QUEUE_MAX'),
     userQueueBytes: r.get('NOTIFY_USER_QUEUE_BYTES'),
+    userImageBytes: r.get('NOTIFY_USER_IMAGE_BYTES'),
     retryMaxAgeMs: r.get('NOTIFY_RETRY_MAX_AGE'),
     retryBaseMs: r.get('NOTIFY_RETRY_BASE'),
     retryMaxMs: r.get('NOTIFY_RETRY_MAX_DELAY'),

@@ -238,7 +238,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       store,
       deliverer,
       gateway,
-      { dataDir: cfg.dataDir, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000, disk, userQuota: { count: cfg.userQueueMax, bytes: cfg.userQueueBytes } },
+      { dataDir: cfg.dataDir, gatewayTimeoutMs: cfg.gatewayTimeoutMs, imageRetentionMs: 7 * 86_400_000, disk, userQuota: { count: cfg.userQueueMax, bytes: cfg.userQueueBytes, imageBytes: cfg.userImageBytes } },
       clock,
       log,
       rules,

@@ -8,7 +8,11 @@
  *
  * Each image is two files: `<name>.img` (the bytes) and `<name>.json` (`{"user",
  * "content_type", "created_at", "expires_at"}`), each written atomically, the bytes first, so
- * a reader that finds the record always finds the bytes.
+ * a reader that finds the record always finds the bytes. When the same image is queued for
+ * Telegram, `<name>.img` is a hard link to the outbox's copy: the bytes are stored once, and
+ * each side lets go of its name when it is done with it. The bot, the only writer, keeps an
+ * index of what each analyst keeps (for the per-analyst quota), read from the directory on
+ * first use and kept up to date by put, remove and prune.
  *
  * In a fleet (the data directory bound to the database, documents.ts) images are rows of
  * the table `desktop_images` instead (db/pgImages.ts): the bot that accepted the alert may
@@ -16,10 +20,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { documentBackend } from './documents.js';
-import { writeFileAtomic } from './jsonFile.js';
+import { fsyncDir, writeFileAtomic } from './jsonFile.js';
 
 /** The directory inside the data directory. */
 export const IMAGES_DIR = 'images';
@@ -64,10 +68,25 @@ export interface ImageRecord {
   expiresAt: number;
 }
 
+/** What one analyst keeps: images, their bytes, and when the oldest of them expires. */
+export interface KeptImages {
+  count: number;
+  bytes: number;
+  /** Milliseconds since the epoch; absent when nothing is kept. */
+  oldestExpiresAt?: number;
+}
+
 /** Where images are kept: the data directory's files, or the database. */
 export interface ImageKeeper {
-  /** Stores an image under a new, valid name. */
-  put(name: string, record: ImageRecord, bytes: Buffer): Promise<void>;
+  /**
+   * Stores an image under a new, valid name. `linkFrom`: a file holding the same bytes,
+   * which a keeper of files may give a second name instead of writing a copy.
+   */
+  put(name: string, record: ImageRecord, bytes: Buffer, linkFrom?: string): Promise<void>;
+  /** Forgets one image (stored for a notification that was not taken after all). */
+  remove?(name: string): Promise<void>;
+  /** What `user` keeps now (for the per-analyst quota); absent: not counted. */
+  keptBy?(user: string): Promise<KeptImages>;
   /** The image called `name` (a valid name), or null when there is none or it has expired at nowMs. */
   get(name: string, nowMs: number): Promise<StoredImage | null>;
   /** Forgets images past their retention. */
@@ -84,11 +103,24 @@ export class DesktopImageStore {
     this.keeper = documentBackend(dataDir)?.images?.() ?? new FileImages(this.dir);
   }
 
-  /** Stores `bytes` for `user`, kept `retentionMs` from `nowMs`; returns the new name. */
-  async put(user: string, bytes: Buffer, contentType: string, nowMs: number, retentionMs: number): Promise<string> {
+  /**
+   * Stores `bytes` for `user`, kept `retentionMs` from `nowMs`; returns the new name. With
+   * `linkFrom` (a file holding the same bytes) the files keeper links it instead of copying.
+   */
+  async put(user: string, bytes: Buffer, contentType: string, nowMs: number, retentionMs: number, linkFrom?: string): Promise<string> {
     const name = randomBytes(24).toString('base64url');
-    await this.keeper.put(name, { user, contentType, createdAt: nowMs, expiresAt: nowMs + retentionMs }, bytes);
+    await this.keeper.put(name, { user, contentType, createdAt: nowMs, expiresAt: nowMs + retentionMs }, bytes, linkFrom);
     return name;
+  }
+
+  /** Removes an image stored for a notification that was not taken after all. */
+  async remove(name: string): Promise<void> {
+    if (IMAGE_NAME_RE.test(name)) await this.keeper.remove?.(name);
+  }
+
+  /** What `user` keeps now: nothing counted where the keeper does not count. */
+  keptBy(user: string): Promise<KeptImages> {
+    return this.keeper.keptBy?.(user) ?? Promise.resolve({ count: 0, bytes: 0 });
   }
 
   /** The image called `name`, or null when there is none or it has expired. */
@@ -103,15 +135,83 @@ export class DesktopImageStore {
   }
 }
 
+interface IndexEntry {
+  user: string;
+  bytes: number;
+  expiresAt: number;
+}
+
 /** Images as files in the data directory's `images/`. */
 class FileImages implements ImageKeeper {
+  private index: Map<string, IndexEntry> | null = null;
+  private indexing: Promise<Map<string, IndexEntry>> | null = null;
+
   constructor(private readonly dir: string) {}
 
-  async put(name: string, r: ImageRecord, bytes: Buffer): Promise<void> {
+  async put(name: string, r: ImageRecord, bytes: Buffer, linkFrom?: string): Promise<void> {
+    const index = await this.loaded();
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o770 });
-    await writeFileAtomic(join(this.dir, `${name}.img`), bytes);
+    const path = join(this.dir, `${name}.img`);
+    if (!(linkFrom && (await linkAtomic(linkFrom, path)))) await writeFileAtomic(path, bytes);
     const record = { user: r.user, content_type: r.contentType, created_at: new Date(r.createdAt).toISOString(), expires_at: new Date(r.expiresAt).toISOString() };
-    await writeFileAtomic(join(this.dir, `${name}.json`), JSON.stringify(record));
+    try {
+      await writeFileAtomic(join(this.dir, `${name}.json`), JSON.stringify(record));
+    } catch (err) {
+      await fsp.rm(path, { force: true });
+      throw err;
+    }
+    index.set(name, { user: r.user, bytes: bytes.length, expiresAt: r.expiresAt });
+  }
+
+  async remove(name: string): Promise<void> {
+    await fsp.rm(join(this.dir, `${name}.json`), { force: true });
+    await fsp.rm(join(this.dir, `${name}.img`), { force: true });
+    this.index?.delete(name);
+  }
+
+  async keptBy(user: string): Promise<KeptImages> {
+    const kept: KeptImages = { count: 0, bytes: 0 };
+    for (const e of (await this.loaded()).values()) {
+      if (e.user !== user) continue;
+      kept.count += 1;
+      kept.bytes += e.bytes;
+      if (kept.oldestExpiresAt === undefined || e.expiresAt < kept.oldestExpiresAt) kept.oldestExpiresAt = e.expiresAt;
+    }
+    return kept;
+  }
+
+  /** The index, read from the directory once. */
+  private loaded(): Promise<Map<string, IndexEntry>> {
+    if (this.index) return Promise.resolve(this.index);
+    this.indexing ??= this.readIndex().then((index) => {
+      this.index = index;
+      return index;
+    });
+    return this.indexing;
+  }
+
+  private async readIndex(): Promise<Map<string, IndexEntry>> {
+    const index = new Map<string, IndexEntry>();
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.dir);
+    } catch {
+      return index;
+    }
+    for (const n of names) {
+      if (!n.endsWith('.json')) continue;
+      const name = n.slice(0, -'.json'.length);
+      if (!IMAGE_NAME_RE.test(name)) continue;
+      try {
+        const record = ImageRecordSchema.parse(JSON.parse(await fsp.readFile(join(this.dir, n), 'utf8')));
+        const st = await fsp.stat(join(this.dir, `${name}.img`));
+        const expiresAt = record.expires_at === undefined ? Number.NaN : Date.parse(record.expires_at);
+        index.set(name, { user: record.user, bytes: st.size, expiresAt: Number.isNaN(expiresAt) ? 0 : expiresAt });
+      } catch {
+        // Half of a pair (the sweep removes it) or unreadable: not served, not counted.
+      }
+    }
+    return index;
   }
 
   async get(name: string, nowMs: number): Promise<StoredImage | null> {
@@ -145,10 +245,32 @@ class FileImages implements ImageKeeper {
       const p = join(this.dir, n);
       try {
         const st = await fsp.stat(p);
-        if (st.mtimeMs < cutoff) await fsp.rm(p, { force: true });
+        if (st.mtimeMs < cutoff) {
+          await fsp.rm(p, { force: true });
+          if (n.endsWith('.img')) this.index?.delete(n.slice(0, -'.img'.length));
+        }
       } catch {
         // Raced with another prune.
       }
     }
   }
+}
+
+/** Hard-links `from` to `to` (a temporary name, then a rename); false when it cannot. */
+async function linkAtomic(from: string, to: string): Promise<boolean> {
+  const tmp = join(dirname(to), `.${basename(to)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await fsp.link(from, tmp);
+  } catch {
+    // Gone already (delivered meanwhile), another file system, or links not allowed.
+    return false;
+  }
+  try {
+    await fsp.rename(tmp, to);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dirname(to));
+  return true;
 }

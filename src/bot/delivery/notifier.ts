@@ -5,7 +5,7 @@
  */
 import { AlertDataUnreadableError, type AlertRulesStore, inQuietHours, quietHoursEnd, suppressionFor } from '../../shared/alertRules.js';
 import type { Clock } from '../../shared/clock.js';
-import { DesktopImageStore, imageUrlPath } from '../../shared/desktopImages.js';
+import { DesktopImageStore, imageUrlPath, type KeptImages } from '../../shared/desktopImages.js';
 import { desktopTimestamp } from '../../gateway/client.js';
 import type { SendResponse, TelegramChannelStatus } from '../../shared/contract.js';
 import type { LinkStore } from '../../shared/linking.js';
@@ -89,12 +89,16 @@ export interface NotifierOptions {
 export interface UserQuota {
   count: number;
   bytes: number;
+  /** Bytes of images one analyst may keep for desktop apps (over the image retention). */
+  imageBytes?: number;
 }
 
-/** One analyst's queue is at its quota: that analyst waits, the others go on sending. */
+/** One analyst's queue (or kept images) is at its quota: that analyst waits, the others go on sending. */
 export class UserQuotaError extends Error {
-  readonly retryAfterSeconds = 60;
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 60,
+  ) {
     super(message);
     this.name = 'UserQuotaError';
   }
@@ -111,8 +115,8 @@ function plainOf(content: Content): { title: string; message: string } {
 /** Accepts notifications and routes them to the channels. */
 export class Notifier {
   readonly images: DesktopImageStore;
-  /** Notifications being stored now, per analyst (not yet in the outbox's usage). */
-  private readonly storing = new Map<string, UserQuota>();
+  /** Notifications (and desktop images) being stored now, per analyst (not yet in the outbox's usage or the image index). */
+  private readonly storing = new Map<string, { count: number; bytes: number; imageBytes: number }>();
 
   constructor(
     private readonly links: LinkStore,
@@ -201,11 +205,13 @@ export class Notifier {
     return channels;
   }
 
-  /** Keeps a copy of the image for desktop clients, at an unguessable, expiring path. */
-  private async storeImage(id: string, user: string, bytes: Buffer): Promise<string | undefined> {
+  /**
+   * Keeps the image for desktop clients, at an unguessable, expiring path; with `linkFrom`
+   * (the outbox's copy) as a second name of the same bytes. Returns its name.
+   */
+  private async storeImage(id: string, user: string, bytes: Buffer, linkFrom?: string): Promise<string | undefined> {
     try {
-      const name = await this.images.put(user, bytes, imageType(bytes) ?? 'image/png', this.clock.now(), this.opts.imageRetentionMs);
-      return imageUrlPath(name);
+      return await this.images.put(user, bytes, imageType(bytes) ?? 'image/png', this.clock.now(), this.opts.imageRetentionMs, linkFrom);
     } catch (err) {
       this.log.error({ err, id }, 'could not keep the image for desktop clients');
       return undefined;
@@ -230,15 +236,29 @@ export class Notifier {
   }
 
   /**
-   * Counts a notification of `bytes` against the analyst's quota while it is stored; throws
-   * UserQuotaError when it would not fit. Returns the release (call once it is in the
-   * outbox's usage, or refused).
+   * Counts a notification of `bytes` (queued for Telegram; none: not queued) and a desktop
+   * image of `imageBytes` against the analyst's quotas while they are stored; throws
+   * UserQuotaError when they would not fit. Returns the release (call once they are in the
+   * outbox's usage and the image index, or refused). `kept`: what the analyst keeps now
+   * (images.keptBy, asked for just before).
    */
-  private reserveQuota(user: string, bytes: number): () => void {
+  private reserveQuota(user: string, bytes: number | null, imageBytes: number, kept: KeptImages = { count: 0, bytes: 0 }): () => void {
     const quota = this.opts.userQuota;
     if (!quota) return () => undefined;
+    const pending = this.storing.get(user) ?? { count: 0, bytes: 0, imageBytes: 0 };
+    if (imageBytes > 0 && quota.imageBytes !== undefined) {
+      if (kept.bytes + pending.imageBytes + imageBytes > quota.imageBytes) {
+        const retention = `${Math.round(this.opts.imageRetentionMs / 86_400_000)} days`;
+        const freed = kept.oldestExpiresAt ?? this.clock.now() + this.opts.imageRetentionMs;
+        const wait = Math.max(60, Math.ceil((freed - this.clock.now()) / 1000));
+        throw new UserQuotaError(
+          `'${user}' keeps ${mib(kept.bytes + pending.imageBytes)} of images for desktop apps (each is kept ${retention}); this one (${mib(imageBytes)}) would pass the ${mib(quota.imageBytes)} one analyst may keep (NOTIFY_USER_IMAGE_BYTES); nothing was stored. Send it without the image, or try again once older images expire (the oldest at ${new Date(freed).toISOString()}).`,
+          wait,
+        );
+      }
+    }
+    if (bytes === null) return this.hold(user, pending, 0, 0, imageBytes);
     const queued = this.outbox.usage(user);
-    const pending = this.storing.get(user) ?? { count: 0, bytes: 0 };
     if (queued.count + pending.count + 1 > quota.count) {
       throw new UserQuotaError(`'${user}' has ${queued.count + pending.count} notifications waiting for delivery, the most one analyst may have queued (NOTIFY_USER_QUEUE_MAX=${quota.count}); nothing was stored. Try again once they are delivered.`);
     }
@@ -247,16 +267,22 @@ export class Notifier {
         `'${user}' has ${mib(queued.bytes + pending.bytes)} of notifications and photos waiting for delivery; this one (${mib(bytes)}) would pass the ${mib(quota.bytes)} one analyst may have queued (NOTIFY_USER_QUEUE_BYTES); nothing was stored. Try again once they are delivered.`,
       );
     }
-    pending.count += 1;
+    return this.hold(user, pending, 1, bytes, imageBytes);
+  }
+
+  private hold(user: string, pending: { count: number; bytes: number; imageBytes: number }, count: number, bytes: number, imageBytes: number): () => void {
+    pending.count += count;
     pending.bytes += bytes;
+    pending.imageBytes += imageBytes;
     this.storing.set(user, pending);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      pending.count -= 1;
+      pending.count -= count;
       pending.bytes -= bytes;
-      if (pending.count === 0) this.storing.delete(user);
+      pending.imageBytes -= imageBytes;
+      if (pending.count === 0 && pending.imageBytes === 0) this.storing.delete(user);
     };
   }
 
@@ -290,24 +316,33 @@ export class Notifier {
       await ruled.accepted?.().catch((err: unknown) => this.log.error({ err, id }, 'could not record the data of an only-if-changed notification'));
     };
     const link = sub.team ? { chat_id: sub.team.chatId } : await this.links.linkOf(sub.user);
-    const imageUrl = sub.photo ? await this.storeImage(id, sub.user, sub.photo) : undefined;
+    // Team messages get no desktop copy, so no image is kept for them.
+    const desktopImage = sub.photo && !sub.team ? sub.photo : undefined;
     const plain = plainOf(sub.content);
-    const desktopNote: DesktopNotification = {
+    const desktopNoteWith = (image: string | undefined): DesktopNotification => ({
       id,
       title: plain.title,
       message: plain.message,
       script: sub.script ?? '',
       timestamp: desktopTimestamp(now),
-      ...(imageUrl ? { image_url: imageUrl } : {}),
-    };
+      ...(image ? { image_url: imageUrlPath(image) } : {}),
+    });
 
     if (!link) {
       // Only the desktop can take it: wait for the gateway (bounded).
-      const d = await this.dispatchDesktop(sub.user, desktopNote);
+      const release = this.reserveQuota(sub.user, null, desktopImage?.length ?? 0, desktopImage ? await this.images.keptBy(sub.user) : undefined);
+      let image: string | undefined;
+      try {
+        image = desktopImage ? await this.storeImage(id, sub.user, desktopImage) : undefined;
+      } finally {
+        release();
+      }
+      const d = await this.dispatchDesktop(sub.user, desktopNoteWith(image));
       if ('sent' in d && d.sent > 0) {
         await onAccepted();
         return { status: 200, body: { ok: true, id, telegram: 'not_linked', desktop: d.sent } };
       }
+      if (image) await this.images.remove(image).catch(() => undefined);
       return {
         status: 404,
         body: { error: `'${sub.user}' has not linked Telegram (link it on the dashboard) and no desktop app of theirs is connected` },
@@ -337,17 +372,25 @@ export class Notifier {
     if (sub.script && this.scriptKeys) await this.scriptKeys.remember(sub.user, sub.script, sub.team !== undefined);
     // Refuse early when full, so no photo is stored for a notification that is not taken.
     this.deliverer.checkCapacity();
-    const release = this.reserveQuota(sub.user, Buffer.byteLength(JSON.stringify(record)) + (sub.photo?.length ?? 0));
+    // Asked for right before the reservation, which then counts what is being stored meanwhile.
+    const kept = desktopImage ? await this.images.keptBy(sub.user) : undefined;
+    const release = this.reserveQuota(sub.user, Buffer.byteLength(JSON.stringify(record)) + (sub.photo?.length ?? 0), desktopImage?.length ?? 0, kept);
+    let image: string | undefined;
     try {
-      if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
-      await this.deliverer.accept(record);
-      this.metrics?.accepted('telegram');
-    } catch (err) {
-      if (record.photo) await this.outbox.removePhoto(record.photo).catch(() => undefined);
-      throw err;
+      try {
+        if (sub.photo) record.photo = await this.outbox.putPhoto(id, sub.photo);
+        await this.deliverer.accept(record);
+        this.metrics?.accepted('telegram');
+      } catch (err) {
+        if (record.photo) await this.outbox.removePhoto(record.photo).catch(() => undefined);
+        throw err;
+      }
+      // The desktop's image is the outbox's copy under a second name: stored once.
+      if (desktopImage) image = await this.storeImage(id, sub.user, desktopImage, record.photo ? this.outbox.photoPath?.(record.photo) : undefined);
     } finally {
       release();
     }
+    const desktopNote = desktopNoteWith(image);
     await onAccepted();
 
     // The desktop copy goes its own way; its answer is reported only if already in.

@@ -174,6 +174,8 @@ export interface OutboxStore {
   putPhoto(id: string, bytes: Uint8Array): Promise<string>;
   /** Reads a stored photo. */
   getPhoto(name: string): Promise<Buffer>;
+  /** The file holding a stored photo, where the store keeps photos as files (for a second name, not a copy). */
+  photoPath?(name: string): string;
   /** Removes a stored photo of a notification that was not accepted after all. */
   removePhoto(name: string): Promise<void>;
   /** What a user has queued now. */
@@ -407,6 +409,10 @@ export class FileOutbox implements OutboxStore {
   async removePhoto(name: string): Promise<void> {
     this.photoSizes.delete(name);
     await fsp.rm(join(this.photoDir, name), { force: true });
+  }
+
+  photoPath(name: string): string {
+    return join(this.photoDir, name);
   }
 
   async getPhoto(name: string): Promise<Buffer> {
