@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const benches = ['delivery.js', 'startup.js', 'runner.js', 'runner-telegram.js', 'gateway-fanout.js', 'group-burst.js', 'fleet.js'];
+const benches = ['delivery.js', 'startup.js', 'runner.js', 'runner-telegram.js', 'gateway-fanout.js', 'group-burst.js', 'fleet.js', 'start-flood.js', 'connection-floods.js'];
 const failed: string[] = [];
 for (const b of benches) {
   console.log(`\n=== ${b.replace(/\.js$/, '')} ===`);

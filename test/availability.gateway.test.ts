@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { signToken, spawnGateway, tempDir, TestDesktop, TEST_SECRET } from './support/gatewayHarness.js';
+import { floodUnauthenticated, signToken, spawnGateway, tempDir, TestDesktop, TEST_SECRET } from './support/gatewayHarness.js';
 
 /** Every socket the test opened (terminated after the test, whatever happened). */
 const everySocket = new Set<WebSocket>();
@@ -19,44 +19,6 @@ const everySocket = new Set<WebSocket>();
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
-}
-
-/** How each flood socket closed (recorded from the start, so no close is missed). */
-const closeCodes = new WeakMap<WebSocket, Promise<number>>();
-
-/** Opens `count` WebSockets from `localAddress` that never authenticate; resolves once each is open or refused. */
-async function flood(url: string, count: number, localAddress: string): Promise<{ open: WebSocket[]; refused: Array<{ code: number; reason: string }> }> {
-  const open: WebSocket[] = [];
-  const refused: Array<{ code: number; reason: string }> = [];
-  await Promise.all(
-    Array.from({ length: count }, () => {
-      const ws = new WebSocket(url, { localAddress, handshakeTimeout: 20_000 });
-      everySocket.add(ws);
-      closeCodes.set(ws, new Promise((resolve) => ws.once('close', (code) => resolve(code))));
-      return new Promise<void>((resolve) => {
-        let settled = false;
-        const settle = (): void => {
-          if (!settled) {
-            settled = true;
-            resolve();
-          }
-        };
-        ws.on('error', settle);
-        ws.on('close', (code, reason) => {
-          const i = open.indexOf(ws);
-          if (i >= 0) open.splice(i, 1);
-          refused.push({ code, reason: reason.toString('utf8') });
-          settle();
-        });
-        // Open and not closed at once: the gateway kept it (a refusal closes right after opening).
-        ws.on('open', () => {
-          open.push(ws);
-          setTimeout(settle, 1000);
-        });
-      });
-    }),
-  );
-  return { open, refused };
 }
 
 function rssKb(pid: number): number | null {
@@ -87,7 +49,8 @@ void describe('unauthenticated gateway flood', () => {
     const rssBefore = rssKb(gw.child.pid!);
 
     // More than the gateway's total cap, from one address, none authenticating.
-    const first = await within(flood(url, 200, '127.0.0.1'), 60_000, 'the first flood settling');
+    const first = await within(floodUnauthenticated(url, 200, '127.0.0.1'), 60_000, 'the first flood settling');
+    first.all.forEach((ws) => everySocket.add(ws));
     const perAddress = first.open.length;
     assert.equal(perAddress, 50, `one address keeps the default 50 unauthenticated sockets (refused: ${first.refused.length})`);
     assert.ok(first.refused.every((r) => r.code === 1013 && /waiting to authenticate/.test(r.reason)), `refusals are 1013 saying why: ${JSON.stringify(first.refused.slice(0, 2))}`);
@@ -99,14 +62,15 @@ void describe('unauthenticated gateway flood', () => {
     assert.equal(answer.type, 'auth_ok', `a desktop with a token is admitted: ${JSON.stringify(answer)}`);
 
     // A second address fills the total of unauthenticated sockets.
-    const second = await within(flood(url, 60, '127.0.0.2'), 60_000, 'the second flood settling');
+    const second = await within(floodUnauthenticated(url, 60, '127.0.0.2'), 60_000, 'the second flood settling');
+    second.all.forEach((ws) => everySocket.add(ws));
     const secondHeld = second.open.length;
     assert.equal(secondHeld, 30, `all addresses together hold at most 80 unauthenticated sockets (second address kept ${secondHeld})`);
 
     const rssUnder = rssKb(gw.child.pid!);
 
     // The flood goes away by itself after the auth timeout.
-    const closes = await within(Promise.all([...first.open, ...second.open].map((ws) => closeCodes.get(ws)!)), 60_000, 'the flood closing after the auth timeout');
+    const closes = await within(Promise.all([...first.open.map(first.closeCode), ...second.open.map(second.closeCode)]), 60_000, 'the flood closing after the auth timeout');
     assert.ok(closes.every((c) => c === 4002), `unauthenticated sockets are closed with 4002 after the auth timeout: ${[...new Set(closes)].join(',')}`);
     assert.ok(!desktop.isClosed, 'the authenticated desktop stays connected');
     desktop.close();

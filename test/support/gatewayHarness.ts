@@ -289,3 +289,52 @@ export function spawnGateway(env: Record<string, string>, args: string[] = []): 
   ready.catch(() => {});
   return { child, output: () => text, exited, ready };
 }
+
+/** WebSockets opened without ever authenticating, and what became of them. */
+export interface UnauthenticatedFlood {
+  /** Those the gateway kept open. */
+  open: WebSocket[];
+  /** Those it closed at once, with the close code and reason. */
+  refused: Array<{ code: number; reason: string }>;
+  /** Every socket opened (to terminate afterwards). */
+  all: WebSocket[];
+  /** How a socket closed (recorded from the start, so no close is missed). */
+  closeCode: (ws: WebSocket) => Promise<number>;
+}
+
+/** Opens `count` WebSockets from `localAddress` that never authenticate; resolves once each is open or refused. */
+export async function floodUnauthenticated(url: string, count: number, localAddress: string): Promise<UnauthenticatedFlood> {
+  const open: WebSocket[] = [];
+  const refused: Array<{ code: number; reason: string }> = [];
+  const all: WebSocket[] = [];
+  const closes = new WeakMap<WebSocket, Promise<number>>();
+  await Promise.all(
+    Array.from({ length: count }, () => {
+      const ws = new WebSocket(url, { localAddress, handshakeTimeout: 20_000 });
+      all.push(ws);
+      closes.set(ws, new Promise((resolve) => ws.once('close', (code) => resolve(code))));
+      return new Promise<void>((resolve) => {
+        let settled = false;
+        const settle = (): void => {
+          if (!settled) {
+            settled = true;
+            resolve();
+          }
+        };
+        ws.on('error', settle);
+        ws.on('close', (code, reason) => {
+          const i = open.indexOf(ws);
+          if (i >= 0) open.splice(i, 1);
+          refused.push({ code, reason: reason.toString('utf8') });
+          settle();
+        });
+        // Open and not closed at once: the gateway kept it (a refusal closes right after opening).
+        ws.on('open', () => {
+          open.push(ws);
+          setTimeout(settle, 1000);
+        });
+      });
+    }),
+  );
+  return { open, refused, all, closeCode: (ws) => closes.get(ws)! };
+}
