@@ -21,9 +21,17 @@ export function sendStarts(h: BotHarness, chats: readonly number[]): void {
   for (const c of chats) h.fake.sendUserMessage(c, '/start');
 }
 
-/** How many of the chats have an answer. */
+/** How many of the chats have an answer (one pass over what was sent: the fake shares the process). */
 export function answered(h: BotHarness, chats: readonly number[]): number {
-  return chats.filter((c) => h.fake.sentMessages(c).length > 0).length;
+  const got = new Set(h.fake.sentMessages().map((m) => m.chat_id));
+  return chats.filter((c) => got.has(c)).length;
+}
+
+/** What the bot sent each chat, in order, in one pass. */
+function textsByChat(h: BotHarness): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const m of h.fake.sentMessages()) out.set(m.chat_id, [...(out.get(m.chat_id) ?? []), textOf(m)]);
+  return out;
 }
 
 /**
@@ -47,8 +55,9 @@ export function codeProblems(h: BotHarness, chats: readonly number[], max = 10):
     if (nowSec - (e.created_at as number) >= CODE_TTL_SECONDS || (e.created_at as number) > nowSec + 5) problems.push(`code ${code}: created_at ${String(e.created_at)} is not a live code's`);
     byChat.set(e.chat_id as number, [...(byChat.get(e.chat_id as number) ?? []), code]);
   }
+  const sent = textsByChat(h);
   for (const c of chats) {
-    const texts = h.fake.sentMessages(c).map(textOf);
+    const texts = sent.get(c) ?? [];
     const last = texts.at(-1);
     const code = last === undefined ? undefined : CODE_RE.exec(last)?.[1];
     const codes = byChat.get(c) ?? [];
