@@ -8,10 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LogFile } from '../src/shared/logFile.js';
 import { BotHarness } from './support/botHarness.js';
 
 const IS_ROOT = process.getuid?.() === 0;
@@ -182,5 +184,50 @@ void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount
       10_000,
       () => 'sends were not taken again once space was back',
     );
+  });
+
+  void it('bot.log on a full disk: lines are dropped and counted without holding the event loop, and the file resumes with a note once space is back', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'notify-fulllog-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0770', 'notify-test-fulllog', dir]);
+    t.after(() => {
+      execFileSync('umount', ['-l', dir]);
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const log = new LogFile(join(dir, 'bot.log'), { retryMs: 200 });
+    log.write('{"msg":"before the disk filled"}\n');
+    await until(async () => (readFileSync(join(dir, 'bot.log'), 'utf8').includes('before the disk filled') ? true : undefined), 10_000, () => 'the first line was not written');
+    const filler = fillDisk(dir);
+    // The event loop keeps turning while thousands of lines meet the full disk.
+    let longestGap = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - last);
+      last = now;
+    }, 5);
+    const line = `${JSON.stringify({ level: 30, msg: `a line while the disk is full ${'x'.repeat(300)}` })}\n`;
+    for (let i = 0; i < 50; i += 1) {
+      for (let j = 0; j < 100; j += 1) assert.equal(log.write(line), true, 'write() takes the line at once');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await until(async () => (!log.state.ok && log.state.dropped > 0 ? true : undefined), 10_000, () => `the file did not report the full disk: ${JSON.stringify(log.state)}`);
+    clearInterval(ticker);
+    assert.match(String(log.state.error), /ENOSPC/);
+    t.diagnostic(`${log.state.dropped} lines dropped on the full disk; longest event-loop gap ${longestGap.toFixed(0)} ms`);
+    assert.ok(longestGap < 2000, `the event loop was held ${longestGap.toFixed(0)} ms`);
+
+    rmSync(filler);
+    await until(async () => (log.state.ok ? true : undefined), 10_000, () => `the file did not resume once space was back: ${JSON.stringify(log.state)}`);
+    log.write('{"msg":"after space came back"}\n');
+    const text = await until(
+      async () => {
+        const x = readFileSync(join(dir, 'bot.log'), 'utf8');
+        return x.includes('after space came back') ? x : undefined;
+      },
+      10_000,
+      () => 'a line after the recovery was not written',
+    );
+    assert.match(text, /log file resumed; [1-9]\d* line\(s\) were dropped while it could not be written \(ENOSPC\)/);
+    assert.ok(text.indexOf('log file resumed') < text.indexOf('after space came back'), 'the note comes first');
   });
 });
