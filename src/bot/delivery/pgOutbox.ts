@@ -128,19 +128,21 @@ export class PgOutbox implements OutboxStore {
   private async take(what: string, all = false): Promise<OutboxRecord[]> {
     const f = this.held_(what);
     const rows = await guarded(
-      () => this.sql<Array<{ ok: boolean; id: string | null; body: string | null }>>`
+      () => this.sql<Array<{ ok: boolean; id: string | null; body: string | null; pos: string | null }>>`
         WITH u AS (
           UPDATE outbox SET taken_gen = ${f.generation}
           WHERE state = 'queued' AND (${all}::boolean OR taken_gen IS DISTINCT FROM ${f.generation}) AND ${this.leaseHeld(f)}
-          RETURNING id, body)
-        SELECT l.ok, u.id, u.body FROM (SELECT ${this.leaseHeld(f)} AS ok) l LEFT JOIN u ON true`,
+          RETURNING id, body, pos)
+        SELECT l.ok, u.id, u.body, u.pos FROM (SELECT ${this.leaseHeld(f)} AS ok) l LEFT JOIN u ON true`,
     );
     if (!rows[0]?.ok) throw new FencedError(what);
     const out: OutboxRecord[] = [];
     for (const r of rows) {
       if (r.id === null || r.body === null) continue;
       try {
-        const rec = parseBody(r.body, r.id);
+        // Delivered in the order of the inserts (the database's sequence), not the accepting
+        // hosts' clocks: two hosts accepting for one chat within a millisecond keep its order.
+        const rec = { ...parseBody(r.body, r.id), seq: Number(r.pos) };
         this.track(rec, r.body.length);
         out.push(rec);
       } catch (err) {
@@ -276,7 +278,7 @@ export class PgOutbox implements OutboxStore {
   }
 
   private async list(state: 'queued' | 'dead'): Promise<OutboxRecord[]> {
-    const rows = await guarded(() => this.sql<Row[]>`SELECT id, body FROM outbox WHERE state = ${state} ORDER BY seq`);
+    const rows = await guarded(() => this.sql<Row[]>`SELECT id, body FROM outbox WHERE state = ${state} ORDER BY pos`);
     const out: OutboxRecord[] = [];
     for (const r of rows) {
       try {

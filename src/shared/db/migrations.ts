@@ -121,4 +121,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX desktop_images_expires ON desktop_images (expires_at);
     `,
   },
+  {
+    version: 6,
+    name: 'outbox acceptance order',
+    // The order in which the replicas' inserts happened, one sequence for all of them: the
+    // holder delivers a chat's records in this order. A record's own seq comes from the
+    // accepting host's clock, which does not order two hosts' records within a millisecond.
+    sql: `
+      CREATE SEQUENCE outbox_order;
+      ALTER TABLE outbox ADD COLUMN pos bigint NOT NULL DEFAULT nextval('outbox_order');
+      ALTER SEQUENCE outbox_order OWNED BY outbox.pos;
+    `,
+  },
 ];
