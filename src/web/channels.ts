@@ -12,7 +12,7 @@ import { type SendClient, SocketUnavailableError, errorText } from '../shared/se
 import type { DashboardPanel } from './pages.js';
 import { html } from './html.js';
 import type { Assets } from './static.js';
-import { errors } from './desktop/common.js';
+import { ERROR_RESPONSES } from '../shared/httpErrors.js';
 
 /** What the plugin needs. */
 export interface ChannelsOptions {
@@ -40,7 +40,7 @@ export async function channelsPlugin(app: FastifyInstance, opts: ChannelsOptions
   // No card of its own: the script fills in the Telegram and desktop cards.
   opts.panels.push({ id: 'channels', order: 99, render: () => Promise.resolve(html`<script src="${opts.assets.url('channels.js')}" defer></script>`) });
 
-  app.get('/api/channels', { schema: { response: errors } }, async (request, reply) => {
+  app.get('/api/channels', { schema: { response: ERROR_RESPONSES } }, async (request, reply) => {
     const { username } = request.caller;
     reply.header('cache-control', 'no-store');
     try {
@@ -52,7 +52,7 @@ export async function channelsPlugin(app: FastifyInstance, opts: ChannelsOptions
     }
   });
 
-  app.post('/api/channels/test', { schema: { response: errors } }, async (request, reply) => {
+  app.post('/api/channels/test', { schema: { response: ERROR_RESPONSES } }, async (request, reply) => {
     const { username } = request.caller;
     reply.header('cache-control', 'no-store');
     try {

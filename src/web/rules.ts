@@ -21,6 +21,7 @@ import { type AlertRulesStore, QuietHoursSchema, type UserRules, isTimeZone } fr
 import type { Clock } from '../shared/clock.js';
 import { parseDurationMs } from '../shared/units.js';
 import { scriptNameProblem } from '../shared/history.js';
+import { firstProblem } from '../shared/httpBody.js';
 
 const MIN_MS = 60_000;
 const MAX_MS = 30 * 86_400_000;
@@ -56,26 +57,8 @@ const MuteBody = z.object({ script: Script.optional(), duration: Duration.option
 const UnmuteBody = z.object({ script: Script.optional() }).strict();
 const SnoozeBody = z.object({ script: Script, duration: Duration }).strict();
 
-/** The first problem of a zod error, as a sentence. */
-function firstProblem(err: z.ZodError): string {
-  const issue = err.issues[0];
-  if (!issue) return 'The request is not valid.';
-  if (issue.code === 'unrecognized_keys') return `Unknown field ${issue.keys.map((k) => `'${k}'`).join(', ')}.`;
-  const where = issue.path.join('.');
-  const text = issue.message.startsWith(`${where}:`) || where === '' ? issue.message : `${where}: ${issue.message}`;
-  return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
-}
-
-
 function bad(reply: FastifyReply, error: string): FastifyReply {
   return reply.code(400).send({ error: /[.!?]$/.test(error) ? error : `${error}.` });
-}
-
-function parse<T>(schema: z.ZodType<T>, body: unknown, reply: FastifyReply): T | null {
-  const r = schema.safeParse(body ?? {});
-  if (r.success) return r.data;
-  void bad(reply, firstProblem(r.error));
-  return null;
 }
 
 /** The rule routes. */
@@ -84,10 +67,9 @@ export function registerRules(app: FastifyInstance, rules: AlertRulesStore, cloc
 
   app.get('/api/rules', async (request) => rules.forUser(request.caller.username));
 
-  app.put<{ Body: unknown }>('/api/rules/quiet-hours', async (request, reply) => {
+  app.put<{ Body: z.infer<typeof QuietBody> }>('/api/rules/quiet-hours', { schema: { body: QuietBody } }, async (request, reply) => {
     const user = request.caller.username;
-    const body = parse(QuietBody, request.body, reply);
-    if (!body) return reply;
+    const body = request.body;
     const q = { start: body.start.trim(), end: body.end.trim(), tz: body.tz.trim() };
     if (!isTimeZone(q.tz)) return bad(reply, `'${q.tz.slice(0, 60)}' is not a time zone this server knows; use a name such as Europe/Prague, America/New_York or UTC`);
     const checked = QuietHoursSchema.safeParse(q);
@@ -105,10 +87,9 @@ export function registerRules(app: FastifyInstance, rules: AlertRulesStore, cloc
     return { ok: true, message: 'Quiet hours cleared. Alerts arrive at any time of day.', rules: next };
   });
 
-  app.post<{ Body: unknown }>('/api/rules/mute', async (request, reply) => {
+  app.post<{ Body: z.infer<typeof MuteBody> }>('/api/rules/mute', { schema: { body: MuteBody } }, async (request, reply) => {
     const user = request.caller.username;
-    const body = parse(MuteBody, request.body, reply);
-    if (!body) return reply;
+    const body = request.body;
     let ms: number | undefined;
     if (body.duration !== undefined) {
       const d = durationOf(body.duration);
@@ -130,10 +111,9 @@ export function registerRules(app: FastifyInstance, rules: AlertRulesStore, cloc
     return { ok: true, message: `All alerts are muted for ${durationWords(ms)}. Muted alerts are not sent but stay in the run history.`, rules: next };
   });
 
-  app.post<{ Body: unknown }>('/api/rules/unmute', async (request, reply) => {
+  app.post<{ Body: z.infer<typeof UnmuteBody> }>('/api/rules/unmute', { schema: { body: UnmuteBody } }, async (request) => {
     const user = request.caller.username;
-    const body = parse(UnmuteBody, request.body, reply);
-    if (!body) return reply;
+    const body = request.body;
     if (body.script) {
       const next = await rules.unmuteScript(user, body.script);
       return { ok: true, message: `${body.script} is unmuted: its alerts are sent again.`, rules: next };
@@ -143,10 +123,9 @@ export function registerRules(app: FastifyInstance, rules: AlertRulesStore, cloc
     return { ok: true, message: 'Every mute and snooze is lifted: alerts are sent again.', rules: next };
   });
 
-  app.post<{ Body: unknown }>('/api/rules/snooze', async (request, reply) => {
+  app.post<{ Body: z.infer<typeof SnoozeBody> }>('/api/rules/snooze', { schema: { body: SnoozeBody } }, async (request, reply) => {
     const user = request.caller.username;
-    const body = parse(SnoozeBody, request.body, reply);
-    if (!body) return reply;
+    const body = request.body;
     const d = durationOf(body.duration);
     if (typeof d === 'string') return bad(reply, d.charAt(0).toUpperCase() + d.slice(1));
     const next = await rules.snooze(user, body.script, now() + d);

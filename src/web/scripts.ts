@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { type DeliveryOutcome, readOutcomes } from '../shared/outcomeLog.js';
 import type { AlertRulesStore } from '../shared/alertRules.js';
 import type { Clock } from '../shared/clock.js';
+import { withUsage } from '../shared/httpBody.js';
 import { FAILED_OUTCOMES, lastedText, OUTCOME_LOOK, outcomeLabel } from '../shared/history.js';
 import { type RunRecord, type ScriptInfo, type ScriptsHelper, scriptNameProblem } from '../scripts/client.js';
 import { listFailure, type RunNow } from '../scripts/runNow.js';
@@ -74,7 +75,7 @@ function serveAsset(app: FastifyInstance, name: string, asset: OwnAsset): void {
   );
 }
 
-const RunBodySchema = z.object({ name: z.string({ error: 'name: give the script file name, such as report.py' }) }).strict();
+const RunBodySchema = withUsage(z.object({ name: z.string() }).strict(), 'Give the script to run as {"name": "report.py"}.');
 
 
 function sendError(reply: FastifyReply, p: { status: number; error: string }): FastifyReply {
@@ -213,11 +214,9 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
     };
   });
 
-  app.post<{ Body: unknown }>('/api/scripts/run', async (request, reply) => {
+  app.post<{ Body: z.infer<typeof RunBodySchema> }>('/api/scripts/run', { schema: { body: RunBodySchema } }, async (request, reply) => {
     const user = request.caller.username;
-    const parsed = RunBodySchema.safeParse(request.body ?? {});
-    if (!parsed.success) return sendError(reply, { status: 400, error: 'Give the script to run as {"name": "report.py"}.' });
-    const name = parsed.data.name;
+    const name = request.body.name;
     const problem = scriptNameProblem(name);
     if (problem) return sendError(reply, { status: 400, error: `${problem[0]?.toUpperCase() ?? ''}${problem.slice(1)}.` });
     const result = await opts.runNow.run(user, name);

@@ -10,11 +10,12 @@
  *   POST /api/teams/access  {"name", "members", "member_group"}  {"ok", "message", "team"}
  *   POST /api/teams/unlink  {"name"}                      {"ok", "message"}
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Clock } from '../shared/clock.js';
 import { type LinkStore, VerifyError } from '../shared/linking.js';
 import { maySend, type TeamChat, type TeamChatStore, TeamError } from '../shared/teamChats.js';
+import { withUsage } from '../shared/httpBody.js';
 import { userNameProblem } from '../shared/userName.js';
 import type { WebMetrics } from './metrics.js';
 import { html, raw, type SafeHtml } from './html.js';
@@ -43,15 +44,18 @@ export interface TeamsPluginOptions {
   metrics?: WebMetrics | undefined;
 }
 
-const LinkBody = z.object({ code: z.union([z.string(), z.number()]).optional(), name: z.string().optional() }).strict();
-const NameBody = z.object({ name: z.string({ error: 'name: give the team chat name' }) }).strict();
-const AccessBody = z
+const LinkBody = withUsage(z.object({ code: z.union([z.string(), z.number()]).optional(), name: z.string().optional() }).strict(), 'Send {"code": "123456", "name": "finance-alerts"}.');
+const NameBody = withUsage(z.object({ name: z.string({ error: 'name: give the team chat name' }) }).strict(), 'Send {"name": "<team chat>"}.');
+const AccessBody = withUsage(
+  z
   .object({
     name: z.string({ error: 'name: give the team chat name' }),
     members: z.union([z.string(), z.array(z.string())], { error: 'members: a list of server account names' }).optional(),
-    member_group: z.string().nullable().optional(),
-  })
-  .strict();
+      member_group: z.string().nullable().optional(),
+    })
+    .strict(),
+  'Send {"name", "members": ["alice", "bob"], "member_group": "finance" or null}.',
+);
 
 /** A team chat as the API shows it to one analyst; `groupMembers` lists its Linux group's accounts. */
 function teamView(name: string, t: TeamChat, viewer: string, groupMembers: (group: string) => string[] | null): Record<string, unknown> {
@@ -179,13 +183,16 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
 
   app.get('/api/teams', async (request) => ({ teams: await visible(request.caller.username) }));
 
-  app.post<{ Body: unknown }>('/api/teams/link', async (request, reply) => {
+  // Who may link is asked before the body is checked: a refusal is the same whatever was sent.
+  const mayLinkHook = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const user = request.caller.username;
-    if (!mayLink(user)) return reply.code(403).send({ error: `Only members of the group '${opts.analystGroup ?? ''}' can link team chats, and ${user} is not one.` });
-    const parsed = LinkBody.safeParse(request.body ?? {});
-    if (!parsed.success) return reply.code(400).send({ error: 'Send {"code": "123456", "name": "finance-alerts"}.' });
-    const code = String(parsed.data.code ?? '').replace(/\s+/g, '');
-    const name = (parsed.data.name ?? '').trim();
+    if (!mayLink(user)) await reply.code(403).send({ error: `Only members of the group '${opts.analystGroup ?? ''}' can link team chats, and ${user} is not one.` });
+  };
+
+  app.post<{ Body: z.infer<typeof LinkBody> }>('/api/teams/link', { preValidation: mayLinkHook, schema: { body: LinkBody } }, async (request, reply) => {
+    const user = request.caller.username;
+    const code = String(request.body.code ?? '').replace(/\s+/g, '');
+    const name = (request.body.name ?? '').trim();
     if (code === '') return reply.code(400).send({ error: 'Enter the 6-digit code the bot posted in the group.' });
     if (!/^\d{6}$/.test(code)) return reply.code(400).send({ error: "A code is 6 digits. Check the bot's message in the group and try again." });
     if (name === '') return reply.code(400).send({ error: 'Give the team chat a name, such as finance-alerts.' });
@@ -221,12 +228,11 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
     }
   });
 
-  app.post<{ Body: unknown }>('/api/teams/access', async (request, reply) => {
+  app.post<{ Body: z.infer<typeof AccessBody> }>('/api/teams/access', { schema: { body: AccessBody } }, async (request, reply) => {
     const user = request.caller.username;
-    const parsed = AccessBody.safeParse(request.body ?? {});
-    if (!parsed.success) return reply.code(400).send({ error: 'Send {"name", "members": ["alice", "bob"], "member_group": "finance" or null}.' });
-    const members = memberNames(parsed.data.members);
-    const group = (parsed.data.member_group ?? '').trim();
+    const body = request.body;
+    const members = memberNames(body.members);
+    const group = (body.member_group ?? '').trim();
     for (const m of members) {
       if (userNameProblem(m) !== null) return reply.code(400).send({ error: `'${m.slice(0, 64)}' is not a server account name.` });
       if (!opts.accountExists(m)) return reply.code(400).send({ error: `There is no account named '${m}' on this server; nothing was changed.` });
@@ -236,23 +242,22 @@ export async function teamsPlugin(app: FastifyInstance, opts: TeamsPluginOptions
       return reply.code(400).send({ error: `There is no Linux group named '${group.slice(0, 64)}' on this server; nothing was changed.` });
     }
     try {
-      const team = await teams.setAccess(user, parsed.data.name, members, group === '' ? null : group);
-      request.log.info({ user, team: parsed.data.name, members: members.length, member_group: group || undefined }, 'team chat access changed');
+      const team = await teams.setAccess(user, body.name, members, group === '' ? null : group);
+      request.log.info({ user, team: body.name, members: members.length, member_group: group || undefined }, 'team chat access changed');
       const allowed = [members.length > 0 ? members.join(', ') : '', group ? `members of ${group}` : ''].filter(Boolean).join(' and ');
-      return { ok: true, message: `Saved: ${allowed ? `you and ${allowed} may` : 'only you may'} send to ${parsed.data.name}.`, team: teamView(parsed.data.name, team, user, opts.groupMembers) };
+      return { ok: true, message: `Saved: ${allowed ? `you and ${allowed} may` : 'only you may'} send to ${body.name}.`, team: teamView(body.name, team, user, opts.groupMembers) };
     } catch (err) {
       return teamProblem(reply, err);
     }
   });
 
-  app.post<{ Body: unknown }>('/api/teams/unlink', async (request, reply) => {
+  app.post<{ Body: z.infer<typeof NameBody> }>('/api/teams/unlink', { schema: { body: NameBody } }, async (request, reply) => {
     const user = request.caller.username;
-    const parsed = NameBody.safeParse(request.body ?? {});
-    if (!parsed.success) return reply.code(400).send({ error: 'Send {"name": "<team chat>"}.' });
+    const body = request.body;
     try {
-      await teams.unlink(user, parsed.data.name);
-      request.log.info({ user, team: parsed.data.name }, 'team chat unlinked');
-      return { ok: true, message: `${parsed.data.name} is unlinked; sends to it are refused from now on.` };
+      await teams.unlink(user, body.name);
+      request.log.info({ user, team: body.name }, 'team chat unlinked');
+      return { ok: true, message: `${body.name} is unlinked; sends to it are refused from now on.` };
     } catch (err) {
       return teamProblem(reply, err);
     }

@@ -6,9 +6,12 @@
  */
 import type { WebMetrics } from './metrics.js';
 import { html, raw, type SafeHtml } from './html.js';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
+import { z } from 'zod';
 import type { Clock } from '../shared/clock.js';
+import { withUsage } from '../shared/httpBody.js';
+import { ERROR_RESPONSES } from '../shared/httpErrors.js';
 import { CorruptFileError } from '../shared/jsonFile.js';
 import { StoreUnavailableError } from '../shared/documents.js';
 import { type Link, type LinkStore, VerifyError } from '../shared/linking.js';
@@ -41,9 +44,9 @@ export interface TelegramPluginOptions {
   metrics?: WebMetrics | undefined;
 }
 
-const ErrorSchema = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] } as const;
 const OkSchema = { type: 'object', properties: { ok: { type: 'boolean' }, message: { type: 'string' } }, required: ['ok', 'message'] } as const;
-const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 429: ErrorSchema, 500: ErrorSchema, 503: ErrorSchema };
+// Empty and malformed input is a typo, not a guess: refused without using up an attempt.
+const VerifyBody = withUsage(z.object({ code: z.union([z.string(), z.number()]).optional() }), new VerifyError('missing').message);
 
 const StatusSchema = {
   type: 'object',
@@ -241,15 +244,18 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
     return payload;
   });
 
-  app.get('/api/telegram/status', { schema: { response: { 200: StatusSchema, ...errors } } }, async (request) => {
+  app.get('/api/telegram/status', { schema: { response: { 200: StatusSchema, ...ERROR_RESPONSES } } }, async (request) => {
     return statusBody(await links.linkOf(request.caller.username));
   });
 
-  app.post<{ Body: unknown }>('/api/telegram/verify', { schema: { response: { 200: OkSchema, ...errors } } }, async (request, reply) => {
+  // Who may link is asked before the body is checked: a refusal is the same whatever was sent.
+  const mayLinkHook = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!mayLink(request.caller.username)) await notMember(reply, request.caller);
+  };
+
+  app.post<{ Body: z.infer<typeof VerifyBody> }>('/api/telegram/verify', { preValidation: mayLinkHook, schema: { body: VerifyBody, response: { 200: OkSchema, ...ERROR_RESPONSES } } }, async (request, reply) => {
     const identity = request.caller;
-    if (!mayLink(identity.username)) return notMember(reply, identity);
-    const body = request.body;
-    const raw = body !== null && typeof body === 'object' && 'code' in body ? body.code : undefined;
+    const raw = request.body.code;
     const code = typeof raw === 'string' ? raw.replace(/\s+/g, '') : typeof raw === 'number' ? String(raw) : '';
     // Empty and malformed input is a typo, not a guess: refused without using up an attempt.
     if (code === '') return reply.code(400).send({ error: new VerifyError('missing').message });
@@ -278,7 +284,7 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
     return { ok: true, message: 'Telegram is linked. A welcome message is on its way to your chat.' };
   });
 
-  app.post('/api/telegram/unlink', { schema: { response: { 200: OkSchema, ...errors } } }, async (request, reply) => {
+  app.post('/api/telegram/unlink', { schema: { response: { 200: OkSchema, ...ERROR_RESPONSES } } }, async (request, reply) => {
     const identity = request.caller;
     const removed = await links.unlink(identity.username);
     if (!removed) return reply.code(400).send({ error: 'Telegram is not linked.' });
@@ -286,7 +292,7 @@ export async function telegramPlugin(app: FastifyInstance, opts: TelegramPluginO
     return { ok: true, message: 'Telegram is unlinked. Notifications will no longer arrive there.' };
   });
 
-  app.post('/api/telegram/link-token', { schema: { response: { 200: LinkTokenSchema, ...errors } } }, async (request, reply) => {
+  app.post('/api/telegram/link-token', { schema: { response: { 200: LinkTokenSchema, ...ERROR_RESPONSES } } }, async (request, reply) => {
     const identity = request.caller;
     if (!mayLink(identity.username)) return notMember(reply, identity);
     if (!opts.botUsername) {

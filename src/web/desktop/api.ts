@@ -7,12 +7,14 @@
  * or the browser session. Each call by the app marks it linked.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { type ScriptsHelper, scriptNameProblem } from '../../scripts/client.js';
 import { listFailure, type RunNow } from '../../scripts/runNow.js';
 import type { DesktopLinkStore } from '../../shared/desktopLinks.js';
+import { ERROR_RESPONSES } from '../../shared/httpErrors.js';
 import { APP_TOKEN_TTL_SECONDS, type DesktopTokenStore } from '../../shared/desktopTokens.js';
 import type { Identity } from '../session.js';
-import { errors, field, NOT_CONFIGURED } from './common.js';
+import { NOT_CONFIGURED } from './common.js';
 
 /** The path whose bearer token may have expired (within the refresh grace). */
 export const REFRESH_PATH = '/api/desktop/refresh';
@@ -22,6 +24,13 @@ export function isDesktopApiRoute(method: string, path: string): boolean {
   if (method === 'GET' || method === 'HEAD') return path === '/api/desktop/scripts';
   return method === 'POST' && (path === '/api/desktop/scripts/run' || path === REFRESH_PATH);
 }
+
+/** Body of POST /api/desktop/scripts/run (the app sends more fields; they are ignored). */
+const RunBody = z.object({
+  name: z
+    .string({ error: (issue) => (issue.input === undefined || issue.input === null ? "Missing 'name' field" : "The 'name' field must be a script file name such as report.py.") })
+    .min(1, "Missing 'name' field"),
+});
 
 /** What the desktop REST needs. */
 export interface DesktopApiOptions {
@@ -49,11 +58,11 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
   async function seen(identity: Identity, request: FastifyRequest): Promise<void> {
     if (identity.via !== 'bearer') return;
     await opts.links.mark(identity.username).catch((err: unknown) => {
-      request.log.warn({ user: identity.username, err: err instanceof Error ? err.message : String(err) }, 'could not record the desktop app as linked');
+      request.log.warn({ user: identity.username, err }, 'could not record the desktop app as linked');
     });
   }
 
-  app.post(REFRESH_PATH, { schema: { response: errors } }, async (request, reply) => {
+  app.post(REFRESH_PATH, { schema: { response: ERROR_RESPONSES } }, async (request, reply) => {
     const identity = request.caller;
     reply.header('cache-control', 'no-store');
     if (opts.secret === undefined) return reply.code(503).send({ error: NOT_CONFIGURED });
@@ -65,7 +74,7 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
     return { token: issued.token };
   });
 
-  app.get('/api/desktop/scripts', { schema: { response: errors } }, async (request, reply) => {
+  app.get('/api/desktop/scripts', { schema: { response: ERROR_RESPONSES } }, async (request, reply) => {
     const identity = request.caller;
     reply.header('cache-control', 'no-store');
     await seen(identity, request);
@@ -74,17 +83,15 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
     } catch (err) {
       request.log.warn({ user: identity.username, err }, 'could not list scripts for the desktop app');
       const p = listFailure(err, identity.username);
-      return reply.code(p.status as keyof typeof errors).send({ error: p.error });
+      return reply.code(p.status).send({ error: p.error });
     }
   });
 
-  app.post<{ Body: unknown }>('/api/desktop/scripts/run', { schema: { response: errors } }, async (request, reply): Promise<FastifyReply | { ok: true }> => {
+  app.post<{ Body: z.infer<typeof RunBody> }>('/api/desktop/scripts/run', { schema: { body: RunBody, response: ERROR_RESPONSES } }, async (request, reply): Promise<FastifyReply | { ok: true }> => {
     const identity = request.caller;
     const user = identity.username;
     reply.header('cache-control', 'no-store');
-    const name = field(request.body, 'name');
-    if (name === undefined || name === null || name === '') return reply.code(400).send({ error: "Missing 'name' field" });
-    if (typeof name !== 'string') return reply.code(400).send({ error: "The 'name' field must be a script file name such as report.py." });
+    const name = request.body.name;
     const problem = scriptNameProblem(name);
     if (problem !== null) return reply.code(400).send({ error: problem });
     await seen(identity, request);
@@ -94,7 +101,7 @@ export async function desktopApiPlugin(app: FastifyInstance, opts: DesktopApiOpt
       scripts = await opts.helper().list(user);
     } catch (err) {
       const p = listFailure(err, user);
-      return reply.code(p.status as keyof typeof errors).send({ error: p.error });
+      return reply.code(p.status).send({ error: p.error });
     }
     if (!scripts.some((s) => s.name === name)) return reply.code(404).send({ error: `You have no script called ${name} in ~/user/notifications/.` });
     if (opts.runNow.isRunning(user, name)) return reply.code(409).send({ error: `${name} is already running.` });

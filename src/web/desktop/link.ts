@@ -13,7 +13,8 @@ import { APP_TOKEN_TTL_SECONDS, type DesktopTokenStore } from '../../shared/desk
 import { html, type SafeHtml } from '../html.js';
 import { frame, messagePage } from '../pages.js';
 import type { Assets } from '../static.js';
-import { errors, NOT_CONFIGURED } from './common.js';
+import { NOT_CONFIGURED } from './common.js';
+import { ERROR_RESPONSES } from '../../shared/httpErrors.js';
 
 /** The page the desktop app opens. */
 export const LINK_PAGE = '/desktop/link';
@@ -64,7 +65,7 @@ export async function desktopLinkPlugin(app: FastifyInstance, opts: DesktopLinkO
     return reply.type('text/html; charset=utf-8').send(frame({ title: 'Sign in the desktop app', assets: opts.assets, body, identity, variant: 'app' }));
   });
 
-  app.post('/api/desktop/authorize', { schema: { response: errors } }, async (request, reply) => {
+  app.post('/api/desktop/authorize', { schema: { response: ERROR_RESPONSES } }, async (request, reply) => {
     const identity = request.caller;
     reply.header('cache-control', 'no-store');
     if (identity.via !== 'session') return reply.code(401).send({ error: 'Authorize the desktop app from the dashboard in your browser.' });
@@ -75,7 +76,7 @@ export async function desktopLinkPlugin(app: FastifyInstance, opts: DesktopLinkO
     return { url: `${opts.urlScheme}://auth?token=${encodeURIComponent(issued.token)}` };
   });
 
-  app.post('/api/desktop/unlink', { schema: { response: errors } }, async (request, reply) => {
+  app.post('/api/desktop/unlink', { schema: { response: ERROR_RESPONSES } }, async (request, reply) => {
     const identity = request.caller;
     reply.header('cache-control', 'no-store');
     if (identity.via !== 'session') return reply.code(401).send({ error: 'Unlink the desktop app from the dashboard in your browser.' });

@@ -6,18 +6,40 @@
  * working at once.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import type { Clock } from '../../shared/clock.js';
 import type { DesktopLink, DesktopLinkStore } from '../../shared/desktopLinks.js';
+import { withUsage } from '../../shared/httpBody.js';
+import { ERROR_RESPONSES } from '../../shared/httpErrors.js';
 import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, REFRESH_GRACE_SECONDS, verifyDesktopToken } from '../../shared/desktopTokens.js';
 import type { DashboardPanel } from '../pages.js';
 import { html, type SafeHtml } from '../html.js';
 import type { Identity } from '../session.js';
 import type { Assets } from '../static.js';
-import { errors, field, NOT_CONFIGURED } from './common.js';
+import { NOT_CONFIGURED } from './common.js';
 
 /** Validity choices offered on the card (any whole number of days 1..365 is accepted). */
 export const TOKEN_DAYS = [30, 90, 365] as const;
 const MAX_LABEL = 64;
+const DAYS_TEXT = 'The validity must be a whole number of days from 1 to 365.';
+
+/** Body of POST /api/desktop/tokens: a label (control characters become spaces) and days [90]. */
+const CreateTokenBody = z.object({
+  label: z
+    .string({ error: 'The label must be text.' })
+    .nullish()
+    // eslint-disable-next-line no-control-regex
+    .transform((l) => (l ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim())
+    .pipe(z.string().max(MAX_LABEL, `The label is too long (at most ${MAX_LABEL} characters).`)),
+  days: z
+    .union([z.number(), z.string().regex(/^\d+$/).transform(Number)], { error: DAYS_TEXT })
+    .nullish()
+    .transform((d) => d ?? 90)
+    .pipe(z.number().int(DAYS_TEXT).min(1, DAYS_TEXT).max(365, DAYS_TEXT)),
+});
+
+/** Body of POST /api/desktop/tokens/revoke. */
+const RevokeBody = withUsage(z.object({ jti: z.string().min(1).max(100) }), 'Say which token to revoke ("jti").');
 
 /**
  * The identity of a desktop bearer token, or the error to answer 401 with. The store is the
@@ -163,48 +185,34 @@ export async function desktopTokensPlugin(app: FastifyInstance, opts: DesktopTok
     },
   });
 
-  function sessionOnly(request: FastifyRequest, reply: FastifyReply): Identity | null {
-    const identity = request.caller;
-    if (identity.via === 'session') return identity;
+  // Asked before the body is checked, so a refusal is the same whatever was sent.
+  async function sessionOnly(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    reply.header('cache-control', 'no-store');
     // Unreachable through the guard (bearer is accepted on other routes only); kept as a fence.
-    void reply.code(401).send({ error: 'Sign in to the dashboard to manage desktop tokens.' });
-    return null;
+    if (request.caller.via !== 'session') return reply.code(401).send({ error: 'Sign in to the dashboard to manage desktop tokens.' });
+    return undefined;
+  }
+  async function configured(_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    return opts.secret === undefined ? reply.code(503).send({ error: NOT_CONFIGURED }) : undefined;
   }
 
   // ---- Tokens (browser session + anti-forgery token) ----
-  app.get('/api/desktop/tokens', { schema: { response: errors } }, async (request, reply) => {
-    const identity = sessionOnly(request, reply);
-    if (!identity) return reply;
-    reply.header('cache-control', 'no-store');
-    return { tokens: (await store.list(identity.username)).map(tokenView) };
+  app.get('/api/desktop/tokens', { preValidation: sessionOnly, schema: { response: ERROR_RESPONSES } }, async (request) => {
+    return { tokens: (await store.list(request.caller.username)).map(tokenView) };
   });
 
-  app.post<{ Body: unknown }>('/api/desktop/tokens', { schema: { response: errors } }, async (request, reply) => {
-    const identity = sessionOnly(request, reply);
-    if (!identity) return reply;
-    reply.header('cache-control', 'no-store');
+  app.post<{ Body: z.infer<typeof CreateTokenBody> }>('/api/desktop/tokens', { preValidation: [sessionOnly, configured], schema: { body: CreateTokenBody, response: ERROR_RESPONSES } }, async (request, reply) => {
+    const identity = request.caller;
+    const { label, days } = request.body;
     if (opts.secret === undefined) return reply.code(503).send({ error: NOT_CONFIGURED });
-    const rawLabel = field(request.body, 'label') ?? '';
-    if (typeof rawLabel !== 'string') return reply.code(400).send({ error: 'The label must be text.' });
-    // eslint-disable-next-line no-control-regex
-    const label = rawLabel.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
-    if (label.length > MAX_LABEL) return reply.code(400).send({ error: `The label is too long (at most ${MAX_LABEL} characters).` });
-    const rawDays = field(request.body, 'days') ?? 90;
-    const days = typeof rawDays === 'string' && /^\d+$/.test(rawDays) ? Number(rawDays) : rawDays;
-    if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 365) {
-      return reply.code(400).send({ error: 'The validity must be a whole number of days from 1 to 365.' });
-    }
     const issued = await store.issue(opts.secret, identity.username, days * 86_400, { label });
     request.log.info({ user: identity.username, jti: issued.jti, days }, 'desktop token created');
     return { ok: true, token: issued.token, jti: issued.jti, label, expires_at: issued.expiresAt };
   });
 
-  app.post<{ Body: unknown }>('/api/desktop/tokens/revoke', { schema: { response: errors } }, async (request, reply) => {
-    const identity = sessionOnly(request, reply);
-    if (!identity) return reply;
-    reply.header('cache-control', 'no-store');
-    const jti = field(request.body, 'jti');
-    if (typeof jti !== 'string' || jti === '' || jti.length > 100) return reply.code(400).send({ error: 'Say which token to revoke ("jti").' });
+  app.post<{ Body: z.infer<typeof RevokeBody> }>('/api/desktop/tokens/revoke', { preValidation: sessionOnly, schema: { body: RevokeBody, response: ERROR_RESPONSES } }, async (request, reply) => {
+    const identity = request.caller;
+    const { jti } = request.body;
     const result = await store.revoke(identity.username, jti);
     if (result === 'not_found') return reply.code(404).send({ error: 'You have no such token.' });
     request.log.info({ user: identity.username, jti, result }, 'desktop token revoked');

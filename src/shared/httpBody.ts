@@ -1,0 +1,43 @@
+/**
+ * Request bodies checked at the edge, the Fastify way: a route declares `schema: { body }`
+ * with a zod schema (one source of truth for the body's type and its check), and this
+ * validator compiler runs it before the handler, which gets the parsed body. A refused body
+ * answers 400 through the error plugin (shared/httpErrors.ts) with the schema's usage text
+ * (withUsage) or, without one, its first problem as a sentence.
+ */
+import type { FastifySchemaCompiler } from 'fastify';
+import type { z } from 'zod';
+import { HttpProblem } from './httpErrors.js';
+
+const usages = new WeakMap<z.ZodType, string>();
+
+/** `schema`, refused with one text whatever its problem (how to write the body). */
+export function withUsage<T extends z.ZodType>(schema: T, usage: string): T {
+  usages.set(schema, usage);
+  return schema;
+}
+
+/**
+ * The first problem of a zod error, as a sentence. A message written as a sentence (capital
+ * first) is answered as it is; any other is prefixed with its field unless it names it
+ * (`Duration: is required.`).
+ */
+export function firstProblem(err: z.ZodError): string {
+  const issue = err.issues[0];
+  if (!issue) return 'The request is not valid.';
+  if (issue.code === 'unrecognized_keys') return `Unknown field ${issue.keys.map((k) => `'${k}'`).join(', ')}.`;
+  if (/^[A-Z]/.test(issue.message)) return issue.message;
+  const where = issue.path.join('.');
+  const text = where === '' || issue.message.startsWith(`${where}:`) ? issue.message : `${where}: ${issue.message}`;
+  const sentence = `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
+  return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
+}
+
+/** The validator compiler for zod route schemas; an absent body is checked as `{}`. */
+export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, method, url }) => {
+  if (typeof (schema as Partial<z.ZodType>).safeParse !== 'function') throw new Error(`${method} ${url}: route schemas are zod schemas`);
+  return (data: unknown) => {
+    const r = schema.safeParse(data ?? {});
+    return r.success ? { value: r.data } : { error: new HttpProblem(400, usages.get(schema) ?? firstProblem(r.error)) };
+  };
+};
