@@ -3,10 +3,7 @@
  * no external assets. It long-polls the transcript, renders text (bold, italic, code,
  * links), photos and inline buttons, and lets the user type messages and press buttons.
  */
-
-function esc(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+import { esc } from '../web/html.js';
 
 const SCRIPT = String.raw`
 const log = document.getElementById('log');

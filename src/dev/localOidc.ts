@@ -9,7 +9,8 @@
  * FIRST_RUN_REDIRECT_URI, FIRST_RUN_EMAIL.
  */
 import http from 'node:http';
-import { buildLocalProvider, escHtml as esc, interactionPath, readForm } from './oidcCore.js';
+import { esc } from '../web/html.js';
+import { buildLocalProvider, interactionPath, readForm } from './oidcCore.js';
 
 function need(name: string): string {
   const v = process.env[name];

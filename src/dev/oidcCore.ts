@@ -102,7 +102,3 @@ export async function readForm(req: http.IncomingMessage): Promise<URLSearchPara
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-/** Escapes text for HTML. */
-export function escHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}

@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { buildLocalProvider, escHtml, interactionPath, readForm } from '../../src/dev/oidcCore.js';
+import { buildLocalProvider, interactionPath, readForm } from '../../src/dev/oidcCore.js';
+import { esc } from '../../src/web/html.js';
 
 /** What an account's ID token and UserInfo say. */
 export interface TestAccount {
@@ -34,8 +35,8 @@ function loginForm(uid: string, clientId: string): string {
 <html lang="en"><head><meta charset="utf-8"><title>Test identity provider: sign in</title></head>
 <body>
 <h1>Sign in</h1>
-<p>Test provider; client <code>${escHtml(clientId)}</code>.</p>
-<form method="post" action="/interaction/${escHtml(uid)}/login">
+<p>Test provider; client <code>${esc(clientId)}</code>.</p>
+<form method="post" action="/interaction/${esc(uid)}/login">
   <label for="email">E-mail address</label>
   <input id="email" name="email" type="email" autocomplete="email" required>
   <button type="submit">Continue</button>

@@ -3,6 +3,7 @@
  * red, drawn as SVG and rendered with resvg (a prebuilt binary from npm; no Python, no
  * canvas build).
  */
+import { esc } from '../../web/html.js';
 
 /** One day of sample revenue. */
 export interface DayRevenue {
@@ -22,10 +23,6 @@ export function sampleRevenue(today: Date): DayRevenue[] {
     days.push({ date: d.toISOString().slice(0, 10), revenue });
   }
   return days;
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** The chart as SVG text. */
