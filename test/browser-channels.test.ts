@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DesktopTokenStore } from '../src/shared/desktopTokens.js';
 import { LinkStore } from '../src/shared/linking.js';
-import { ARTIFACTS, type BrowserStack, CHROMIUM, startBrowserStack } from './support/browserStack.js';
-import { spawnGateway, TestDesktop } from './support/gatewayHarness.js';
+import { ARTIFACTS, type BrowserStack, CHROMIUM, signInAs, startBrowserStack, startStackGateway } from './support/browserStack.js';
+import { TestDesktop } from './support/gatewayHarness.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
@@ -25,18 +25,9 @@ void describe('browser: delivery status and the test notification', { skip }, ()
   before(async () => {
     stack = await startBrowserStack();
     stops.push(() => stack.close());
-    const gateway = spawnGateway({
-      DESKTOP_JWT_SECRET: stack.desktopSecret,
-      NOTIFY_GATEWAY_HOST: '127.0.0.1',
-      NOTIFY_GATEWAY_PORT: '0',
-      NOTIFY_GATEWAY_SOCKET: stack.gatewaySocket,
-      NOTIFY_DATA_DIR: stack.dataDir,
-    });
-    stops.push(async () => {
-      if (gateway.child.exitCode === null) gateway.child.kill('SIGTERM');
-      await gateway.exited;
-    });
-    gatewayPort = await gateway.ready;
+    const gateway = await startStackGateway(stack);
+    stops.push(gateway.stop);
+    gatewayPort = gateway.port;
   });
   after(async () => {
     for (const stop of stops.reverse()) await stop();
@@ -55,9 +46,7 @@ void describe('browser: delivery status and the test notification', { skip }, ()
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
     try {
-      await page.goto(stack.webUrl);
-      await page.getByLabel('E-mail address').fill('john.doe@example.com');
-      await page.getByRole('button', { name: 'Continue' }).click();
+      await signInAs(page, stack, 'john.doe@example.com');
       const connected = page.locator('#dt-connected');
       await connected.filter({ hasText: /^Yes \(1 app\)$/ }).waitFor({ timeout: 30_000 });
       assert.equal(await connected.textContent(), 'Yes (1 app)');
@@ -97,9 +86,7 @@ void describe('browser: delivery status and the test notification', { skip }, ()
     const context = await stack.browser.newContext();
     const page = await context.newPage();
     try {
-      await page.goto(stack.webUrl);
-      await page.getByLabel('E-mail address').fill('jane.roe@example.com');
-      await page.getByRole('button', { name: 'Continue' }).click();
+      await signInAs(page, stack, 'jane.roe@example.com');
       await page.locator('#ch-test-button').waitFor();
       assert.equal(await page.locator('#tg-polling').isHidden(), true);
       stack.telegram.setFault({ kind: 'outage', methods: ['getUpdates'] });

@@ -19,8 +19,8 @@ import { ScriptsHelper } from '../src/scripts/client.js';
 import { DesktopTokenStore } from '../src/shared/desktopTokens.js';
 import { SendClient } from '../src/shared/sendClient.js';
 import { pngBytes } from './support/botHarness.js';
-import { ARTIFACTS, type BrowserStack, CHROMIUM, PROJECT_ROOT, startBrowserStack } from './support/browserStack.js';
-import { spawnGateway, TestDesktop } from './support/gatewayHarness.js';
+import { ARTIFACTS, type BrowserStack, CHROMIUM, PROJECT_ROOT, startBrowserStack, startStackGateway } from './support/browserStack.js';
+import { TestDesktop } from './support/gatewayHarness.js';
 
 const NGINX = '/usr/sbin/nginx';
 const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is not installed (apt-get install chromium)` : !existsSync(NGINX) ? `${NGINX} is not installed (apt-get install nginx-light)` : false;
@@ -117,18 +117,9 @@ void describe('browser: the original desktop app signs in, gets alerts and image
     const scriptsHelper = new ScriptsHelper({ command: `env HOME=${home} ${process.execPath} ${join(PROJECT_ROOT, 'bin', 'notify-scripts.js')}`, timeoutMs: 60_000 });
     stack = await startBrowserStack({ scriptsHelper });
     stops.push(() => stack.close());
-    const gateway = spawnGateway({
-      DESKTOP_JWT_SECRET: stack.desktopSecret,
-      NOTIFY_GATEWAY_HOST: '127.0.0.1',
-      NOTIFY_GATEWAY_PORT: '0',
-      NOTIFY_GATEWAY_SOCKET: stack.gatewaySocket,
-      NOTIFY_DATA_DIR: stack.dataDir,
-    });
-    stops.push(async () => {
-      if (gateway.child.exitCode === null) gateway.child.kill('SIGTERM');
-      await gateway.exited;
-    });
-    const gatewayPort = await gateway.ready;
+    const gateway = await startStackGateway(stack);
+    stops.push(gateway.stop);
+    const gatewayPort = gateway.port;
     const nginx = await startNginx(join(dir, 'nginx'), Number(new URL(stack.webUrl).port), gatewayPort);
     stops.push(nginx.stop);
     origin = nginx.url;

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { LinkStore } from '../src/shared/linking.js';
 import { SendClient } from '../src/shared/sendClient.js';
 import { TeamChatStore } from '../src/shared/teamChats.js';
-import { ARTIFACTS, type BrowserStack, CHROMIUM, startBrowserStack } from './support/browserStack.js';
+import { ARTIFACTS, type BrowserStack, CHROMIUM, signedInPage, startBrowserStack } from './support/browserStack.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
 const GROUP = -100_900;
@@ -49,17 +49,8 @@ void describe('browser: Team chats', { skip }, () => {
     const code = /\b(\d{6})\b/.exec(reply?.text ?? '')?.[1];
     assert.ok(code, `the bot posted a code in the group: ${reply?.text ?? ''}\n${stack.botOutput().slice(-2000)}`);
 
-    const context = await stack.browser.newContext({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1 });
-    const page = await context.newPage();
-    const consoleErrors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    const { context, page, consoleErrors } = await signedInPage(stack, 'john.doe@example.com');
     try {
-      await page.goto(stack.webUrl);
-      await page.getByLabel('E-mail address').fill('john.doe@example.com');
-      await page.getByRole('button', { name: 'Continue' }).click();
       const card = page.locator('#teams-card');
       await card.getByRole('heading', { name: 'Team chats' }).waitFor();
       await card.locator('#tm-empty').waitFor({ state: 'visible' });

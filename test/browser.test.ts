@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { ARTIFACTS, type BrowserStack, CHROMIUM, startBrowserStack } from './support/browserStack.js';
+import { ARTIFACTS, type BrowserStack, CHROMIUM, openPage, signInAs, startBrowserStack } from './support/browserStack.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
@@ -20,11 +20,9 @@ function linkOf(stack: BrowserStack, user: string): { chat_id: number } | undefi
   return (JSON.parse(readFileSync(file, 'utf8')) as Record<string, { chat_id: number }>)[user];
 }
 
-async function signInAs(page: Page, stack: BrowserStack, email: string): Promise<void> {
-  await page.goto(stack.webUrl);
-  // The dashboard sends us to the provider's sign-in form.
-  await page.getByLabel('E-mail address').fill(email);
-  await page.getByRole('button', { name: 'Continue' }).click();
+/** Signs in and waits for the dashboard. */
+async function signInToDashboard(page: Page, stack: BrowserStack, email: string): Promise<void> {
+  await signInAs(page, stack, email);
   await page.getByRole('heading', { name: 'Telegram Notifications' }).waitFor();
 }
 
@@ -48,16 +46,10 @@ void describe('browser: linking Telegram from the dashboard', { skip }, () => {
   });
 
   void it('links with the code the bot sent, welcomes, unlinks; then links in one tap', async () => {
-    const context = await stack.browser.newContext({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1 });
-    const page = await context.newPage();
-    const consoleErrors: string[] = [];
-    page.on('console', (m) => {
-      // Failed requests are expected here (the wrong code answers 400); anything else is not.
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    // Failed requests are expected here (the wrong code answers 400); anything else is not.
+    const { context, page, consoleErrors } = await openPage(stack, { viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1 });
     try {
-      await signInAs(page, stack, 'John.Doe@example.com');
+      await signInToDashboard(page, stack, 'John.Doe@example.com');
       assert.equal(await badge(page), 'Not linked');
       await page.locator('.topbar').getByText('john.doe', { exact: true }).waitFor();
       await page.locator('#telegram-card').screenshot({ path: join(ARTIFACTS, 'dashboard-unlinked-initial.png') });
@@ -147,7 +139,7 @@ void describe('browser: linking Telegram from the dashboard', { skip }, () => {
     const context = await stack.browser.newContext();
     const page = await context.newPage();
     try {
-      await signInAs(page, stack, 'ann@example.com');
+      await signInToDashboard(page, stack, 'ann@example.com');
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByRole('heading', { name: 'You are signed out' }).waitFor();
       const res = await page.request.get(`${stack.webUrl}/api/telegram/status`);
@@ -162,9 +154,7 @@ void describe('browser: linking Telegram from the dashboard', { skip }, () => {
     const context = await stack.browser.newContext({ viewport: { width: 900, height: 600 } });
     const page = await context.newPage();
     try {
-      await page.goto(stack.webUrl);
-      await page.getByLabel('E-mail address').fill('mallory@evil.test');
-      await page.getByRole('button', { name: 'Continue' }).click();
+      await signInAs(page, stack, 'mallory@evil.test');
       await page.getByRole('heading', { name: 'This account cannot sign in here' }).waitFor();
       await page.getByText('mallory@evil.test is not allowed to sign in').waitFor();
       assert.equal((await context.cookies()).filter((c) => c.name.includes('notify_session')).length, 0, 'no session cookie');

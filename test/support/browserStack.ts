@@ -11,12 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 import type { ScriptsHelper } from '../../src/scripts/client.js';
 import { SendClient } from '../../src/shared/sendClient.js';
 import { buildApp } from '../../src/web/app.js';
 import { readWebConfig } from '../../src/web/config.js';
 import { type FakeTelegram, startFakeTelegram } from '../../src/fake-telegram/fakeTelegram.js';
+import { spawnGateway } from './gatewayHarness.js';
 import { type TestOidcProvider, startOidcProvider } from './oidcProvider.js';
 
 /** Debian's chromium. */
@@ -171,30 +172,63 @@ export async function startBrowserStack(opts: { scriptsHelper?: ScriptsHelper } 
   }
 }
 
-/** A page signed in to the dashboard, collecting the browser console's errors. */
-export interface SignedInPage {
+/** A page in a browser context of its own, and the script errors it has shown so far. */
+export interface OpenPage {
   context: BrowserContext;
   page: Page;
-  /** Errors from the console and uncaught exceptions (CSP violations included). */
+  /** Console errors and uncaught exceptions (a failed request aside: an API's 4xx logs one). */
   consoleErrors: string[];
 }
 
-/** Opens a new browser context (desktop size, the given time zone) and signs in as `email`. */
-export async function signedInPage(stack: BrowserStack, email: string, opts: { timezoneId?: string } = {}): Promise<SignedInPage> {
-  const context = await stack.browser.newContext({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1, ...(opts.timezoneId ? { timezoneId: opts.timezoneId } : {}) });
+/** Opens a page in a new context that collects the page's script errors. */
+export async function openPage(stack: BrowserStack, options: BrowserContextOptions = {}): Promise<OpenPage> {
+  const context = await stack.browser.newContext(options);
   const page = await context.newPage();
   const consoleErrors: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
   });
   page.on('pageerror', (e) => consoleErrors.push(e.message));
+  return { context, page, consoleErrors };
+}
+
+/** Signs in on the provider's form as `email`, starting at `path` of the dashboard [/]. */
+export async function signInAs(page: Page, stack: BrowserStack, email: string, path = '/'): Promise<void> {
+  await page.goto(new URL(path, stack.webUrl).href);
+  // The dashboard sends the browser to the provider's sign-in form.
+  await page.getByLabel('E-mail address').fill(email);
+  await page.getByRole('button', { name: 'Continue' }).click();
+}
+
+/** Opens a page at desktop size (in the given time zone) and signs in as `email`. */
+export async function signedInPage(stack: BrowserStack, email: string, opts: { timezoneId?: string } = {}): Promise<OpenPage> {
+  const opened = await openPage(stack, { viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1, ...(opts.timezoneId ? { timezoneId: opts.timezoneId } : {}) });
   try {
-    await page.goto(stack.webUrl);
-    await page.getByLabel('E-mail address').fill(email);
-    await page.getByRole('button', { name: 'Continue' }).click();
+    await signInAs(opened.page, stack, email);
   } catch (err) {
-    await context.close();
+    await opened.context.close();
     throw err;
   }
-  return { context, page, consoleErrors };
+  return opened;
+}
+
+/** The desktop gateway as a process, dispatched to by the stack's bot; its WebSocket port. */
+export async function startStackGateway(stack: BrowserStack): Promise<{ port: number; stop: () => Promise<void> }> {
+  const gateway = spawnGateway({
+    DESKTOP_JWT_SECRET: stack.desktopSecret,
+    NOTIFY_GATEWAY_HOST: '127.0.0.1',
+    NOTIFY_GATEWAY_PORT: '0',
+    NOTIFY_GATEWAY_SOCKET: stack.gatewaySocket,
+    NOTIFY_DATA_DIR: stack.dataDir,
+  });
+  const stop = async (): Promise<void> => {
+    if (gateway.child.exitCode === null) gateway.child.kill('SIGTERM');
+    await gateway.exited;
+  };
+  try {
+    return { port: await gateway.ready, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
