@@ -256,7 +256,7 @@ void describe('deploy/install.sh into a temporary root', { skip: IS_ROOT ? false
     for (const p of PROGRAMS) assert.ok(existsSync(r(`/opt/notify/bin/${p}.js`)), `bin/${p}.js missing`);
     assert.equal(existsSync(r('/opt/notify/dist/test')), false, 'the tests were installed');
     assert.equal(existsSync(r('/opt/notify/src')), false, 'the sources were installed: the package must run from the build output');
-    // The contract module loads zod from /opt/notify/node_modules: the tree is complete.
+    // The script contract's module loads zod from /opt/notify/node_modules: the tree is complete.
     must(process.execPath, [
       '--input-type=module',
       '-e',
@@ -659,6 +659,23 @@ void describe('the operators\' and analysts\' docs match what deploy/ does', () 
     }
   });
 
+  void test("the README's layout names every folder: the top-level ones, src/'s and their subfolders", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const layout = /## Layout\n[\s\S]*?```\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const listed = new Set(layout.split('\n').map((l) => l.trim().split(/\s/, 1)[0]!));
+    const files = must('git', ['-C', ROOT, 'ls-files']).stdout.split('\n').filter(Boolean);
+    const folders = new Set<string>();
+    for (const f of files) {
+      const parts = f.split('/').slice(0, -1);
+      if (parts.length >= 1) folders.add(`${parts[0]}/`);
+      if (parts[0] === 'src' && parts.length >= 2) folders.add(`src/${parts[1]}/`);
+      if (parts[0] === 'src' && parts.length >= 3) folders.add(`src/${parts[1]}/${parts[2]}/`);
+    }
+    assert.ok(folders.size >= 20, `found only ${[...folders].join(' ')}`);
+    const missing = [...folders].filter((d) => !listed.has(d) && ![...listed].some((l) => l.startsWith(d)));
+    assert.deepEqual(missing, [], 'folders the README\'s layout does not show');
+  });
+
   void test('both guides give the crontab line add-analyst.sh prints', () => {
     const line = '*/5 * * * * /usr/local/bin/notify-runner >> "$HOME/.notifications/logs/cron.log" 2>&1';
     const script = readFileSync(join(ROOT, 'deploy/add-analyst.sh'), 'utf8');
@@ -673,16 +690,16 @@ void describe('the operators\' and analysts\' docs match what deploy/ does', () 
     }
   });
 
-  void test('the environment template lists every variable of the contract\'s configuration table', () => {
+  void test('the environment template lists every variable an operator sets', () => {
     const template = readFileSync(join(ROOT, 'deploy/notify.env.example'), 'utf8');
-    const contract = [
+    const operatorSets = [
       'TELEGRAM_BOT_TOKEN', 'TELEGRAM_API_ROOT', 'NOTIFY_DATA_DIR', 'NOTIFY_SOCKET', 'NOTIFY_GATEWAY_SOCKET',
       'NOTIFY_TRUSTED_USERS', 'NOTIFY_SOCKET_GROUP', 'NOTIFY_GATEWAY_SOCKET_GROUP', 'NOTIFY_ANALYST_GROUP',
       'NOTIFY_WEB_HOST', 'NOTIFY_WEB_PORT', 'NOTIFY_PUBLIC_URL', 'OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET',
       'NOTIFY_ALLOWED_DOMAINS', 'NOTIFY_ALLOWED_EMAILS', 'NOTIFY_SESSION_SECRET', 'TELEGRAM_BOT_USERNAME',
       'NOTIFY_GATEWAY_HOST', 'NOTIFY_GATEWAY_PORT', 'DESKTOP_JWT_SECRET',
     ];
-    for (const name of contract) {
+    for (const name of operatorSets) {
       assert.match(template, new RegExp(`^#?${name}=`, 'm'), `${name} is missing from deploy/notify.env.example`);
     }
     // Every line that sets a value is either a secret to fill in or commented out: an

@@ -1,6 +1,6 @@
 /**
  * The example scripts analysts copy from /data/docs/examples/notifications: each one
- * notifies on data the test creates, prints output the contract accepts, and stays quiet
+ * notifies on data the test creates, prints output the script contract accepts, and stays quiet
  * ({"notify": false}, exit 0, one line on stderr) when its library or its data is missing.
  */
 import { after, before, describe, test } from 'node:test';
@@ -27,7 +27,7 @@ const EXAMPLES = join(ROOT, 'examples', 'notifications');
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'examples');
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** The script's output, checked against the contract's schema. */
+/** The script's output, checked against the script contract's schema. */
 function contractOutput(run: ScriptRun): Record<string, unknown> {
   assert.equal(run.status, 0, `the script exited ${run.status}; stderr:\n${run.stderr}`);
   const out = onlyJsonObject(run);

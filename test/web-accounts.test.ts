@@ -33,7 +33,7 @@ void describe('the e-mail to account name rule', () => {
     assert.equal(clash.ok, false);
     assert.equal(!clash.ok && clash.reason, 'name_of_another');
     assert.equal(!clash.ok && clash.reason === 'name_of_another' && clash.owner, 'alice@other.org');
-    // The contract's rule for the first domain and its examples are kept.
+    // The README's rule for the first domain and its examples are kept.
     assert.deepEqual(decideAccount(verified('John.Doe@example.com'), domains, emails), { ok: true, username: 'john.doe', email: 'john.doe@example.com' });
     assert.deepEqual(decideAccount(verified('petr@simecek.org'), domains, emails), { ok: true, username: 'petr_simecek_org', email: 'petr@simecek.org' });
     assert.equal(usernameFor('jane@other.org', domains, []), 'jane_other_org');

@@ -1,5 +1,5 @@
 /**
- * The dashboard API, row by row of the contract's table, with sessions made through the
+ * The dashboard API, route by route, with sessions made through the
  * real sign-in flow: who is refused (401, 403), what a code does (linked, invalid, expired,
  * used twice), the guess limits (429), unlinking, the welcome message through the send
  * API, the analyst group, the security headers, and that no secret reaches a page or a log.

@@ -202,7 +202,7 @@ void describe('web sign-in configuration', () => {
     );
   });
 
-  void it('derives usernames by the contract rule', () => {
+  void it('derives usernames by the README\'s rule', () => {
     assert.equal(usernameFor('John.Doe@example.com', ['example.com', 'other.org'], []), 'john.doe');
     assert.equal(usernameFor('jane@other.org', ['example.com', 'other.org'], []), 'jane_other_org');
     assert.equal(usernameFor('petr@simecek.org', ['example.com'], ['petr@simecek.org']), 'petr_simecek_org');

@@ -835,9 +835,6 @@ export function addDetectedEntities(formatted: FormattedText): FormattedText {
   return { text, entities: sortEntities([...formatted.entities, ...accepted]) };
 }
 
-/** Length in UTF-16 code units, the unit of Telegram's limits. */
-export const textLength = (s: string): number => s.length;
-
 export type ParseMode = 'Markdown' | 'MarkdownV2' | 'HTML';
 
 /**

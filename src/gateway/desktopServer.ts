@@ -98,7 +98,7 @@ export class DesktopServer {
         server.on('error', (err) => this.logger.error({ err }, 'desktop listener error'));
         resolve(server.address() as AddressInfo);
       });
-      wss.on('error', (err) => this.logger.error({ err: err.message }, 'desktop listener error'));
+      wss.on('error', (err) => this.logger.error({ err }, 'desktop listener error'));
       wss.on('connection', (ws, req) => this.accept(ws, req));
       server.listen(this.opts.port, this.opts.host);
     });

@@ -108,11 +108,6 @@ export function isDue(schedule: Schedule, sinceMs: number, nowMs: number): boole
   return next !== null && next.getTime() <= nowMs;
 }
 
-/** `0 9 * * 1-5 Europe/Prague`, or `0 9 * * 1-5 (server time, Europe/Prague)`. */
-export function describeSchedule(schedule: Schedule): string {
-  return schedule.timezone !== undefined ? `${schedule.expression} ${schedule.timezone}` : `${schedule.expression} (server time, ${schedule.effectiveZone})`;
-}
-
 /** What the runner knows of a script's schedule at a moment, for lists and status pages. */
 export interface ScheduleStatus {
   /** The schedule as written (expression and zone). */

@@ -1,6 +1,7 @@
 /**
- * The contract's shapes as zod schemas, one source of truth for types and validation:
- * what a script prints, and the send API's request and answer bodies.
+ * The script contract (docs/notifications.md) and the send API's bodies as zod schemas, one
+ * source of truth for types and validation: what a script prints, and the send API's
+ * request and answer bodies.
  */
 import { z } from 'zod';
 import { parseDurationMs } from './units.js';

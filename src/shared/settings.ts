@@ -407,11 +407,6 @@ export type SettingValue<N extends SettingName> = Spec<N> extends { default: str
     ? string[]
     : KindValues[Spec<N>['kind']] | undefined;
 
-/** The declaration of a setting, loosely typed (for code that walks the whole table). */
-export function settingSpec(name: string): SettingSpec | undefined {
-  return (SETTINGS as Record<string, SettingSpec>)[name];
-}
-
 /** Every setting, in order, loosely typed. */
 export function allSettings(): Array<[SettingName, SettingSpec]> {
   return Object.entries(SETTINGS) as Array<[SettingName, SettingSpec]>;

@@ -13,7 +13,7 @@ export type AccountDecision =
 
 const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1);
 
-/** The contract's name for an address: see usernameFor. */
+/** The name usernameFor gives an allowed address. */
 function contractName(address: string, firstDomain: string | undefined): string {
   const at = address.lastIndexOf('@');
   return address.slice(at + 1) === firstDomain ? address.slice(0, at) : address.replace(/[@.]/g, '_');

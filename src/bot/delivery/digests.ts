@@ -56,7 +56,7 @@ export async function releaseDigests(deps: DigestDeps): Promise<number> {
       if (!(err instanceof NoChannelError)) throw err;
       const last = noChannelLogged.get(user) ?? 0;
       if (deps.clock.now() - last > 3_600_000) {
-        deps.log.warn({ user }, `quiet-hours digest kept: no channel takes it yet (${err.message}); retrying`);
+        deps.log.warn({ user, err }, 'quiet-hours digest kept: no channel takes it yet; retrying');
         noChannelLogged.set(user, deps.clock.now());
       }
     }

@@ -93,7 +93,7 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
 
   await app.register(errorPlugin, {
     limits: { bodyBytes: deps.maxBodyBytes, fileBytes: deps.maxPhotoBytes, contentTypes: 'application/json (or multipart/form-data to /send_photo)' },
-    // The contract answers 400 to a body it cannot read, whatever its type.
+    // A body the send API cannot read is a 400 whatever its type (docs/notifications.md).
     unsupportedMediaStatus: 400,
     serverError: 'Internal error; the notification was not accepted (see the bot log).',
     notFound: (req) => `no such endpoint: ${req.method} ${req.url.split('?')[0]}`,
