@@ -8,25 +8,8 @@
   const tgCard = document.getElementById('telegram-card');
   const dtCard = document.getElementById('desktop-card');
   if (!tgCard && !dtCard) return;
-  const { api, busy } = window.notifyDashboard;
-  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  const { api, busy, el, timeEl } = window.notifyDashboard;
 
-  function el(tag, attrs, ...children) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'text') e.textContent = v;
-      else e.setAttribute(k, v);
-    }
-    e.append(...children);
-    return e;
-  }
-
-  function when(iso) {
-    const d = new Date(iso);
-    const t = el('time', { datetime: iso });
-    t.textContent = Number.isNaN(d.getTime()) ? iso : dateFormat.format(d);
-    return t;
-  }
 
   // ---- Places in the cards ----
   let tgDelivery = null;
@@ -69,7 +52,7 @@
     tgPolling.replaceChildren();
     if (tg.polling === false && tg.polling_error) {
       tgPolling.append(
-        el('p', {}, el('strong', { text: 'The bot cannot reach Telegram just now' }), ` (${tg.polling_error})`, tg.polling_failing_since ? ', since ' : '', tg.polling_failing_since ? when(tg.polling_failing_since) : '', '. Alerts wait in the queue and go out when it can.'),
+        el('p', {}, el('strong', { text: 'The bot cannot reach Telegram just now' }), ` (${tg.polling_error})`, tg.polling_failing_since ? ', since ' : '', tg.polling_failing_since ? timeEl(tg.polling_failing_since) : '', '. Alerts wait in the queue and go out when it can.'),
       );
       tgPolling.hidden = false;
     } else tgPolling.hidden = true;
@@ -77,10 +60,10 @@
     if (!tg.linked) return;
     const label = el('span', { class: 'label', text: 'Last delivery:' });
     if (tg.retrying) {
-      tgDelivery.append(label, ' ', el('span', { class: 'badge badge-warn', text: 'Retrying' }), ' since ', when(tg.retrying.since), ` (${tg.retrying.attempts} attempts so far): ${tg.retrying.reason}`);
+      tgDelivery.append(label, ' ', el('span', { class: 'badge badge-warn', text: 'Retrying' }), ' since ', timeEl(tg.retrying.since), ` (${tg.retrying.attempts} attempts so far): ${tg.retrying.reason}`);
     } else if (tg.last) {
       const ok = tg.last.status === 'delivered';
-      tgDelivery.append(label, ' ', el('span', { class: `badge ${ok ? 'badge-on' : 'badge-off'}`, text: ok ? 'Delivered' : tg.last.status === 'refused' ? 'Refused by Telegram' : 'Failed' }), ' ', when(tg.last.at), ok || !tg.last.detail ? '' : `: ${tg.last.detail}`);
+      tgDelivery.append(label, ' ', el('span', { class: `badge ${ok ? 'badge-on' : 'badge-off'}`, text: ok ? 'Delivered' : tg.last.status === 'refused' ? 'Refused by Telegram' : 'Failed' }), ' ', timeEl(tg.last.at), ok || !tg.last.detail ? '' : `: ${tg.last.detail}`);
     } else tgDelivery.append(label, ' ', el('span', { class: 'hint', text: 'none yet' }));
   }
 

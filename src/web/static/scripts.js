@@ -4,32 +4,12 @@
 'use strict';
 
 (function () {
-  const { api, busy } = window.notifyDashboard;
+  const { api, busy, el, timeEl, announcer } = window.notifyDashboard;
   const $ = (id) => document.getElementById(id);
-
 
   const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
   const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k === 'class') node.className = v;
-      else if (k === 'text') node.textContent = v;
-      else node.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
-    return node;
-  }
-
-  /** A <time> in the reader's local time, with the UTC instant as its title. */
-  function timeEl(iso, short) {
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return document.createTextNode(iso || '');
-    const sameDay = new Date().toDateString() === d.toDateString();
-    return el('time', { datetime: iso, title: d.toISOString(), text: short && sameDay ? timeOnly.format(d) : dateTime.format(d) });
-  }
 
   function untilText(iso) {
     const d = new Date(iso);
@@ -41,19 +21,6 @@
 
   function outcomeBadge(label, tone) {
     return el('span', { class: `outcome outcome-${tone || 'idle'}` }, el('span', { class: 'outcome-icon', 'aria-hidden': 'true', text: ICONS[tone] || ICONS.idle }), el('span', { text: label }));
-  }
-
-  /** Live-region messages per card. */
-  function announcer(live) {
-    let pending = 0;
-    return function say(text, tone, action) {
-      cancelAnimationFrame(pending);
-      live.textContent = '';
-      const p = el('p', { text });
-      if (action) p.append(' ', el('a', { href: action.href, text: action.label }));
-      const box = el('div', { class: `notice ${tone === 'error' ? 'notice-error' : 'notice-ok'}` }, p);
-      pending = requestAnimationFrame(() => live.replaceChildren(box));
-    };
   }
 
 

@@ -7,38 +7,13 @@
 (function () {
   const card = document.getElementById('teams-card');
   if (!card) return;
-  const { api, busy } = window.notifyDashboard;
+  const { api, busy, el, timeEl, announcer } = window.notifyDashboard;
   const $ = (id) => document.getElementById(id);
   const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k === 'class') node.className = v;
-      else if (k === 'text') node.textContent = v;
-      else node.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
-    return node;
-  }
-
-  function timeEl(iso) {
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return document.createTextNode(iso || '');
-    return el('time', { datetime: iso, title: d.toISOString(), text: dateTime.format(d) });
-  }
 
   const live = $('tm-live');
-  let pending = 0;
-  function say(text, tone, action) {
-    cancelAnimationFrame(pending);
-    live.textContent = '';
-    const p = el('p', { text });
-    if (action) p.append(' ', el('a', { href: action.href, text: action.label }));
-    const box = el('div', { class: `notice ${tone === 'error' ? 'notice-error' : 'notice-ok'}` }, p);
-    pending = requestAnimationFrame(() => live.replaceChildren(box));
-  }
+  const say = announcer(live);
   function answerError(res, fallback) {
     if (res.status === 401) say('Your session has ended.', 'error', { href: '/login', label: 'Sign in again' });
     else say(res.data.error || fallback, 'error');
