@@ -14,6 +14,15 @@ import { type BotWorld, startBotWorld } from './support/inProcessBot.js';
 const USER = 'alice';
 let chat = 7100;
 
+/** Waits for `check` to hold, up to a minute (a bound for a hang, not a speed target). */
+async function waitUntil(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function alert(w: BotWorld, fields: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await w.client.send({ user: USER, ...fields });
   return { status: res.status, body: res.body as Record<string, unknown> };
@@ -100,22 +109,29 @@ void describe('alert buttons, snooze and mute', () => {
     assert.equal((await alert(w, { title: 'Noisy', message: 'z', script: 'noisy.py' })).body.telegram, 'delivered');
   });
 
+  /** Button data a client could send on the analyst's alert, none of it on that alert's keyboard. */
+  const FORGED: ReadonlyArray<{ what: string; data: string }> = [
+    { what: 'a script the bot never offered', data: 'mute:invented.py' },
+    { what: 'a NUL in the name', data: 'mute:evil\u0000name' },
+    { what: 'a path instead of a name', data: 'sn1d:../../etc/passwd' },
+    { what: "an example script's name", data: 'mute:revenue_drop.py' },
+    { what: "another chat's genuine button", data: 'mute:theirs.py' },
+  ];
+
   void it('forged button data (a name the bot never offered, a NUL, another chat\'s button) is refused and changes nothing', async () => {
     const c = ++chat;
     await w.link(USER, c);
     await alert(w, { title: 'Real', message: 'x', script: 'real.py' });
     const [m] = await w.fake.waitForMessages(c, 1);
-    const before = JSON.stringify(await w.rules.forUser(USER));
-    for (const data of ['mute:invented.py', 'mute:evil\u0000name', 'sn1d:../../etc/passwd', 'mute:revenue_drop.py']) {
-      const answer = await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, data, { unchecked: true }));
-      assert.match(answer.text ?? '', /not one the bot sent here; nothing was changed/, `refused: ${JSON.stringify(data)}`);
-    }
-    // Another chat's genuine button, pressed on this chat's message.
     const other = ++chat;
     await w.link('someone_else', other);
     await alert(w, { user: 'someone_else', title: 'Theirs', message: 'y', script: 'theirs.py' });
-    const answer = await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, 'mute:theirs.py', { unchecked: true }));
-    assert.match(answer.text ?? '', /nothing was changed/);
+    await w.fake.waitForMessages(other, 1);
+    const before = JSON.stringify(await w.rules.forUser(USER));
+    for (const { what, data } of FORGED) {
+      const answer = await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, data, { unchecked: true }));
+      assert.match(answer.text ?? '', /not one the bot sent here; nothing was changed/, `${what} (${JSON.stringify(data)}) is refused`);
+    }
     assert.equal(JSON.stringify(await w.rules.forUser(USER)), before, 'the analyst\'s rules are unchanged');
     assert.equal((await w.rules.forUser('someone_else')).scripts['theirs.py']?.muted, undefined, 'the other analyst\'s rules are unchanged');
     // The button the bot did send still works.
@@ -182,20 +198,24 @@ void describe('quiet hours', () => {
         }
         const urgent = await alert(w, { title: 'Disk full', message: 'now', script: 'disk.py', urgent: true });
         assert.equal(urgent.body.telegram, 'delivered', 'an urgent alert breaks through');
-        await w.fake.waitForMessages(c, 1);
-        await new Promise((r) => setTimeout(r, 400));
-        assert.equal(w.fake.sentMessages(c).length, 1, 'nothing else arrives during quiet hours');
+        // A later urgent alert: whatever the held ones could have sent would come before it.
+        await alert(w, { title: 'Later', message: 'marker', script: 'later.py', urgent: true });
+        const sofar = await w.fake.waitForMessages(c, 2, 60_000);
+        assert.deepEqual(sofar.map((m) => /Disk full|Later/.exec(m.text ?? '')?.[0]), ['Disk full', 'Later'], 'nothing else arrives during quiet hours');
 
         w.clock.set(Date.UTC(2026, 6, 11, 7 - offsetHours, 1));
-        const msgs = await w.fake.waitForMessages(c, 2, 5000);
-        const digest = msgs[1]!.text ?? '';
+        const msgs = await w.fake.waitForMessages(c, 3, 60_000);
+        const digest = msgs[2]!.text ?? '';
         assert.match(digest, /While you were in quiet hours: 3 alerts/);
         const order = [1, 2, 3].map((n) => digest.indexOf(`Alert ${n} _x_`));
         assert.ok(order.every((i) => i > 0) && order[0]! < order[1]! && order[1]! < order[2]!, `titles in order: ${digest}`);
         assert.ok(digest.includes('body 2'));
-        await new Promise((r) => setTimeout(r, 400));
-        assert.equal(w.fake.sentMessages(c).length, 2, 'one digest, sent once');
-        assert.deepEqual(await w.rules.heldUsers(), []);
+        await waitUntil('the held alerts are released', async () => (await w.rules.heldUsers()).length === 0);
+        // An alert after the digest: a second digest would come before it.
+        await alert(w, { title: 'Morning', message: 'marker', script: 'morning.py' });
+        const all = await w.fake.waitForMessages(c, 4, 60_000);
+        assert.match(all[3]!.text ?? '', /Morning/, 'one digest, sent once');
+        assert.equal(w.fake.sentMessages(c).length, 4, 'one digest, sent once');
       } finally {
         await w.close();
       }
@@ -329,12 +349,14 @@ void describe('nothing accepted is lost by the rules', () => {
       await new Promise((r) => setTimeout(r, 600));
       assert.deepEqual(await w.rules.heldUsers(), [USER], 'with no channel the alerts stay held');
       await w.link(USER, c);
-      const msgs = await w.fake.waitForMessages(c, 1, 5000);
+      const msgs = await w.fake.waitForMessages(c, 1, 60_000);
       assert.match(msgs[0]!.text ?? '', /Night alert/);
-      for (let i = 0; i < 50 && (await w.rules.heldUsers()).length > 0; i += 1) await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(await w.rules.heldUsers(), [], 'released once delivered');
-      await new Promise((r) => setTimeout(r, 400));
-      assert.equal(w.fake.sentMessages(c).length, 1, 'the digest went out once');
+      await waitUntil('released once delivered', async () => (await w.rules.heldUsers()).length === 0);
+      // An alert after the release: a second digest would come before it.
+      await alert(w, { title: 'Morning', message: 'marker', script: 'morning.py' });
+      const all = await w.fake.waitForMessages(c, 2, 60_000);
+      assert.match(all[1]!.text ?? '', /Morning/, 'the digest went out once');
+      assert.equal(w.fake.sentMessages(c).length, 2, 'the digest went out once');
     } finally {
       await w.close();
     }
