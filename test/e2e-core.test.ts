@@ -1,7 +1,7 @@
 /**
  * The core path end to end: the real notify-bot process against the fake Telegram, the
  * real notify-runner in a temporary home. /start gives a stored code, a second /start
- * replaces it, other messages get the contract's reply; after linking, a script's alert
+ * replaces it, other messages get the bot's usual reply; after linking, a script's alert
  * arrives with its title bold, the cooldown holds a second run, and a script's PNG arrives
  * as a photo with the same bytes.
  */
@@ -47,7 +47,7 @@ void describe('a script alert reaches Telegram through the real bot and runner',
     rmSync(home, { recursive: true, force: true });
   });
 
-  void it('/start answers a 6-digit code valid 10 minutes, stored as the contract says', async () => {
+  void it('/start answers a 6-digit code valid 10 minutes, stored in pending_codes.json', async () => {
     h.fake.sendUserMessage(CHAT, '/start');
     const [m] = await h.fake.waitForMessages(CHAT, 1, 10_000);
     const found = /\b(\d{6})\b/.exec(m!.text ?? '');
@@ -84,7 +84,7 @@ void describe('a script alert reaches Telegram through the real bot and runner',
     );
     const run = await runRunner(home, h.socketPath);
     assert.equal(run.code, 0, run.out);
-    const msgs = await h.fake.waitForMessages(CHAT, 4, 15_000);
+    const msgs = await h.fake.waitForMessages(CHAT, 4, 60_000);
     const alert = msgs[3]!;
     assert.equal(alert.text, 'revenue_drop *alert* [x]\nToday: $45k | 7d avg: $60k');
     assert.deepEqual(alert.entities[0], { type: 'bold', offset: 0, length: 'revenue_drop *alert* [x]'.length });
@@ -93,8 +93,12 @@ void describe('a script alert reaches Telegram through the real bot and runner',
 
     const again = await runRunner(home, h.socketPath);
     assert.equal(again.code, 0, again.out);
-    await new Promise((r) => setTimeout(r, 1000));
-    assert.equal(h.fake.sentMessages(CHAT).length, 4, 'nothing sent within the cooldown');
+    // A notification sent after the second run: anything that run sent would arrive before it.
+    const later = await h.client.send({ user: 'root', message: 'after the second run' });
+    assert.ok(later.status === 200 || later.status === 202, JSON.stringify(later.body));
+    const all = await h.fake.waitForMessages(CHAT, 5, 60_000);
+    assert.equal(all[4]!.text, 'after the second run', 'nothing sent within the cooldown');
+    assert.equal(h.fake.sentMessages(CHAT).length, 5, 'nothing sent within the cooldown');
     assert.match(readFileSync(join(home, '.notifications', 'logs', 'runner.log'), 'utf8'), /revenue_drop\.py.*cooldown/i);
   });
 
@@ -106,8 +110,8 @@ void describe('a script alert reaches Telegram through the real bot and runner',
     );
     const run = await runRunner(home, h.socketPath);
     assert.equal(run.code, 0, run.out);
-    const msgs = await h.fake.waitForMessages(CHAT, 5, 15_000);
-    const photo = msgs[4]!;
+    const msgs = await h.fake.waitForMessages(CHAT, 6, 60_000);
+    const photo = msgs[5]!;
     assert.equal(photo.kind, 'photo');
     assert.ok(photo.photo?.equals(png), 'the same bytes');
     assert.equal(photo.caption, 'Daily chart\nSee the chart');
@@ -122,7 +126,7 @@ void describe('a script alert reaches Telegram through the real bot and runner',
     );
     const run = await runRunner(home, h.socketPath);
     assert.equal(run.code, 0, run.out);
-    const msgs = await h.fake.waitForMessages(CHAT, 6, 15_000);
+    const msgs = await h.fake.waitForMessages(CHAT, 7, 60_000);
     const photo = msgs.find((m) => m.kind === 'photo' && (m.caption ?? '').startsWith('Regions'));
     assert.ok(photo, `a photo titled Regions among ${JSON.stringify(msgs.map((m) => m.caption ?? m.text))}`);
     assert.equal(photo.caption, `Regions\n${message}`, 'the caption the fake Telegram received is the title line plus the script\'s message, unchanged');
