@@ -252,6 +252,7 @@ void describe('resolved notices', () => {
     c.on();
     await pass('shared_disk.py', start + 95 * MIN);
     await h.fake.waitForMessages(group, 3, 15_000);
+    await h.fake.waitForMessages(chat, before + 3, 15_000);
     await teams.file.update((all) => {
       const next = { ...all };
       delete next['ops-room'];
@@ -264,5 +265,38 @@ void describe('resolved notices', () => {
     assert.match(run.warning ?? '', /resolved notice of alert \S+ was refused \(.*ops-room.*\); the condition is closed without it/);
     await pass('shared_disk.py', start + 105 * MIN);
     assert.equal(history().at(-1)!.warning, undefined, 'not asked again on the next run');
+  });
+
+  void it('in quiet hours a resolved notice is held like its alert, and an urgent alert\'s notice breaks through as a reply', async () => {
+    const rules = new AlertRulesStore(h.dataDir, { now: () => Date.now() });
+    const hhmm = (ms: number): string => new Date(ms).toISOString().slice(11, 16);
+    await rules.setQuietHours('root', { start: hhmm(Date.now() - 3_600_000), end: hhmm(Date.now() + 3 * 3_600_000), tz: 'UTC' });
+    try {
+      const quiet = condition('quiet_cond', '1h');
+      const loud = condition('loud_cond', '1h', { urgent: true });
+      const start = T0 + 20 * 3_600_000;
+      const before = h.fake.sentMessages(chat).length;
+      quiet.on();
+      loud.on();
+      await pass('quiet_cond.py', start);
+      await pass('loud_cond.py', start);
+      assert.equal(history().filter((r) => r.script === 'quiet_cond.py').at(-1)!.outcome, 'held_quiet_hours');
+      quiet.off();
+      loud.off();
+      await pass('quiet_cond.py', start + 15 * MIN);
+      await pass('loud_cond.py', start + 15 * MIN);
+      assert.ok(history().filter((r) => r.script === 'quiet_cond.py').at(-1)!.resolved_alert, 'the held alert\'s condition is closed too');
+      await h.client.send({ user: 'root', message: 'marker in quiet hours', urgent: true }, 'respond-async');
+      await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker in quiet hours') ? true : undefined), 15_000, () => 'the marker');
+      const mine = h.fake.sentMessages(chat).slice(before).filter((m) => /_cond\)|^marker in quiet hours$/.test((m.text ?? '').split('\n')[0]!));
+      assert.deepEqual(
+        mine.map((m) => (m.text ?? '').split('\n')[0]),
+        ['Disk low on /data (loud_cond)', '✅ Resolved: Disk low on /data (loud_cond)', 'marker in quiet hours'],
+        'the urgent alert and its notice went; the other alert and its notice wait for the digest',
+      );
+      assert.equal(mine[1]!.reply_to_message_id, mine[0]!.message_id);
+    } finally {
+      await rules.setQuietHours('root', null);
+    }
   });
 });
