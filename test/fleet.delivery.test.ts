@@ -104,14 +104,23 @@ void describe('a fleet of bots delivering on PostgreSQL', { skip: skip ?? false 
       down = true;
       const from = refusals.length;
       await leader.waitUntil(() => refusals.length >= from + refused, 60_000, () => `${refused} sends refused while the database is away`);
+      for (const r of replicas) {
+        const health = (await r.health()).body as { status: string; problems?: string[] };
+        assert.equal(health.status, 'degraded', JSON.stringify(health));
+        assert.ok(health.problems?.some((p) => /database is unreachable/.test(p)), `/health says why: ${JSON.stringify(health.problems)}`);
+      }
       await until?.();
-      await pg.startServer();
+      // From here on the database may answer again.
       down = false;
+      await pg.startServer();
     };
     /** One sender: a refused send is tried again shortly, as a client honouring Retry-After (scaled down) would. */
     const send = async ({ user, text }: (typeof items)[number], i: number): Promise<void> => {
       for (;;) {
+        const startedDown = down;
         const res = await replicas[i % 2]!.client.send({ user: user.name, message: text }, 'respond-async');
+        // An acceptor never acknowledges what the database has not committed: it holds no queue of its own.
+        if (startedDown && down) assert.notEqual(res.status, 202, `acknowledged while the database was down: ${text}`);
         if (res.status === 202) {
           acknowledged += 1;
           // Longer than the lease: the leader steps down and the lease changes hands when the database is back.

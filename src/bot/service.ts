@@ -16,6 +16,7 @@ import { type Logger, logFileState } from '../shared/logger.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { startMetrics } from '../shared/metrics.js';
 import { Lease } from '../shared/db/lease.js';
+import { databaseProblem } from '../shared/db/database.js';
 import { sharedDocument } from '../shared/documents.js';
 import { openSharedState } from '../shared/sharedState.js';
 import { TeamChatStore } from '../shared/teamChats.js';
@@ -292,8 +293,11 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         const diskState = await disk.state();
         if (diskState.problem) problems.push(`data disk full: ${diskState.problem}; new notifications are refused with 507`);
         const logFile = logFileState(log);
+        const db = shared.database ? await databaseProblem(shared.database.sql, 1000) : null;
+        if (db) problems.push(`the database is unreachable (${db}): sends are refused with 503 and nothing is delivered until it is back; this replica reconnects by itself`);
         try {
-          await links.users.read();
+          // (Not asked of a database that is away: the answer would only wait for it.)
+          if (!db) await links.users.read();
         } catch (err) {
           if (err instanceof CorruptFileError) problems.push(`${err.message} Linked chats get no notifications and commands are answered with an apology until then.`);
         }

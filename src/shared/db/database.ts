@@ -107,6 +107,10 @@ export function clientOptions(url: string): Options<Record<string, never>> {
     max: 10,
     connect_timeout: 5,
     idle_timeout: 60,
+    // The client's own default waits up to 20 s between attempts after a long outage: the
+    // queries waiting meanwhile would hold senders and /health that long, and service would
+    // resume that late after the database is back. One second at most.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1),
     onnotice: () => undefined,
     connection: { ...rest, application_name: appName ?? 'notify-engine' },
   };
@@ -141,6 +145,31 @@ export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
       throw new StoreUnavailableError(e.code ?? e.message ?? 'connection failed');
     }
     throw err;
+  }
+}
+
+/**
+ * Why the database cannot be used now (for /health), or null when it answers. Bounded by
+ * timeoutMs: a partitioned server is reported rather than waited for.
+ */
+export async function databaseProblem(sql: Sql, timeoutMs: number): Promise<string | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      sql`SELECT 1`.then(
+        () => null,
+        (err: unknown) => {
+          const e = err as { code?: string; message?: string };
+          return e.code ?? e.message ?? 'connection failed';
+        },
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
