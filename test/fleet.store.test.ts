@@ -72,9 +72,19 @@ void describe('the shared state on PostgreSQL', { skip: skip ?? false }, () => {
       assert.equal(first.status, 0, first.stderr);
       assert.match(first.stdout, /imported +telegram_users\.json \(2 entries\)/);
       assert.match(first.stdout, /2 of 2 file\(s\) imported/);
+      const rows = async (): Promise<string> => {
+        const db = await openDatabase(url);
+        try {
+          return JSON.stringify(await db.sql`SELECT name, body, version, updated_at FROM documents ORDER BY name`);
+        } finally {
+          await db.close();
+        }
+      };
+      const afterFirst = await rows();
       const second = await h.cli(['import-files']);
       assert.equal(second.status, 0, second.stderr);
       assert.match(second.stdout, /0 of 2 file\(s\) imported .*already held/);
+      assert.equal(await rows(), afterFirst, 'the second run changed no row (not even its version or time)');
       for (const out of [first, second]) assert.doesNotMatch(out.stdout + out.stderr, /importsecret42/, 'the password is never printed');
 
       const replica = freshDir();

@@ -81,8 +81,9 @@ export function sharedDocument<T>(dataDir: string, name: string, schema: z.ZodTy
 
 /**
  * The documents that are shared state (moved by `notify-bot import-files` / `export-files`).
- * Per-host things (the outbox spool, logs, images, the bot's instance lock) are not here, nor
- * the analysts' own only-if-changed state (alert_data/<user>.json, one document each).
+ * Per-host things (the outbox spool, logs, the bot's instance lock) and the desktop images
+ * (a table of their own in a fleet) are not here, nor the analysts' own only-if-changed
+ * state (alert_data/<user>.json, one document each).
  */
 export const SHARED_DOCUMENTS = [
   'telegram_users.json',
