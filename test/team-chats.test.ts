@@ -103,6 +103,23 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     await teams.unlink(member, 'ops-anon');
   });
 
+  void it('a channel is linked by one of its administrators and sent to like a group', async () => {
+    const channel = GROUP - 2;
+    h.fake.createGroup(channel, 'Announcements', [chat[owner]!, chat[member]!], { channel: true });
+    // A channel's post comes from the channel, not a person: any administrator may use its code.
+    h.fake.sendChannelPost(channel, '/start');
+    const [reply] = await h.fake.waitForMessages(channel, 1, 10_000);
+    const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
+    assert.ok(code, `the bot answered /start in the channel with a code: ${textOf(reply!)}`);
+    const teams = new TeamChatStore(h.dataDir);
+    await assert.rejects(teams.linkWithCode(member, code, 'announce', h.links), (err: unknown) => err instanceof TeamError && err.status === 403, 'a subscriber cannot use it');
+    await teams.linkWithCode(owner, code, 'announce', h.links);
+    const r = await notify(owner, ['--to', 'announce', 'Release 4.2 is out']);
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    await h.waitUntil(() => h.fake.sentMessages(channel).some((m) => textOf(m) === 'Release 4.2 is out'), 10_000, () => 'the message did not reach the channel');
+    await teams.unlink(owner, 'announce');
+  });
+
   void it('the owner sends to it with notify --to', async () => {
     const r = await notify(owner, ['--to', 'finance-alerts', 'Month-end close is done']);
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);

@@ -244,7 +244,7 @@ interface ChatState {
    * Set for group chats: their title, members (user ids), who created the group and who else
    * administers it, and recent sends (for the group limit).
    */
-  group?: { title: string; members: Set<number>; creator: number | undefined; admins: Set<number>; sends: number[]; botRemoved: boolean };
+  group?: { title: string; members: Set<number>; creator: number | undefined; admins: Set<number>; sends: number[]; botRemoved: boolean; channel: boolean };
   /** Set when the group was upgraded to a supergroup: its new id. */
   migratedTo?: number;
 }
@@ -495,14 +495,15 @@ export class FakeTelegram {
   /**
    * Creates a group chat (a negative id) with the bot in it and these users (private chat
    * ids) as members. The first member created the group (its creator, an administrator);
-   * `admins` are further administrators.
+   * `admins` are further administrators. `channel`: a channel instead (its posts come from
+   * the channel, not from a person; its members are subscribers).
    */
-  createGroup(chatId: number, title: string, memberIds: readonly number[] = [], opts: { admins?: readonly number[] } = {}): void {
+  createGroup(chatId: number, title: string, memberIds: readonly number[] = [], opts: { admins?: readonly number[]; channel?: boolean } = {}): void {
     if (chatId >= 0) throw new Error(`group chat ids are negative, got ${chatId}`);
     const chat = this.ensureChat(chatId);
     chat.first_name = title;
     const admins = new Set(opts.admins ?? []);
-    chat.group = { title, members: new Set([...memberIds, ...admins]), creator: memberIds[0], admins, sends: [], botRemoved: false };
+    chat.group = { title, members: new Set([...memberIds, ...admins]), creator: memberIds[0], admins, sends: [], botRemoved: false, channel: opts.channel ?? false };
   }
 
   /** Makes a member an administrator of the group, or a plain member again. */
@@ -528,7 +529,7 @@ export class FakeTelegram {
   upgradeToSupergroup(chatId: number, newChatId: number): void {
     const g = this.chats.get(chatId)?.group;
     if (!g) throw new Error(`chat ${chatId} is not a group`);
-    this.createGroup(newChatId, g.title, [...(g.creator !== undefined ? [g.creator] : []), ...g.members], { admins: [...g.admins] });
+    this.createGroup(newChatId, g.title, [...(g.creator !== undefined ? [g.creator] : []), ...g.members], { admins: [...g.admins], channel: g.channel });
     this.ensureChat(chatId).migratedTo = newChatId;
   }
 
@@ -592,6 +593,17 @@ export class FakeTelegram {
     if (formatted.entities.length > 0) message.entities = formatted.entities;
     chat.log.push({ seq: ++this.seq, from: 'user', chat_id: chat.id, message_id: message.message_id as number, message });
     return this.enqueue({ message });
+  }
+
+  /** An administrator posts in a channel (e.g. /start): queues a `channel_post` update, sent by the channel itself. */
+  sendChannelPost(chatId: number, text: string): FakeUpdate {
+    const chat = this.chats.get(chatId);
+    if (!chat?.group?.channel) throw new Error(`chat ${chatId} is not a channel`);
+    const formatted = addDetectedEntities({ text, entities: [] });
+    const post: Record<string, unknown> = { message_id: chat.nextMessageId++, sender_chat: this.chatJson(chat), chat: this.chatJson(chat), date: Math.floor(this.clock() / 1000), text };
+    if (formatted.entities.length > 0) post.entities = formatted.entities;
+    chat.log.push({ seq: ++this.seq, from: 'user', chat_id: chat.id, message_id: post.message_id as number, message: post });
+    return this.enqueue({ channel_post: post });
   }
 
   /** The user blocks the bot: sends to this chat get 403. */
@@ -1531,7 +1543,7 @@ export class FakeTelegram {
   }
 
   private chatJson(chat: ChatState): Record<string, unknown> {
-    if (chat.group) return { id: chat.id, title: chat.group.title, type: 'group' };
+    if (chat.group) return { id: chat.id, title: chat.group.title, type: chat.group.channel ? 'channel' : 'group' };
     const out: Record<string, unknown> = { id: chat.id, first_name: chat.first_name };
     if (chat.last_name !== undefined) out.last_name = chat.last_name;
     if (chat.username !== undefined) out.username = chat.username;
