@@ -30,9 +30,11 @@ mkdirSync(join(root, 'test-artifacts'), { recursive: true });
 const concurrency = process.env.NOTIFY_TEST_CONCURRENCY ?? '2';
 // Under CI every test must run: a test skipped for a missing tool is a missing install step.
 const strict = process.env.CI === 'true' || process.env.CI === '1';
+// The timeout bounds a hang, not a speed: a test file (deploy's runs install.sh many times)
+// took 255 s on a 2-core host loaded to 16, so a file gets ten minutes.
 const child = spawn(
   process.execPath,
-  ['--enable-source-maps', '--test', '--test-reporter=tap', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files],
+  ['--enable-source-maps', '--test', '--test-reporter=tap', `--test-concurrency=${concurrency}`, '--test-timeout=600000', ...files],
   { stdio: ['ignore', 'pipe', 'inherit'], cwd: root, env: { ...process.env, NOTIFY_PROJECT_ROOT: root } },
 );
 let tail = '';
