@@ -29,6 +29,7 @@ import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { launcherNodeArgs } from './support/botHarness.js';
+import { installSudoersRule } from './support/sudoers.js';
 
 const ROOT = process.env.NOTIFY_PROJECT_ROOT ?? fileURLToPath(new URL('../..', import.meta.url));
 const IS_ROOT = process.getuid?.() === 0;
@@ -453,7 +454,7 @@ void describe('deploy/install.sh into a temporary root', { skip: IS_ROOT ? false
     writeFileSync(stub, '#!/bin/sh\necho "as=$(id -un) home=$HOME leak=${LEAK-none} args=$*"\n');
     chmodSync(stub, 0o755);
     const rule = readFileSync(r('/etc/sudoers.d/notify'), 'utf8').replaceAll('/usr/local/bin/notify-scripts', stub);
-    writeFileSync(sudoersTest, rule, { mode: 0o440 });
+    installSudoersRule(sudoersTest, rule);
     must('visudo', ['-cq']);
     const as = (caller: string, ...args: string[]): Run =>
       sh('runuser', ['-u', caller, '--', 'sudo', '-n', ...args], { env: { ...process.env, LEAK: 'from-the-service' } });

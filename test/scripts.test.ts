@@ -16,6 +16,7 @@ import { userByName } from '../src/shared/posix.js';
 import { commandFor, ScriptsHelper, ScriptsHelperError, splitCommand } from '../src/scripts/client.js';
 import { HELPER, makeHome, PATH, printing, ROOT, RUNNER, type RunResult, runProcess, script } from './support/runnerSandbox.js';
 import { startSendApiStub } from './support/sendApiStub.js';
+import { installSudoersRule } from './support/sudoers.js';
 
 const temps: string[] = [];
 
@@ -354,7 +355,7 @@ print(json.dumps({"notify": True, "title": "Report for " + os.environ["USER"], "
     const draft = join(mkdtempSync(join(tmpdir(), 'notify-sudoers-')), 'rule');
     writeFileSync(draft, rule, { mode: 0o440 });
     execFileSync('visudo', ['-cf', draft]);
-    writeFileSync(sudoersFile, rule, { mode: 0o440 });
+    installSudoersRule(sudoersFile, rule);
     rmSync(draft, { force: true });
     execFileSync('visudo', ['-c'], { stdio: 'ignore' });
   });
