@@ -121,21 +121,35 @@ export class PgOutbox implements OutboxStore {
 
   /** Records queued (by any replica, or re-queued by an operator) that this generation has not taken yet. */
   takeRequeued(): Promise<OutboxRecord[]> {
-    return this.take('take new records');
+    return this.take('take new records', this.takeUnanswered);
   }
+
+  /**
+   * A take whose answer was lost (the connection broke) may have marked rows as taken by this
+   * generation without this process seeing them; the next take then asks for every queued
+   * row (the deliverer skips those it already holds), or they would wait for the next holder.
+   */
+  private takeUnanswered = false;
 
   /** all: every queued record (a fresh start), else only those this generation has not taken. */
   private async take(what: string, all = false): Promise<OutboxRecord[]> {
     const f = this.held_(what);
-    const rows = await guarded(
-      () => this.sql<Array<{ ok: boolean; id: string | null; body: string | null; pos: string | null }>>`
-        WITH u AS (
-          UPDATE outbox SET taken_gen = ${f.generation}
-          WHERE state = 'queued' AND (${all}::boolean OR taken_gen IS DISTINCT FROM ${f.generation}) AND ${this.leaseHeld(f)}
-          RETURNING id, body, pos)
-        SELECT l.ok, u.id, u.body, u.pos FROM (SELECT ${this.leaseHeld(f)} AS ok) l LEFT JOIN u ON true`,
-    );
+    let rows;
+    try {
+      rows = await guarded(
+        () => this.sql<Array<{ ok: boolean; id: string | null; body: string | null; pos: string | null }>>`
+          WITH u AS (
+            UPDATE outbox SET taken_gen = ${f.generation}
+            WHERE state = 'queued' AND (${all}::boolean OR taken_gen IS DISTINCT FROM ${f.generation}) AND ${this.leaseHeld(f)}
+            RETURNING id, body, pos)
+          SELECT l.ok, u.id, u.body, u.pos FROM (SELECT ${this.leaseHeld(f)} AS ok) l LEFT JOIN u ON true`,
+      );
+    } catch (err) {
+      this.takeUnanswered = true;
+      throw err;
+    }
     if (!rows[0]?.ok) throw new FencedError(what);
+    this.takeUnanswered = false;
     const out: OutboxRecord[] = [];
     for (const r of rows) {
       if (r.id === null || r.body === null) continue;
