@@ -16,6 +16,7 @@ import { openSharedState } from '../src/shared/sharedState.js';
 import type { BotHarness } from './support/botHarness.js';
 import { pollConflicts, roleOf, startFleet, waitForLeader } from './support/fleet.js';
 import { postgresUnavailable, TestPostgres } from './support/postgres.js';
+import { scrape, value } from './support/prometheus.js';
 
 const skip = postgresUnavailable();
 let pg: TestPostgres;
@@ -28,13 +29,19 @@ after(async () => {
 
 void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
   void it('one polls, both accept and deliver, a command is answered once, and a SIGKILLed leader is replaced within 10 s', async (t) => {
-    const fleet = await startFleet(pg, { replicas: 2, users: ['alice'], firstChatId: 5150 });
+    const fleet = await startFleet(pg, { replicas: 2, users: ['alice'], firstChatId: 5150, env: { NOTIFY_METRICS_ADDR: '127.0.0.1:0' } });
     const [a, b] = fleet.replicas as [BotHarness, BotHarness];
+    // Each replica's metrics say whether it holds the Telegram lease.
+    const leaseHeld = async (r: BotHarness): Promise<number> => {
+      const line = await r.waitForLog((l) => l.msg === 'metrics endpoint listening at /metrics', 15_000, 'the metrics endpoint to listen');
+      return value((await scrape(Number(line.port))).samples, 'notify_telegram_lease_held');
+    };
     const chat = 5150;
     try {
       const leader = await waitForLeader([a, b], 20_000);
       const follower = leader === a ? b : a;
       assert.equal(await roleOf(follower), 'follower');
+      assert.deepEqual([await leaseHeld(leader), await leaseHeld(follower)], [1, 0], 'the metrics of the leader and the follower');
       assert.equal(((await follower.health()).body as { instance: string }).instance, follower === a ? 'host-1' : 'host-2');
 
       const viaA = await a.client.send({ user: 'alice', text: 'through host-a' }, { waitSeconds: 10 });
@@ -76,6 +83,7 @@ void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
       const next = await waitForLeader([follower], 20_000);
       const takeoverMs = Date.now() - killedAt;
       assert.equal(next, follower);
+      assert.equal(await leaseHeld(follower), 1, 'the new leader says so in its metrics');
       t.diagnostic(`take-over after SIGKILL of the leader: ${takeoverMs} ms`);
       assert.ok(takeoverMs < 10_000, `take-over took ${takeoverMs} ms (target: under 10 s)`);
 

@@ -23,44 +23,11 @@ import { startOidcProvider, type TestOidcProvider } from './support/oidcProvider
 import type { FastifyInstance } from 'fastify';
 import { BotHarness, compareDelivery, describeReport, expectedByChat, burst, sendInOrder, textOf } from './support/botHarness.js';
 import { notification, signToken, startTestGateway, tempDir, TestDesktop, waitFor, type TestGateway } from './support/gatewayHarness.js';
+import { type Sample, scrape, value } from './support/prometheus.js';
 
 const TEAM_CHAT = -100_464;
 
 /** One sample: metric name, labels, value. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses the Prometheus text format (enough of it for these checks). */
-function parseMetrics(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(m, `not a Prometheus sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-/** The value of one sample (0 when absent); `labels` must all match. */
-function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  const hits = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  return hits.reduce((n, s) => n + s.value, 0);
-}
-
-async function scrape(port: number): Promise<{ text: string; samples: Sample[] }> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
-  const text = await res.text();
-  return { text, samples: parseMetrics(text) };
-}
-
 /** Every label value in the scrape, for the "no users, no chats" check. */
 function labelValues(samples: Sample[]): Set<string> {
   return new Set(samples.flatMap((s) => Object.values(s.labels)));

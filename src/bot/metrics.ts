@@ -71,7 +71,8 @@ export class BotMetrics implements IntakeMetrics, DeliveryMetrics, PollingMetric
   private readonly pollUp: Gauge;
   private readonly pollLastOk: Gauge;
 
-  constructor(queue: QueueView, now: () => number) {
+  /** leads: whether this replica polls and delivers (in a fleet, holds the Telegram lease). */
+  constructor(queue: QueueView, now: () => number, leads: () => boolean = () => true) {
     const registry = newRegistry('notify_bot_');
     this.registry = registry;
     const r = [registry];
@@ -87,6 +88,14 @@ export class BotMetrics implements IntakeMetrics, DeliveryMetrics, PollingMetric
     this.pollFailures = new Counter({ name: 'notify_telegram_polling_failures_total', help: 'getUpdates calls that failed', registers: r });
     this.pollUp = new Gauge({ name: 'notify_telegram_polling_up', help: '1 when the last getUpdates succeeded, else 0', registers: r });
     this.pollLastOk = new Gauge({ name: 'notify_telegram_polling_last_success_timestamp_seconds', help: 'When getUpdates last succeeded (unix seconds; 0 = not yet)', registers: r });
+    new Gauge({
+      name: 'notify_telegram_lease_held',
+      help: 'This replica polls Telegram and delivers (1), or only accepts (0: another replica of a fleet holds the lease); without a database always 1',
+      registers: r,
+      collect() {
+        this.set(leads() ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'notify_queue_depth',
       help: 'Notifications accepted and not yet delivered, refused or dead-lettered',

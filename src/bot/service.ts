@@ -150,6 +150,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
             oldestAcceptedAt: (): number | null => deliverer.oldestAcceptedAt(),
           },
           () => clock.now(),
+          () => !shared.database || lease?.role === 'leader',
         )
       : null;
     const threads = new AlertThreads(cfg.dataDir, clock);
