@@ -10,26 +10,19 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { OUTCOME_LOG, readOutcomes } from '../src/shared/outcomeLog.js';
 import { openSharedState } from '../src/shared/sharedState.js';
 import type { BotHarness } from './support/botHarness.js';
 import { pollConflicts, roleOf, startFleet, waitForLeader } from './support/fleet.js';
-import { postgresUnavailable, TestPostgres } from './support/postgres.js';
+import { postgresForFile } from './support/postgres.js';
 import { scrape, value } from './support/prometheus.js';
 
-const skip = postgresUnavailable();
-let pg: TestPostgres;
-before(async () => {
-  if (!skip) pg = await TestPostgres.start();
-});
-after(async () => {
-  if (!skip) await pg.cleanup();
-});
+const { skip, server } = postgresForFile();
 
 void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
   void it('one polls, both accept and deliver, a command is answered once, and a SIGKILLed leader is replaced within 10 s', async (t) => {
-    const fleet = await startFleet(pg, { replicas: 2, users: ['alice'], firstChatId: 5150, env: { NOTIFY_METRICS_ADDR: '127.0.0.1:0' } });
+    const fleet = await startFleet(server(), { replicas: 2, users: ['alice'], firstChatId: 5150, env: { NOTIFY_METRICS_ADDR: '127.0.0.1:0' } });
     const [a, b] = fleet.replicas as [BotHarness, BotHarness];
     // Each replica's metrics say whether it holds the Telegram lease.
     const leaseHeld = async (r: BotHarness): Promise<number> => {

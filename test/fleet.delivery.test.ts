@@ -8,25 +8,18 @@
  * delivery resumes without anyone restarting the replicas.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openDatabase } from '../src/shared/db/database.js';
 import { burst, compareDelivery, describeReport, expectedByChat, sendInOrder } from './support/botHarness.js';
 import { type Fleet, pollConflicts, startFleet, waitForLeader } from './support/fleet.js';
-import { postgresUnavailable, TestPostgres } from './support/postgres.js';
+import { postgresForFile } from './support/postgres.js';
 
-const skip = postgresUnavailable();
-let pg: TestPostgres;
-before(async () => {
-  if (!skip) pg = await TestPostgres.start();
-});
-after(async () => {
-  if (!skip) await pg.cleanup();
-});
+const { skip, server } = postgresForFile();
 
 /** n replicas on a fresh database with `users` linked there, removed when the test ends. */
 async function fleet(t: TestContext, n: number, users: number, env: Record<string, string> = {}): Promise<Fleet> {
-  const f = await startFleet(pg, { replicas: n, users, env });
+  const f = await startFleet(server(), { replicas: n, users, env });
   t.after(() => f.cleanup());
   return f;
 }
@@ -100,7 +93,7 @@ void describe('a fleet of bots delivering on PostgreSQL', { skip: skip ?? false 
     let down = false;
     /** Stopped until `refused` more sends were refused (and `until` happened), then started again. */
     const outage = async (refused: number, until?: () => Promise<unknown>): Promise<void> => {
-      await pg.stopServer();
+      await server().stopServer();
       down = true;
       const from = refusals.length;
       await leader.waitUntil(() => refusals.length >= from + refused, 60_000, () => `${refused} sends refused while the database is away`);
@@ -112,7 +105,7 @@ void describe('a fleet of bots delivering on PostgreSQL', { skip: skip ?? false 
       await until?.();
       // From here on the database may answer again.
       down = false;
-      await pg.startServer();
+      await server().startServer();
     };
     /** One sender: a refused send is tried again shortly, as a client honouring Retry-After (scaled down) would. */
     const send = async ({ user, text }: (typeof items)[number], i: number): Promise<void> => {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { DesktopTokenStore } from '../src/shared/desktopTokens.js';
 import { openSharedState, type SharedState } from '../src/shared/sharedState.js';
 import { buildApp } from '../src/web/app.js';
@@ -18,20 +18,13 @@ import { BotHarness, pngBytes } from './support/botHarness.js';
 import { webEnv } from './support/oidcFlow.js';
 import { type TestOidcProvider, startOidcProvider } from './support/oidcProvider.js';
 import { spawnGateway, TestDesktop, TEST_SECRET, waitFor } from './support/gatewayHarness.js';
-import { postgresUnavailable, TestPostgres } from './support/postgres.js';
+import { postgresForFile } from './support/postgres.js';
 
-const skip = postgresUnavailable();
-let pg: TestPostgres;
-before(async () => {
-  if (!skip) pg = await TestPostgres.start();
-});
-after(async () => {
-  if (!skip) await pg.cleanup();
-});
+const { skip, server } = postgresForFile();
 
 void describe('gateway replicas on PostgreSQL', { skip: skip ?? false }, () => {
   void it('a desktop on replica B receives an alert accepted on host A, and the answer counts it', async () => {
-    const url = await pg.createDatabase();
+    const url = await server().createDatabase();
     const dir = mkdtempSync(join(tmpdir(), 'notify-fleet-gw-'));
     const gateways: Array<ReturnType<typeof spawnGateway>> = [];
     const desktops: TestDesktop[] = [];

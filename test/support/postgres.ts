@@ -12,6 +12,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { after, before } from 'node:test';
 
 /** Where Debian installs the server binaries (the newest version present). */
 export function postgresBinDir(): string | null {
@@ -166,4 +167,26 @@ export class TestPostgres {
       this.createdAccount = null;
     }
   }
+}
+
+/**
+ * One test PostgreSQL for a test file: started before its tests and removed after them
+ * (node:test's file-level hooks). `skip` is why it cannot run here, for the suite's skip.
+ */
+export function postgresForFile(): { skip: string | null; server: () => TestPostgres } {
+  const skip = postgresUnavailable();
+  let pg: TestPostgres | undefined;
+  before(async () => {
+    if (!skip) pg = await TestPostgres.start();
+  });
+  after(async () => {
+    await pg?.cleanup();
+  });
+  return {
+    skip,
+    server: () => {
+      if (!pg) throw new Error('the test PostgreSQL is not running (used outside the file\'s tests)');
+      return pg;
+    },
+  };
 }
