@@ -30,6 +30,15 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's code is the dashboard's: what another program needs of it (the html
+    // template, say) lives in src/shared, so the bot never loads the dashboard's modules.
+    files: ['src/**/*.ts'],
+    ignores: ['src/web/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/web/*', '**/web/**'], message: 'Only the dashboard imports src/web; move what others need to src/shared.' }] }],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ignores: ['src/web/static/**'],
     languageOptions: { sourceType: 'module', globals: nodeGlobals },

@@ -1,7 +1,7 @@
 /** HTML is escaped by default: only markup built with `html` (or the code's own `raw`) goes in as it is. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { html, raw } from '../src/web/html.js';
+import { html, raw } from '../src/shared/html.js';
 import { messagePage } from '../src/web/pages.js';
 import { Assets } from '../src/web/static.js';
 

@@ -3,7 +3,7 @@
  * no external assets. It long-polls the transcript, renders text (bold, italic, code,
  * links), photos and inline buttons, and lets the user type messages and press buttons.
  */
-import { esc } from '../web/html.js';
+import { esc } from '../shared/html.js';
 
 const SCRIPT = String.raw`
 const log = document.getElementById('log');

@@ -9,7 +9,7 @@
  * FIRST_RUN_REDIRECT_URI, FIRST_RUN_EMAIL.
  */
 import http from 'node:http';
-import { esc } from '../web/html.js';
+import { esc } from '../shared/html.js';
 import { buildLocalProvider, interactionPath, readForm } from './oidcCore.js';
 
 function need(name: string): string {

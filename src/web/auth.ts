@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { decideAccount, type AccountDecision } from './accounts.js';
 import { IssuerUnavailableError, type OidcClient, type PendingSignIn } from './oidc.js';
-import { html, type SafeHtml } from './html.js';
+import { html, type SafeHtml } from '../shared/html.js';
 import { messagePage } from './pages.js';
 import { cookieNames, csrfOk, type Sessions } from './session.js';
 import type { Assets } from './static.js';

@@ -10,7 +10,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { type SendClient, SocketUnavailableError, errorText } from '../shared/sendClient.js';
 import type { DashboardPanel } from './pages.js';
-import { html } from './html.js';
+import { html } from '../shared/html.js';
 import type { Assets } from './static.js';
 import { ERROR_RESPONSES } from '../shared/httpErrors.js';
 

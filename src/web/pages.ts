@@ -3,7 +3,7 @@
  * plugins contribute) and the short message pages of sign-in (refused, failed, signed out).
  * No inline script or style anywhere: the content security policy forbids them.
  */
-import { html, raw, type SafeHtml } from './html.js';
+import { html, raw, type SafeHtml } from '../shared/html.js';
 import type { Assets } from './static.js';
 import type { Identity } from './session.js';
 

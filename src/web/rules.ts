@@ -14,7 +14,7 @@
  *
  * Every change answers `{"ok": true, "message", "rules"}`; a bad body 400 `{"error"}`.
  */
-import { html, raw, type SafeHtml } from './html.js';
+import { html, raw, type SafeHtml } from '../shared/html.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { type AlertRulesStore, QuietHoursSchema, type UserRules, isTimeZone } from '../shared/alertRules.js';

@@ -22,7 +22,7 @@ import { FAILED_OUTCOMES, lastedText, OUTCOME_LOOK, outcomeLabel } from '../shar
 import { type RunRecord, type ScriptInfo, type ScriptsHelper, scriptNameProblem } from '../scripts/client.js';
 import { listFailure, type RunNow } from '../scripts/runNow.js';
 import type { DashboardPanel } from './pages.js';
-import { html, raw, type SafeHtml } from './html.js';
+import { html, raw, type SafeHtml } from '../shared/html.js';
 import { registerRules, renderRulesCard } from './rules.js';
 import { STATIC_DIR } from './static.js';
 

@@ -18,7 +18,7 @@ import { maySend, type TeamChat, type TeamChatStore, TeamError } from '../shared
 import { withUsage } from '../shared/httpBody.js';
 import { userNameProblem } from '../shared/userName.js';
 import type { WebMetrics } from './metrics.js';
-import { html, raw, type SafeHtml } from './html.js';
+import { html, raw, type SafeHtml } from '../shared/html.js';
 import type { DashboardPanel } from './pages.js';
 import { type AttemptLimiter, isRefusal } from './rateLimit.js';
 import type { Assets } from './static.js';

@@ -5,7 +5,7 @@
  * an AttemptLimiter, and a successful link triggers the welcome message through the send API.
  */
 import type { WebMetrics } from './metrics.js';
-import { html, raw, type SafeHtml } from './html.js';
+import { html, raw, type SafeHtml } from '../shared/html.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { z } from 'zod';

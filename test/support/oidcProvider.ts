@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildLocalProvider, interactionPath, readForm } from '../../src/dev/oidcCore.js';
-import { esc } from '../../src/web/html.js';
+import { esc } from '../../src/shared/html.js';
 
 /** What an account's ID token and UserInfo say. */
 export interface TestAccount {

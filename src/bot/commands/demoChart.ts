@@ -3,7 +3,7 @@
  * red, drawn as SVG and rendered with resvg (a prebuilt binary from npm; no Python, no
  * canvas build).
  */
-import { esc } from '../../web/html.js';
+import { esc } from '../../shared/html.js';
 
 /** One day of sample revenue. */
 export interface DayRevenue {

@@ -10,7 +10,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { DesktopLinkStore } from '../../shared/desktopLinks.js';
 import { APP_TOKEN_TTL_SECONDS, type DesktopTokenStore } from '../../shared/desktopTokens.js';
-import { html, type SafeHtml } from '../html.js';
+import { html, type SafeHtml } from '../../shared/html.js';
 import { frame, messagePage } from '../pages.js';
 import type { Assets } from '../static.js';
 import { NOT_CONFIGURED } from './common.js';

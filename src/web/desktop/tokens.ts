@@ -13,7 +13,7 @@ import { withUsage } from '../../shared/httpBody.js';
 import { ERROR_RESPONSES } from '../../shared/httpErrors.js';
 import { DesktopTokenError, type DesktopTokenInfo, type DesktopTokenStore, REFRESH_GRACE_SECONDS, verifyDesktopToken } from '../../shared/desktopTokens.js';
 import type { DashboardPanel } from '../pages.js';
-import { html, type SafeHtml } from '../html.js';
+import { html, type SafeHtml } from '../../shared/html.js';
 import type { Identity } from '../session.js';
 import type { Assets } from '../static.js';
 import { NOT_CONFIGURED } from './common.js';
