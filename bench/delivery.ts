@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     report('outbox fsyncs per accepted (saturation)', (satSyncs / satAccepted).toFixed(3), satSyncs / satAccepted <= TARGETS.syncsPerAccepted, `<= ${TARGETS.syncsPerAccepted}`);
     report('bytes written per accepted (saturation)', `${(satIo / satAccepted).toFixed(0)} B`, satIo / satAccepted <= TARGETS.bytesPerAccepted, `<= ${TARGETS.bytesPerAccepted} B`);
     process.stdout.write(`  (${satSyncs} syncs counted by the outbox; ${(satIo / 1024).toFixed(0)} KiB write_bytes of the bot process, deliveries during the phase included)\n`);
-    process.stdout.write(`  (bot RSS 5 s after start: ${(idleKb / 1024).toFixed(1)} MB)\n`);
+    report('bot RSS idle (5 s after start)', `${(idleKb / 1024).toFixed(1)} MB`, true, '-');
     report('bot RSS idle (30 s after start)', `${(idle30Kb / 1024).toFixed(1)} MB`, idle30Kb / 1024 <= TARGETS.idleMb, `<= ${TARGETS.idleMb} MB`);
     report('bot RSS after the burst', `${(afterKb / 1024).toFixed(1)} MB`, afterKb / 1024 <= TARGETS.afterMb, `<= ${TARGETS.afterMb} MB`);
     process.stdout.write(`  (RSS with ${n} more queued after saturation: ${(peakKb / 1024).toFixed(1)} MB)\n`);
