@@ -11,10 +11,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startBotWorld } from './support/inProcessBot.js';
+import { pngOf } from './support/png.js';
 
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64');
-/** A PNG padded to about `bytes` (bytes after the image's end are kept as they are). */
-const pngOf = (bytes: number): Buffer => Buffer.concat([PNG, Buffer.alloc(bytes - PNG.length, 7)]);
 
 void describe('per-analyst outbox quotas', () => {
   void it('an analyst at the count quota gets 429 and stores nothing; the others keep sending; it sends again once delivered', async () => {

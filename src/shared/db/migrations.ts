@@ -133,4 +133,10 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER SEQUENCE outbox_order OWNED BY outbox.pos;
     `,
   },
+  {
+    version: 7,
+    name: 'desktop images by analyst',
+    // What one analyst keeps (the per-analyst image quota, db/pgImages.ts keptBy).
+    sql: `CREATE INDEX desktop_images_user ON desktop_images (username, expires_at);`,
+  },
 ];

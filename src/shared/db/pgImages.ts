@@ -1,8 +1,10 @@
 /**
  * Desktop notifications' images in a fleet: rows of `desktop_images` (migration 5), so the
  * dashboard replica a desktop's fetch reaches serves an image whichever bot replica stored it.
+ * What an analyst keeps is counted over the table (keptBy), so the per-analyst quota
+ * (NOTIFY_USER_IMAGE_BYTES, checked in bot/delivery/notifier.ts) holds for the whole fleet.
  */
-import type { ImageKeeper, ImageRecord, StoredImage } from '../desktopImages.js';
+import type { ImageKeeper, ImageRecord, KeptImages, StoredImage } from '../desktopImages.js';
 import { guarded, type Sql } from './database.js';
 
 /** Images as rows of the database. */
@@ -15,6 +17,23 @@ export class PgImages implements ImageKeeper {
         INSERT INTO desktop_images (name, username, content_type, bytes, created_at, expires_at)
         VALUES (${name}, ${r.user}, ${r.contentType}, ${bytes}, to_timestamp(${r.createdAt / 1000}), to_timestamp(${r.expiresAt / 1000}))`,
     );
+  }
+
+  async remove(name: string): Promise<void> {
+    await guarded(() => this.sql`DELETE FROM desktop_images WHERE name = ${name}`);
+  }
+
+  /** What `user` keeps now, over every replica (the per-analyst quota is the fleet's). */
+  async keptBy(user: string): Promise<KeptImages> {
+    const rows = await guarded(
+      () => this.sql<Array<{ count: number; bytes: string | null; oldest: number | null }>>`
+        SELECT count(*)::int AS count, sum(octet_length(bytes))::text AS bytes, (extract(epoch FROM min(expires_at)) * 1000)::float8 AS oldest
+        FROM desktop_images WHERE username = ${user} AND expires_at > now()`,
+    );
+    const r = rows[0];
+    const kept: KeptImages = { count: r?.count ?? 0, bytes: Number(r?.bytes ?? 0) };
+    if (r && r.oldest !== null) kept.oldestExpiresAt = r.oldest;
+    return kept;
   }
 
   async get(name: string, nowMs: number): Promise<StoredImage | null> {
