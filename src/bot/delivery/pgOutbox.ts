@@ -16,6 +16,7 @@
 import type { DeliveryOutcome, OutboxRecord, OutboxStore, OutboxUsage } from './outbox.js';
 import { OutboxRecordSchema } from './outbox.js';
 import { UsageLedger } from './usageLedger.js';
+import type { DamagedLetter } from './damagedLetters.js';
 import type { Sql } from '../../shared/db/database.js';
 import { guarded } from '../../shared/db/database.js';
 import { readPgOutcomes } from '../../shared/db/pgOutcomes.js';
@@ -62,6 +63,19 @@ function parseBody(body: string, id: string): OutboxRecord {
 interface Row {
   id: string;
   body: string;
+}
+
+/** The most of an unreadable row's text an operator is shown (as for the files' damaged letters). */
+const MAX_DAMAGED_TEXT = 64 * 1024;
+
+/** Why a row's body is not a record, or null when it is one. */
+function unreadable(r: Row): string | null {
+  try {
+    parseBody(r.body, r.id);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
 }
 
 /** The outbox as rows of PostgreSQL (see the file's comment). */
@@ -291,22 +305,47 @@ export class PgOutbox implements OutboxStore {
     return this.list('dead');
   }
 
+  /** The readable records in `state`; the unreadable ones are damagedLetters(). */
   private async list(state: 'queued' | 'dead'): Promise<OutboxRecord[]> {
     const rows = await guarded(() => this.sql<Row[]>`SELECT id, body FROM outbox WHERE state = ${state} ORDER BY pos`);
     const out: OutboxRecord[] = [];
     for (const r of rows) {
       try {
         out.push(parseBody(r.body, r.id));
-      } catch (err) {
-        this.opts.onProblem?.('unreadable outbox record skipped', { id: r.id, err });
+      } catch {
+        // Listed by damagedLetters().
       }
+    }
+    return out;
+  }
+
+  /**
+   * Rows whose body is not a record: the holder moved them to the dead letters when it took
+   * them (a row not taken yet is listed too, with no time found). They keep their row's id.
+   */
+  async damagedLetters(): Promise<DamagedLetter[]> {
+    const rows = await guarded(
+      () => this.sql<Array<Row & { state: string; dead_at: Date | null }>>`SELECT id, body, state, dead_at FROM outbox ORDER BY dead_at NULLS LAST, pos`,
+    );
+    const out: DamagedLetter[] = [];
+    for (const r of rows) {
+      const reason = unreadable(r);
+      if (reason === null) continue;
+      out.push({
+        id: r.id,
+        found_at: r.state === 'dead' && r.dead_at ? r.dead_at.toISOString() : '',
+        source: `outbox row ${r.id} (${r.state === 'dead' ? 'moved to the dead letters' : 'queued, not taken yet'})`,
+        reason,
+        text: r.body.slice(0, MAX_DAMAGED_TEXT),
+      });
     }
     return out;
   }
 
   async requeue(id: string, now: number): Promise<boolean> {
     const rows = await guarded(() => this.sql<Row[]>`SELECT id, body FROM outbox WHERE id = ${id} AND state = 'dead'`);
-    if (!rows[0]) return false;
+    // A row that cannot be read cannot be re-queued (the operator sees it in damagedLetters()).
+    if (!rows[0] || unreadable(rows[0]) !== null) return false;
     const next: OutboxRecord = { ...parseBody(rows[0].body, id), attempts: 0, retry_from: now };
     delete next.dead_at;
     delete next.last_error;
