@@ -11,31 +11,12 @@
  * (VmRSS) idle and after the burst. Exits non-zero if a target is missed. Bounded: every
  * phase has a deadline.
  */
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BotHarness, burst, launcherNodeArgs, runConcurrently } from '../test/support/botHarness.js';
-import { runLoad } from './loadgen.js';
+import { saturate } from './saturation.js';
 
 const TARGETS = { burstSeconds: 11, lost: 0, rate429: 0.01, p99Ms: 20, reqPerSec: 5000, syncsPerAccepted: 0.05, bytesPerAccepted: 1536, idleMb: 65, afterMb: 90 };
-
-/** Bytes the process made the kernel write to storage (/proc/<pid>/io write_bytes). */
-function writeBytes(pid: number): number {
-  const m = /^write_bytes:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
-
-/** CPU seconds (user + system) the process has used, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** fsync/fdatasync calls the bot's outbox has made, from /health. */
-async function outboxSyncs(h: BotHarness): Promise<number> {
-  const body = (await h.health()).body as { outbox?: { syncs?: number } };
-  return body.outbox?.syncs ?? NaN;
-}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -103,25 +84,9 @@ async function main(): Promise<void> {
     // 3. Saturation: 64 keep-alive connections, 6000 requests (below NOTIFY_QUEUE_MAX,
     // 20000), from a load generator that costs little, so the figure is the bot's.
     const n = 6000;
-    const io0 = writeBytes(h.pid);
-    const syncs0 = await outboxSyncs(h);
-    const cpu0 = cpuSeconds(h.pid);
-    const load = await runLoad({
-      socketPath: h.socketPath,
-      connections: 64,
-      requests: n,
-      path: '/send',
-      headers: { prefer: 'respond-async' },
-      body: (i) => ({ user: h.users[i % h.users.length]!.name, message: `saturation ${i}` }),
-      okStatus: 202,
-      timeoutMs: 120_000,
-    });
-    const satCpu = cpuSeconds(h.pid) - cpu0;
-    const satSeconds = load.ms / 1000;
-    const satAccepted = load.statuses.get(202) ?? 0;
-    if (load.failures.length > 0) process.stdout.write(`  (answers other than 202 at saturation, e.g. ${load.failures.join(' | ')})\n`);
-    const satIo = writeBytes(h.pid) - io0;
-    const satSyncs = (await outboxSyncs(h)) - syncs0;
+    const sat = await saturate(h, n, 64);
+    const { botCpu: satCpu, seconds: satSeconds, accepted: satAccepted, bytes: satIo, syncs: satSyncs } = sat;
+    if (sat.failures.length > 0) process.stdout.write(`  (answers other than 202 at saturation, e.g. ${sat.failures.join(' | ')})\n`);
     const peakKb = h.rssKb() ?? NaN;
 
     process.stdout.write(`\nnotify-bot delivery benchmark (fake Telegram with Telegram's limits; 100 linked users)\n`);
@@ -133,7 +98,7 @@ async function main(): Promise<void> {
     report('respond-async /send latency p50 (low load)', `${percentile(latencies, 50).toFixed(2)} ms`, true, '-');
     report('respond-async /send latency p99 (low load)', `${percentile(latencies, 99).toFixed(2)} ms`, percentile(latencies, 99) < TARGETS.p99Ms, `< ${TARGETS.p99Ms} ms`);
     report('accepted requests/s at saturation (64 conns)', `${(satAccepted / satSeconds).toFixed(0)}/s`, satAccepted === n && satAccepted / satSeconds >= TARGETS.reqPerSec, `>= ${TARGETS.reqPerSec}`);
-    process.stdout.write(`  (${satAccepted} of ${n} accepted in ${satSeconds.toFixed(2)} s; the bot used ${satCpu.toFixed(2)} s of CPU, ${((satCpu * 1e6) / Math.max(1, satAccepted)).toFixed(0)} us per request: ${(satAccepted / Math.max(0.01, satCpu)).toFixed(0)}/s for a core of its own)\n`);
+    process.stdout.write(`  (${satAccepted} of ${n} accepted in ${satSeconds.toFixed(2)} s; the bot used ${satCpu.toFixed(2)} s of CPU, ${((satCpu * 1e6) / Math.max(1, satAccepted)).toFixed(0)} us per request: ${(satAccepted / Math.max(0.01, satCpu)).toFixed(0)}/s for a core of its own; the load generator and fake Telegram beside it ${((sat.clientCpu * 1e6) / Math.max(1, satAccepted)).toFixed(0)} us per request)\n`);
     report('outbox fsyncs per accepted (saturation)', (satSyncs / satAccepted).toFixed(3), satSyncs / satAccepted <= TARGETS.syncsPerAccepted, `<= ${TARGETS.syncsPerAccepted}`);
     report('bytes written per accepted (saturation)', `${(satIo / satAccepted).toFixed(0)} B`, satIo / satAccepted <= TARGETS.bytesPerAccepted, `<= ${TARGETS.bytesPerAccepted} B`);
     process.stdout.write(`  (${satSyncs} syncs counted by the outbox; ${(satIo / 1024).toFixed(0)} KiB write_bytes of the bot process, deliveries during the phase included)\n`);
