@@ -1,15 +1,17 @@
 /**
  * The dispatch API the bot calls on the gateway's unix socket: `POST /dispatch` hands a
- * notification to every desktop of one user, `GET /health` reports the counts. Bodies are
- * validated with the shared schemas; every error answer is `{"error": "..."}`; callers are
- * checked by their kernel peer credentials before any route runs.
+ * notification to every desktop of one user, `GET /health` reports the counts. The body is
+ * the route's schema (the protocol's, gateway/client.ts), checked at the edge; every error
+ * answer is `{"error": "..."}`; callers are checked by their kernel peer credentials before
+ * any route runs.
  */
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { describeZodError } from '../shared/contract.js';
 import { errorPlugin } from '../shared/httpErrors.js';
-import { DispatchRequestSchema, type DesktopNotification, type GatewayHealth } from './client.js';
+import { zodValidator } from '../shared/httpBody.js';
+import { DispatchRequestSchema, type DesktopNotification, type DispatchRequest, type GatewayHealth } from './client.js';
 import { peerCredentials } from '../shared/posix.js';
 import type { PeerDecision, PeerPolicy } from './peerPolicy.js';
 
@@ -75,6 +77,7 @@ export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
     });
   }
 
+  app.setValidatorCompiler(zodValidator((err, input) => `invalid dispatch request: ${describeZodError(err, input)}`));
   void app.register(errorPlugin, {
     limits: { bodyBytes: DISPATCH_BODY_LIMIT },
     serverError: 'internal error in the gateway; see its log',
@@ -82,12 +85,8 @@ export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
     log: (request, err) => opts.logger.error({ err, url: request.url }, 'dispatch API failure'),
   });
 
-  app.post('/dispatch', async (request, reply) => {
-    const parsed = DispatchRequestSchema.safeParse(request.body);
-    if (!parsed.success) {
-      return reply.code(400).send({ error: `invalid dispatch request: ${describeZodError(parsed.error, request.body)}` });
-    }
-    const { user, notification } = parsed.data;
+  app.post<{ Body: DispatchRequest }>('/dispatch', { schema: { body: DispatchRequestSchema } }, async (request) => {
+    const { user, notification } = request.body;
     const sent = await opts.deliver(user, notification);
     opts.logger.debug({ user, id: notification.id, sent }, 'dispatched');
     return { sent };

@@ -3,7 +3,8 @@
  * with a zod schema (one source of truth for the body's type and its check), and this
  * validator compiler runs it before the handler, which gets the parsed body. A refused body
  * answers 400 through the error plugin (shared/httpErrors.ts) with the schema's usage text
- * (withUsage) or, without one, its first problem as a sentence.
+ * (withUsage) or, without one, in the API's own words (the dashboard: its first problem as
+ * a sentence; the send and dispatch APIs: every problem, shared/contract.ts).
  */
 import type { FastifySchemaCompiler } from 'fastify';
 import type { z } from 'zod';
@@ -33,11 +34,23 @@ export function firstProblem(err: z.ZodError): string {
   return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
 }
 
-/** The validator compiler for zod route schemas; an absent body is checked as `{}`. */
-export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, method, url }) => {
-  if (typeof (schema as Partial<z.ZodType>).safeParse !== 'function') throw new Error(`${method} ${url}: route schemas are zod schemas`);
-  return (data: unknown) => {
-    const r = schema.safeParse(data ?? {});
-    return r.success ? { value: r.data } : { error: new HttpProblem(400, usages.get(schema) ?? firstProblem(r.error)) };
+/** How an API words a refused body, from zod's error and the body as checked. */
+export type DescribeRefusal = (err: z.ZodError, input: unknown) => string;
+
+/**
+ * A validator compiler for zod route schemas that words a refused body with `describe`
+ * (unless the schema has its usage text); an absent body is checked as `{}`.
+ */
+export function zodValidator(describe: DescribeRefusal): FastifySchemaCompiler<z.ZodType> {
+  return ({ schema, method, url }) => {
+    if (typeof (schema as Partial<z.ZodType>).safeParse !== 'function') throw new Error(`${method} ${url}: route schemas are zod schemas`);
+    return (data: unknown) => {
+      const input = data ?? {};
+      const r = schema.safeParse(input);
+      return r.success ? { value: r.data } : { error: new HttpProblem(400, usages.get(schema) ?? describe(r.error, input)) };
+    };
   };
-};
+}
+
+/** The dashboard's validator compiler: a refused body answers its first problem as a sentence. */
+export const zodValidatorCompiler = zodValidator((err) => firstProblem(err));

@@ -1,11 +1,14 @@
 /**
  * The send API: HTTP on the bot's unix socket. Identity comes from the kernel (peer
- * credentials), bodies are validated against the send API's schemas (shared/contract.ts), and every error is
- * `{"error": "..."}` a person can act on.
+ * credentials) and is checked first; JSON bodies are the routes' schemas (shared/contract.ts),
+ * checked at the edge (the multipart /send_photo checks its fields once they are read);
+ * every error is `{"error": "..."}` a person can act on.
  */
 import multipart from '@fastify/multipart';
+import type { z } from 'zod';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../../shared/contract.js';
+import { zodValidator } from '../../shared/httpBody.js';
 import { DiskFullError, outOfSpaceCode } from '../../shared/diskSpace.js';
 import { CorruptFileError } from '../../shared/jsonFile.js';
 import { errorPlugin, HttpProblem } from '../../shared/httpErrors.js';
@@ -91,6 +94,8 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     limits: { fileSize: deps.maxPhotoBytes, files: 1, fields: 20, fieldSize: deps.maxBodyBytes, parts: 22 },
   });
 
+  // A refused body names every problem (describeZodError), as the send API always has.
+  app.setValidatorCompiler(zodValidator(describeZodError));
   await app.register(errorPlugin, {
     limits: { bodyBytes: deps.maxBodyBytes, fileBytes: deps.maxPhotoBytes, contentTypes: 'application/json (or multipart/form-data to /send_photo)' },
     // A body the send API cannot read is a 400 whatever its type (docs/notifications.md).
@@ -115,12 +120,21 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     },
   });
 
+  const callers = new WeakMap<FastifyRequest, Caller>();
+  /** Who is calling (asked of the kernel once per request). */
   function callerOf(req: FastifyRequest): Caller {
+    const known = callers.get(req);
+    if (known) return known;
     const uid = deps.identify ? deps.identify(req) : undefined;
     const caller = uid === undefined ? callerOfConnection(req.raw.socket, deps.trustedUsers) : uid === null ? null : callerFromUid(uid, deps.trustedUsers);
     if (caller === null) throw new HttpProblem(403, 'cannot tell who is calling (no peer credentials); connect through the unix socket');
+    callers.set(req, caller);
     return caller;
   }
+  /** A route's first check: an unknown caller is refused (403) before its body is looked at. */
+  const identified = async (req: FastifyRequest): Promise<void> => {
+    callerOf(req);
+  };
 
   function target(req: FastifyRequest, caller: Caller, requested: string | undefined): string {
     const a = authorize(caller, requested, deps.analystGroup);
@@ -210,11 +224,9 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     return { user, ...(await deps.channels(user)) };
   });
 
-  app.post('/send', async (req, reply) => {
+  app.post<{ Body: z.infer<typeof SendRequestSchema> }>('/send', { preValidation: identified, schema: { body: SendRequestSchema } }, async (req, reply) => {
     const caller = callerOf(req);
-    const parsed = SendRequestSchema.safeParse(req.body);
-    if (!parsed.success) throw new HttpProblem(400, describeZodError(parsed.error, req.body));
-    const body = parsed.data;
+    const body = req.body;
     const user = target(req, caller, body.user);
     await submit(req, reply, { user, content: contentOf(body, body.text), script: body.script, data: body.data, urgent: body.urgent, onlyIfChanged: body.only_if_changed, sendResolved: body.send_resolved, resolves: body.resolves }, caller, body.to);
   });
