@@ -33,13 +33,13 @@ export function digestText(alerts: HeldAlert[], tz: string): { text: string; ent
 /** No channel took a digest; its alerts stay held for the next pass. */
 class NoChannelError extends Error {}
 
-const noChannelLogged = new Map<string, number>();
-
 /**
  * Releases held alerts of users whose quiet hours have ended. A digest no channel takes
- * (Telegram unlinked, no desktop connected) stays held and is tried on the next pass.
+ * (Telegram unlinked, no desktop connected) stays held and is tried on the next pass; that
+ * is logged once an hour per user (`noChannelLogged`: when it was last logged, by user;
+ * one map per scheduler, so two bots in one process do not silence each other).
  */
-export async function releaseDigests(deps: DigestDeps): Promise<number> {
+export async function releaseDigests(deps: DigestDeps, noChannelLogged: Map<string, number> = new Map()): Promise<number> {
   let released = 0;
   for (const user of await deps.rules.heldUsers()) {
     const r = await deps.rules.forUser(user);
@@ -67,10 +67,11 @@ export async function releaseDigests(deps: DigestDeps): Promise<number> {
 /** Runs releaseDigests every intervalMs, never two passes at once. */
 export function scheduleDigests(deps: DigestDeps, intervalMs: number): () => void {
   let running = false;
+  const noChannelLogged = new Map<string, number>();
   const timer = setInterval(() => {
     if (running) return;
     running = true;
-    releaseDigests(deps)
+    releaseDigests(deps, noChannelLogged)
       .catch((err: unknown) => deps.log.error({ err }, 'could not release quiet-hours digests'))
       .finally(() => {
         running = false;
