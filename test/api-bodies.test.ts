@@ -20,7 +20,7 @@ import { notification } from './support/gatewayHarness.js';
 function bodySchemas(app: FastifyInstance): Map<string, unknown> {
   const seen = new Map<string, unknown>();
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    seen.set(`${req.method} ${req.routeOptions.url ?? req.url}`, (req.routeOptions.schema)?.body);
+    seen.set(`${req.method} ${req.routeOptions.url ?? req.url}`, req.routeOptions.schema?.body);
   });
   return seen;
 }
