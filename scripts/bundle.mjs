@@ -12,6 +12,19 @@ import { build } from 'esbuild';
 const root = new URL('..', import.meta.url).pathname;
 const outdir = `${root}dist/src/bundle`;
 
+/**
+ * grammY talks HTTP through node-fetch 2, which requires whatwg-url (and with it tr46's
+ * Unicode tables, about 2.5 MB of the bot's heap) only as a fallback for runtimes without
+ * `URL` in `node:url`: on Node it always takes Node's own. The bundle gets that one export.
+ */
+const nodeUrl = {
+  name: 'node-url-for-whatwg-url',
+  setup(b) {
+    b.onResolve({ filter: /^whatwg-url$/ }, () => ({ path: 'whatwg-url', namespace: 'node-url' }));
+    b.onLoad({ filter: /.*/, namespace: 'node-url' }, () => ({ contents: "module.exports = { URL: require('node:url').URL };", loader: 'js' }));
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
@@ -30,5 +43,6 @@ await build({
   external: ['koffi', '@resvg/resvg-js'],
   // The CommonJS packages inside (Fastify, grammY, pino) require Node's own modules.
   banner: { js: "import { createRequire as __notifyCreateRequire } from 'node:module'; const require = __notifyCreateRequire(import.meta.url);" },
+  plugins: [nodeUrl],
   logLevel: 'warning',
 });
