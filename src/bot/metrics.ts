@@ -5,7 +5,7 @@
  * results, never users or chats.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { newRegistry } from '../shared/metrics.js';
+import { newRegistry } from '../shared/metricsRegistry.js';
 
 /** Why a notification accepted by the send API was not sent. */
 export type SuppressionReason = 'snoozed' | 'muted' | 'unchanged' | 'quiet_hours';

@@ -21,7 +21,7 @@ import { sharedDocument } from '../shared/documents.js';
 import { openSharedState } from '../shared/sharedState.js';
 import { TeamChatStore } from '../shared/teamChats.js';
 import { listenOnUnixSocket } from '../shared/unixSocket.js';
-import { BotMetrics } from './metrics.js';
+import type { BotMetrics } from './metrics.js';
 import type { BotConfig } from './config.js';
 import { alertCommands, rulesStatus } from './commands/alertCommands.js';
 import { scheduleDigests } from './delivery/digests.js';
@@ -140,9 +140,9 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       { botPerWindow: cfg.botPerWindow, windowMs: cfg.botWindowMs, chatBurst: cfg.chatBurst, chatIntervalMs: cfg.chatIntervalMs, groupPerWindow: cfg.groupPerWindow, groupWindowMs: cfg.groupWindowMs },
       clock,
     );
-    // Built only when asked for; reads the deliverer's queue at scrape time.
+    // Built (and prom-client loaded) only when asked for; reads the deliverer's queue at scrape time.
     const metrics: BotMetrics | null = cfg.metricsAddr
-      ? new BotMetrics(
+      ? new (await import('./metrics.js')).BotMetrics(
           {
             get size(): number {
               return deliverer.size;

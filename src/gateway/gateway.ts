@@ -18,7 +18,7 @@ import { CloseCode } from './protocol.js';
 import { RevocationWatcher } from './revocation.js';
 import { claimSocketPath, listenSecurely } from '../shared/unixSocket.js';
 import { type MetricsServer, startMetrics } from '../shared/metrics.js';
-import { GatewayMetrics } from './metrics.js';
+import type { GatewayMetrics } from './metrics.js';
 import { DesktopFanout } from './fanout.js';
 import type { Sql } from '../shared/db/database.js';
 
@@ -39,7 +39,8 @@ export class Gateway {
   private dispatchApi: FastifyInstance | null = null;
   private sweepTimer: NodeJS.Timeout | undefined;
   private address: AddressInfo | null = null;
-  private readonly metrics: GatewayMetrics | null;
+  /** Built (and prom-client loaded) at start, only when the endpoint is configured. */
+  private metrics: GatewayMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
   private readonly fanout: DesktopFanout | null;
 
@@ -58,7 +59,6 @@ export class Gateway {
       (token) => verifyDesktopToken(config.jwtSecret, token, this.revocations, { clock: this.clock }),
       this.logger.child({ component: 'desktops' }),
     );
-    this.metrics = config.metricsAddr ? new GatewayMetrics(this.desktops.registry) : null;
     this.fanout = deps.database
       ? new DesktopFanout(deps.database.sql, config.instance ?? hostname(), (user, n) => this.deliverHere(user, n), () => this.desktops.registry.perUser(), this.logger.child({ component: 'fanout' }))
       : null;
@@ -71,6 +71,8 @@ export class Gateway {
   /** Starts everything; on failure, stops what had started and rethrows. */
   async start(): Promise<void> {
     try {
+      // Counting from before anything listens.
+      if (this.config.metricsAddr) this.metrics = new (await import('./metrics.js')).GatewayMetrics(this.desktops.registry);
       await this.revocations.refresh();
       await this.fanout?.start();
       await claimSocketPath(this.config.socketPath, 'notify-gateway');

@@ -3,7 +3,7 @@
  * notifications dispatched to them. No label names a user.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { newRegistry } from '../shared/metrics.js';
+import { newRegistry } from '../shared/metricsRegistry.js';
 
 /** What the metrics read at scrape time. */
 export interface ConnectionCounts {

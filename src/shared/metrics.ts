@@ -2,11 +2,13 @@
  * The optional Prometheus endpoint (`NOTIFY_METRICS_ADDR`, off by default): one registry per
  * program, served as Prometheus text at `GET /metrics` on a TCP address of its own. Label
  * values come from small fixed sets (channel, reason, result): never a user name or a chat
- * id, whose number has no bound.
+ * id, whose number has no bound. This module reads the address and serves a registry;
+ * prom-client itself (metricsRegistry.ts and each program's metrics) is loaded only when
+ * the endpoint is configured, so a program without metrics does not hold it.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { EnvReader } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -33,13 +35,6 @@ export function readMetricsAddress(r: EnvReader): MetricsAddress | undefined {
   const addr = parseMetricsAddress(raw);
   if (!addr) r.problem(`NOTIFY_METRICS_ADDR must be <host>:<port>, e.g. 127.0.0.1:9464 (got '${raw}')`);
   return addr ?? undefined;
-}
-
-/** A registry for one program, with Node's process metrics under `<prefix>`. */
-export function newRegistry(prefix: string): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix });
-  return registry;
 }
 
 /** A running metrics endpoint. */

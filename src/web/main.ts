@@ -8,7 +8,6 @@ import { createLogger } from '../shared/logger.js';
 import { openSharedState, type SharedState } from '../shared/sharedState.js';
 import { buildApp } from './app.js';
 import { startMetrics } from '../shared/metrics.js';
-import { WebMetrics } from './metrics.js';
 import { ConfigError, helpText, readWebConfig, type WebConfig } from './config.js';
 
 async function checkDataDir(dir: string): Promise<string | null> {
@@ -59,7 +58,8 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!config.botUsername) logger.warn('TELEGRAM_BOT_USERNAME is not set: the card cannot name the bot, and one-tap linking is off');
-  const metrics = config.metricsAddr ? new WebMetrics() : undefined;
+  // prom-client is loaded only when the metrics are served.
+  const metrics = config.metricsAddr ? new (await import('./metrics.js')).WebMetrics() : undefined;
   const app = await buildApp({ config, logger, ...(metrics ? { metrics } : {}) });
   app.addHook('onClose', () => shared.close());
   try {

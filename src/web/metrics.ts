@@ -3,7 +3,7 @@
  * (a run of failed codes is someone guessing). No label names a user or an address.
  */
 import { Counter, type Registry } from 'prom-client';
-import { newRegistry } from '../shared/metrics.js';
+import { newRegistry } from '../shared/metricsRegistry.js';
 
 /** How a sign-in ended. */
 export type SignInResult = 'ok' | 'refused' | 'failed';
