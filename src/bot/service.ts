@@ -15,6 +15,7 @@ import { CorruptFileError, removeOrphanTemps } from '../shared/jsonFile.js';
 import { type Logger, logFileState } from '../shared/logger.js';
 import { ScriptsHelper } from '../scripts/client.js';
 import { startMetrics } from '../shared/metrics.js';
+import { trimMemoryPeriodically } from '../shared/memoryTrim.js';
 import { Lease } from '../shared/db/lease.js';
 import { databaseProblem } from '../shared/db/database.js';
 import { sharedDocument } from '../shared/documents.js';
@@ -400,6 +401,7 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
       const server = await startMetrics(metrics.registry, cfg.metricsAddr, log);
       if (server) stoppers.push(() => server.close());
     }
+    stoppers.push(trimMemoryPeriodically());
     log.info({ dataDir: cfg.dataDir, queued: deliverer.size }, 'notify-bot started');
 
     return { deliverer, notifier, sendApi, bot, stop: stopAll, fatal };

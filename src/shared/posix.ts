@@ -1,7 +1,8 @@
 /**
  * The few POSIX calls Node does not expose, through the koffi FFI (no native build step):
  * peer credentials of a unix socket connection, user and group look-ups that go through
- * NSS (so LDAP/SSSD accounts work like local ones), and flock(2) for inter-process locks.
+ * NSS (so LDAP/SSSD accounts work like local ones), flock(2) for inter-process locks, and
+ * malloc_trim(3) to give freed memory back.
  */
 import { createRequire } from 'node:module';
 
@@ -15,6 +16,7 @@ type LibcFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
  */
 function bind(): {
   koffi: Koffi;
+  libc: ReturnType<Koffi['load']>;
   getpwuid_r: LibcFunction;
   getpwnam_r: LibcFunction;
   getgrnam_r: LibcFunction;
@@ -46,6 +48,7 @@ function bind(): {
   koffi.struct('notify_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
   return {
     koffi,
+    libc,
     getpwuid_r: libc.func('int getpwuid_r(uint32 uid, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)'),
     getpwnam_r: libc.func('int getpwnam_r(const char *name, _Out_ notify_passwd *pwd, uint8_t *buf, size_t buflen, _Out_ void **result)'),
     getgrnam_r: libc.func('int getgrnam_r(const char *name, _Out_ notify_group *grp, uint8_t *buf, size_t buflen, _Out_ void **result)'),
@@ -277,4 +280,25 @@ export function tryFlock(fd: number, exclusive = true): boolean {
 /** Releases a flock taken with tryFlock. */
 export function unflock(fd: number): void {
   native().flockFn(fd, LOCK_UN);
+}
+
+let trimFn: LibcFunction | null | undefined;
+
+/**
+ * Gives the system back the memory the C allocator holds freed (malloc_trim(3)): glibc keeps
+ * what a program frees for reuse, so memory V8 and Node used once (parsing and compiling
+ * the program at start, the buffers of a burst) stays resident in an idle service. Returns
+ * false where the C library has no malloc_trim (not glibc): nothing to do there.
+ */
+export function releaseFreedMemory(): boolean {
+  if (trimFn === undefined) {
+    try {
+      trimFn = native().libc.func('int malloc_trim(size_t pad)');
+    } catch {
+      trimFn = null;
+    }
+  }
+  if (trimFn === null) return false;
+  trimFn(0);
+  return true;
 }
