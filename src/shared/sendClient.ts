@@ -3,12 +3,12 @@
  * plus a small HTTP-over-unix-socket helper other clients share.
  */
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 
 /** An HTTP answer read whole. */
 export interface UnixResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   /** Parsed JSON when the answer was JSON, else the text. */
   body: unknown;
 }
@@ -21,13 +21,26 @@ export class SocketUnavailableError extends Error {
   }
 }
 
+let httpModule: Promise<typeof import('node:http')> | undefined;
+
+/**
+ * node:http, loaded by the first request: the runner and the script helper import this
+ * file on every start, and most of their starts send nothing (a pass whose scripts are
+ * held by their cooldown, `notify-scripts run` for a service), while loading node:http
+ * costs Node 24 about 0.07 s of CPU.
+ */
+function loadHttp(): Promise<typeof import('node:http')> {
+  return (httpModule ??= import('node:http'));
+}
+
 /** One HTTP/1.1 request over a unix socket. */
-export function unixRequest(
+export async function unixRequest(
   socketPath: string,
   method: string,
   path: string,
   opts: { headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {},
 ): Promise<UnixResponse> {
+  const http = await loadHttp();
   return new Promise((resolve, reject) => {
     const req = http.request(
       { socketPath, method, path, headers: { host: 'localhost', ...opts.headers }, timeout: opts.timeoutMs ?? 30_000 },
