@@ -3,4 +3,4 @@
 // scripts/bundle.mjs says why).
 import { launch } from '../dist/src/shared/launch.js';
 
-await launch('notify-runner', () => import('../dist/src/bundle/notify-runner.js'));
+await launch('notify-runner', () => import('../dist/src/bundle/notify-runner.js'), { compileCache: true });

@@ -3,4 +3,4 @@
 // scripts/bundle.mjs says why).
 import { launch } from '../dist/src/shared/launch.js';
 
-await launch('notify-scripts', () => import('../dist/src/bundle/notify-scripts.js'));
+await launch('notify-scripts', () => import('../dist/src/bundle/notify-scripts.js'), { compileCache: true });
