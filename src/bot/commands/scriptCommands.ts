@@ -131,8 +131,10 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
     }
     const data = ctx.callbackQuery.data;
     let name = data.startsWith('run:') ? data.slice(4) : null;
-    await ctx.answerCallbackQuery({ text: `Running ${name ?? 'the script'}…` });
+    // Answered while the script starts: the press waits for one Telegram round trip less.
+    const answered = ctx.answerCallbackQuery({ text: `Running ${name ?? 'the script'}…` });
     if (name === null) {
+      await answered;
       const key = data.slice(4);
       name = await deps.scriptKeys.resolve(user, key);
       if (name === null) {
@@ -149,6 +151,7 @@ export function scriptCommands(deps: ScriptCommandDeps): Composer<Context> {
     }
     // The run may take up to the script timeout; the chat's other updates go on meanwhile.
     void runNowFromChat(ctx, user, name).catch((err: unknown) => deps.log.error({ err, user }, 'run button failed'));
+    await answered;
   }
 
   c.callbackQuery(/^run[:#](.+)$/, (ctx) => runFromButton(ctx));
