@@ -102,6 +102,9 @@ export class GatewayClient {
 
   /** Sends a notification to every desktop connection of `user`. */
   async dispatch(user: string, notification: DesktopNotification): Promise<DispatchResponse | GatewayFailure> {
+    // Known to be down: answered before the body is built (every send asks).
+    const down = this.knownDown();
+    if (down) return down;
     let body: string;
     try {
       body = JSON.stringify({ user, notification });
@@ -141,11 +144,17 @@ export class GatewayClient {
     }
   }
 
+  /** The failure of the last try while the socket is as it was then; null: try again. */
+  private knownDown(): GatewayFailure | null {
+    if (!this.down) return null;
+    if (this.socketIdentity() === this.down.identity) return { error: this.down.error };
+    this.down = null;
+    return null;
+  }
+
   private request(method: string, path: string, body?: string, retry = true): Promise<{ status: number; body: unknown } | GatewayFailure> {
-    if (this.down) {
-      if (this.socketIdentity() === this.down.identity) return Promise.resolve({ error: this.down.error });
-      this.down = null;
-    }
+    const down = this.knownDown();
+    if (down) return Promise.resolve(down);
     return new Promise((resolve) => {
       let settled = false;
       const finish = (value: { status: number; body: unknown } | GatewayFailure): void => {

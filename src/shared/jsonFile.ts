@@ -5,7 +5,7 @@
  * an error, never an empty file to overwrite.
  */
 import { randomBytes } from 'node:crypto';
-import { type BigIntStats, type Dirent, promises as fsp, statSync } from 'node:fs';
+import { type Dirent, promises as fsp, type Stats, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
 import type { SharedDocument } from './documents.js';
@@ -115,15 +115,31 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** What changes when a file is replaced or edited: its inode, size, mtime or ctime. */
-function identity(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+/**
+ * What changes when a file is replaced or edited: its inode, size, mtime or ctime (plain
+ * numbers: the times in ms keep a fraction finer than a microsecond, and BigInt stats cost
+ * every send their allocations).
+ */
+interface FileIdentity {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+function identity(st: Stats): FileIdentity {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+}
+
+function sameFile(a: FileIdentity, b: Stats): boolean {
+  return a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size && a.dev === b.dev;
 }
 
 /** A JSON document in one file, validated by a schema, shared between processes. */
 export class JsonFile<T> implements SharedDocument<T> {
   /** The last parse, keyed by the file's identity: writers replace the file (new inode). */
-  private cache: { key: string; value: T } | null = null;
+  private cache: { key: FileIdentity; value: T } | null = null;
 
   constructor(
     readonly path: string,
@@ -153,7 +169,7 @@ export class JsonFile<T> implements SharedDocument<T> {
     // all of a file to hand out one entry. One stat of the path tells whether it changed:
     // a replaced file has a new inode, an edited one a new size or mtime.
     const st = this.statNow();
-    const value = st === null ? this.empty() : this.cache?.key === identity(st) ? this.cache.value : await this.load();
+    const value = st === null ? this.empty() : this.cache && sameFile(this.cache.key, st) ? this.cache.value : await this.load();
     return structuredClone(select(value));
   }
 
@@ -163,8 +179,8 @@ export class JsonFile<T> implements SharedDocument<T> {
    * asynchronous one cost a send several times that (a burst of sends asks thousands of
    * times a second), and a read that starts after a writer's rename always sees it.
    */
-  private statNow(): BigIntStats | null {
-    return statSync(this.path, { bigint: true, throwIfNoEntry: false }) ?? null;
+  private statNow(): Stats | null {
+    return statSync(this.path, { throwIfNoEntry: false }) ?? null;
   }
 
   /** Reads, parses and validates the file, and keeps the result under the identity of the file it read. */
@@ -177,10 +193,11 @@ export class JsonFile<T> implements SharedDocument<T> {
       throw err;
     }
     let text: string;
-    let key: string;
+    let key: FileIdentity;
     try {
-      key = identity(await fh.stat({ bigint: true }));
-      if (this.cache?.key === key) return this.cache.value;
+      const st = await fh.stat();
+      if (this.cache && sameFile(this.cache.key, st)) return this.cache.value;
+      key = identity(st);
       text = await fh.readFile('utf8');
     } finally {
       await fh.close();
