@@ -39,8 +39,10 @@ await build({
   // Error names and messages stay those of the sources.
   keepNames: true,
   sourcemap: true,
-  // A native module: loaded from node_modules as it is.
-  external: ['koffi', '@resvg/resvg-js'],
+  // Native modules, and what Fastify requires only on demand and the bot never asks for
+  // (ajv and fast-json-stringify: the servers' schemaController brings zod's compiler;
+  // light-my-request: inject() is for tests): loaded from node_modules if ever required.
+  external: ['koffi', '@resvg/resvg-js', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
   // The CommonJS packages inside (Fastify, grammY, pino) require Node's own modules.
   banner: { js: "import { createRequire as __notifyCreateRequire } from 'node:module'; const require = __notifyCreateRequire(import.meta.url);" },
   plugins: [nodeUrl],

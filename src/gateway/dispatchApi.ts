@@ -10,7 +10,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import { describeZodError } from '../shared/contract.js';
 import { errorPlugin } from '../shared/httpErrors.js';
-import { zodValidator } from '../shared/httpBody.js';
+import { zodSchemaController, zodValidator } from '../shared/httpBody.js';
 import { DispatchRequestSchema, type DesktopNotification, type DispatchRequest, type GatewayHealth } from './client.js';
 import { peerCredentials } from '../shared/posix.js';
 import type { PeerDecision, PeerPolicy } from './peerPolicy.js';
@@ -46,6 +46,10 @@ export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
     bodyLimit: DISPATCH_BODY_LIMIT,
     forceCloseConnections: true,
     return503OnClosing: true,
+    schemaController: zodSchemaController(
+      zodValidator((err, input) => `invalid dispatch request: ${describeZodError(err, input)}`),
+      { responses: false },
+    ),
   });
 
   // JSON only: Fastify would otherwise parse text/plain bodies into strings.
@@ -77,7 +81,6 @@ export function buildDispatchApi(opts: DispatchApiOptions): FastifyInstance {
     });
   }
 
-  app.setValidatorCompiler(zodValidator((err, input) => `invalid dispatch request: ${describeZodError(err, input)}`));
   void app.register(errorPlugin, {
     limits: { bodyBytes: DISPATCH_BODY_LIMIT },
     serverError: 'internal error in the gateway; see its log',

@@ -36,7 +36,7 @@ import { scriptsPlugin } from './scripts.js';
 import { Assets } from './static.js';
 import { sharedFileError, telegramPlugin, welcomeSender } from './telegram.js';
 import { teamsPlugin } from './teams.js';
-import { zodValidatorCompiler } from '../shared/httpBody.js';
+import { zodSchemaController, zodValidatorCompiler } from '../shared/httpBody.js';
 import { errorPlugin } from '../shared/httpErrors.js';
 
 /** What the app is built from; everything but the configuration has a real default. */
@@ -81,6 +81,8 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     trustProxy: config.trustProxy,
     bodyLimit: 16 * 1024,
     return503OnClosing: true,
+    // Route bodies are zod schemas (schema: { body }), checked before the handler runs.
+    schemaController: zodSchemaController(zodValidatorCompiler, { responses: true }),
   });
   const trustProxy = config.trustProxy;
   guardConnections(app.server, {
@@ -146,8 +148,6 @@ export async function buildApp(deps: WebDeps): Promise<FastifyInstance> {
     else request.log.info(fields, 'request');
   });
 
-  // Route bodies are zod schemas (schema: { body }), checked before the handler runs.
-  app.setValidatorCompiler(zodValidatorCompiler);
   await app.register(errorPlugin, {
     limits: { bodyBytes: app.initialConfig.bodyLimit ?? 1024 * 1024 },
     serverError: 'Something went wrong on the server. Try again; if it keeps happening, tell an administrator.',

@@ -8,7 +8,7 @@ import multipart from '@fastify/multipart';
 import type { z } from 'zod';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { describeZodError, SendPhotoRequestSchema, SendRequestSchema, type SendPhotoRequest } from '../../shared/contract.js';
-import { zodValidator } from '../../shared/httpBody.js';
+import { zodSchemaController, zodValidator } from '../../shared/httpBody.js';
 import { DiskFullError, outOfSpaceCode } from '../../shared/diskSpace.js';
 import { CorruptFileError } from '../../shared/jsonFile.js';
 import { errorPlugin, HttpProblem } from '../../shared/httpErrors.js';
@@ -76,7 +76,14 @@ function contentOf(body: { title?: string | undefined; message?: string | undefi
 
 /** Builds the send API application (not yet listening). */
 export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: deps.maxBodyBytes, return503OnClosing: true, forceCloseConnections: true });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.maxBodyBytes,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    // A refused body names every problem (describeZodError), as the send API always has.
+    schemaController: zodSchemaController(zodValidator(describeZodError), { responses: false }),
+  });
   app.server.on('connection', notePeer);
   const connections = guardConnections(app.server, {
     requestTimeoutMs: deps.requestTimeoutMs,
@@ -94,8 +101,6 @@ export async function buildSendApi(deps: SendApiDeps): Promise<FastifyInstance> 
     limits: { fileSize: deps.maxPhotoBytes, files: 1, fields: 20, fieldSize: deps.maxBodyBytes, parts: 22 },
   });
 
-  // A refused body names every problem (describeZodError), as the send API always has.
-  app.setValidatorCompiler(zodValidator(describeZodError));
   await app.register(errorPlugin, {
     limits: { bodyBytes: deps.maxBodyBytes, fileBytes: deps.maxPhotoBytes, contentTypes: 'application/json (or multipart/form-data to /send_photo)' },
     // A body the send API cannot read is a 400 whatever its type (docs/notifications.md).
