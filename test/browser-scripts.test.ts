@@ -12,6 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LinkStore } from '../src/shared/linking.js';
+import { AlertRulesStore } from '../src/shared/alertRules.js';
+import { systemClock } from '../src/shared/clock.js';
+import { HistoryStore, newRunId } from '../src/shared/history.js';
 import { ScriptsHelper } from '../src/scripts/client.js';
 import { runCli } from '../src/runner/main.js';
 import { PATH } from './support/runnerSandbox.js';
@@ -185,6 +188,19 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
       await runs.first().waitFor();
       await page.locator('#sc-runs .tag-resolved', { hasText: /^✅ Resolved after 2 h 5 min, / }).waitFor();
       await page.locator('#sc-runs .run-resolved', { hasText: 'Condition cleared after 2 h 5 min: resolved notice sent' }).waitFor();
+
+      // A resolved notice held for the quiet-hours digest says so until the digest goes.
+      await new HistoryStore(join(home, '.notifications', 'history.jsonl')).append({
+        run_id: newRunId(), time: new Date().toISOString(), script: 'night_check.py', trigger: 'schedule', outcome: 'nothing_to_send', duration_ms: 5, exit_code: 0,
+        resolved_alert: 'a-night', resolved_after_ms: 10 * 60_000, resolved_notice: 'n-night', resolved_notice_held: 'quiet_hours', resolved_notice_until: new Date(Date.now() + 3_600_000).toISOString(),
+      });
+      const rules = new AlertRulesStore(stack.dataDir, systemClock);
+      await rules.hold('john.doe', { id: 'n-night', at: new Date().toISOString(), title: '✅ Resolved: night check', message: 'cleared', script: 'night_check.py' });
+      await page.locator('#sc-refresh').click();
+      await page.locator('#sc-runs .run-resolved', { hasText: /^Condition cleared after 10 min: resolved notice held for the quiet-hours digest, sent at / }).waitFor();
+      await rules.releaseHeld('john.doe', async () => undefined);
+      await page.locator('#sc-refresh').click();
+      await page.locator('#sc-runs .run-resolved', { hasText: 'Condition cleared after 10 min: resolved notice sent with the quiet-hours digest' }).waitFor();
       await page.locator('#scripts-card').screenshot({ path: join(ARTIFACTS, 'dashboard-scripts-schedule-resolved.png') });
       assert.deepEqual(consoleErrors, [], 'no errors in the browser console');
     } finally {

@@ -267,6 +267,30 @@ void describe('resolved notices', () => {
     assert.equal(history().at(-1)!.warning, undefined, 'not asked again on the next run');
   });
 
+  void it('a condition that outlasted its cooldown alerted twice: the notice replies to the latest alert, and both alerts\' buttons say it is resolved', async () => {
+    const c = condition('long_cond', '1h');
+    const start = T0 + 30 * 3_600_000;
+    const mine = (): Array<{ message_id: number; text?: string; reply_to_message_id?: number }> => h.fake.sentMessages(chat).filter((m) => (m.text ?? '').split('\n')[0]!.endsWith('(long_cond)'));
+    c.on();
+    await pass('long_cond.py', start);
+    await pass('long_cond.py', start + 61 * MIN);
+    c.off();
+    await pass('long_cond.py', start + 70 * MIN);
+    await h.fake.waitFor(() => (mine().length >= 3 ? true : undefined), 30_000, () => `two alerts and a notice: ${JSON.stringify(mine().map((m) => m.text))}`);
+    const [first, second, notice] = mine();
+    assert.match(first!.text ?? '', /^Disk low on \/data \(long_cond\)/);
+    assert.match(second!.text ?? '', /^Disk low on \/data \(long_cond\)/);
+    assert.match(notice!.text ?? '', /^✅ Resolved: Disk low on \/data \(long_cond\)\n[^]*after 1 h 10 min/u);
+    assert.equal(notice!.reply_to_message_id, second!.message_id, 'the notice replies to the latest alert');
+    const labels = (id: number): string[] => (h.fake.sentMessages(chat).find((m) => m.message_id === id)?.reply_markup?.inline_keyboard ?? []).flat().map((b) => b.text);
+    await h.fake.waitFor(
+      () => (labels(first!.message_id).includes('✅ Resolved') && labels(second!.message_id).includes('✅ Resolved') ? true : undefined),
+      30_000,
+      () => `both alerts' buttons updated: first ${JSON.stringify(labels(first!.message_id))}, second ${JSON.stringify(labels(second!.message_id))}\n${h.logTail(30)}`,
+    );
+    assert.deepEqual(labels(first!.message_id), ['✅ Resolved', 'Run now'], 'the earlier alert no longer offers to snooze a condition that is over');
+  });
+
   void it('in quiet hours a resolved notice is held like its alert, and an urgent alert\'s notice breaks through as a reply', async () => {
     const rules = new AlertRulesStore(h.dataDir, { now: () => Date.now() });
     const hhmm = (ms: number): string => new Date(ms).toISOString().slice(11, 16);
@@ -285,7 +309,13 @@ void describe('resolved notices', () => {
       loud.off();
       await pass('quiet_cond.py', start + 15 * MIN);
       await pass('loud_cond.py', start + 15 * MIN);
-      assert.ok(history().filter((r) => r.script === 'quiet_cond.py').at(-1)!.resolved_alert, 'the held alert\'s condition is closed too');
+      const quietResolved = history().filter((r) => r.script === 'quiet_cond.py').at(-1)!;
+      assert.ok(quietResolved.resolved_alert, 'the held alert\'s condition is closed too');
+      assert.ok(quietResolved.resolved_notice, 'its notice was accepted');
+      assert.equal(quietResolved.resolved_notice_held, 'quiet_hours', 'and is recorded as held for the digest, not as sent');
+      assert.ok(quietResolved.resolved_notice_until, 'with when the digest goes');
+      const loudResolved = history().filter((r) => r.script === 'loud_cond.py').at(-1)!;
+      assert.equal(loudResolved.resolved_notice_held, undefined, 'the urgent alert\'s notice was sent');
       await h.client.send({ user: 'root', message: 'marker in quiet hours', urgent: true }, 'respond-async');
       await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker in quiet hours') ? true : undefined), 15_000, () => 'the marker');
       const mine = h.fake.sentMessages(chat).slice(before).filter((m) => /_cond\)|^marker in quiet hours$/.test((m.text ?? '').split('\n')[0]!));

@@ -14,6 +14,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { ScriptsHelper } from '../src/scripts/client.js';
+import { AlertRulesStore } from '../src/shared/alertRules.js';
+import { systemClock } from '../src/shared/clock.js';
+import { HistoryStore, newRunId, type RunRecord } from '../src/shared/history.js';
 import { buildApp } from '../src/web/app.js';
 import { readWebConfig } from '../src/web/config.js';
 import { type SignedIn, signIn, webEnv } from './support/oidcFlow.js';
@@ -306,6 +309,31 @@ void describe('web: My scripts and alert settings', () => {
     const none = await call(h, john, 'POST', '/api/rules/unmute', {});
     assert.equal(none.statusCode, 200, none.body);
     assert.deepEqual(rulesFile(h), {});
+  });
+
+  void it('shows a resolved notice held for the quiet-hours digest as held until the digest goes, then as sent with it', async () => {
+    const rules = new AlertRulesStore(h.dataDir, systemClock);
+    const history = new HistoryStore(join(h.home, '.notifications', 'history.jsonl'));
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    const run = (script: string, extra: Partial<RunRecord>): RunRecord => ({ run_id: newRunId(), time: new Date().toISOString(), script, trigger: 'schedule', outcome: 'nothing_to_send', duration_ms: 5, exit_code: 0, resolved_alert: `a-${script}`, resolved_after_ms: 600_000, ...extra });
+    await history.append(run('night_cond.py', { resolved_notice: 'n-night', resolved_notice_held: 'quiet_hours', resolved_notice_until: until }));
+    await history.append(run('day_cond.py', { resolved_notice: 'n-day' }));
+    await history.append(run('muted_cond.py', {}));
+    await rules.hold('john.doe', { id: 'n-night', at: new Date().toISOString(), title: '✅ Resolved: night', message: 'cleared', script: 'night_cond.py' });
+    const notices = async (): Promise<Record<string, { resolved_notice?: string; resolved_notice_until?: string }>> => {
+      const list = await call(h, john, 'GET', '/api/scripts');
+      assert.equal(list.statusCode, 200, list.body);
+      const runs = list.json<{ runs: Array<RunView & { resolved_notice?: string; resolved_notice_until?: string }> }>().runs;
+      return Object.fromEntries(runs.filter((r) => r.script.endsWith('_cond.py')).map((r) => [r.script, { resolved_notice: r.resolved_notice, resolved_notice_until: r.resolved_notice_until }]));
+    };
+    assert.deepEqual(await notices(), {
+      'night_cond.py': { resolved_notice: 'held_for_digest', resolved_notice_until: until },
+      'day_cond.py': { resolved_notice: 'sent', resolved_notice_until: undefined },
+      'muted_cond.py': { resolved_notice: 'not_sent', resolved_notice_until: undefined },
+    });
+    // The digest goes (the bot takes the held alerts once it is queued).
+    assert.equal(await rules.releaseHeld('john.doe', async () => undefined), 1);
+    assert.deepEqual((await notices())['night_cond.py'], { resolved_notice: 'sent_in_digest', resolved_notice_until: undefined });
   });
 
   void it('says clearly when the server cannot run the script helper', async () => {

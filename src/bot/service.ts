@@ -210,18 +210,24 @@ export async function startBotService(cfg: BotConfig, log: Logger, clock: Clock 
         },
       },
     );
-    /** Condition alerts are remembered; a delivered resolved notice updates its alert's buttons. */
+    /**
+     * Condition alerts are remembered; a delivered resolved notice updates the buttons of
+     * every alert of its condition in that chat still showing them (one edit failing does
+     * not keep the others as they were).
+     */
     const followThread = async (record: OutboxRecord): Promise<void> => {
       try {
         if (record.send_resolved && record.message_ids && record.message_ids.length > 0) {
           await threads.remember(record.id, { user: record.user, chat_id: record.chat_id, message_ids: record.message_ids, ...(record.script ? { script: record.script } : {}) });
         } else if (record.resolves) {
-          const found = await threads.threadOf(record);
-          const thread = found?.thread;
-          if (thread?.script) {
-            await editingApi.editMessageReplyMarkup(thread.chat_id, thread.message_ids[thread.message_ids.length - 1]!, { reply_markup: resolvedKeyboard(thread.script, thread.user, thread.chat_id < 0) });
+          const open = await threads.openThreadsOf(record);
+          for (const { id, thread } of open) {
+            if (!thread.script) continue;
+            await editingApi
+              .editMessageReplyMarkup(thread.chat_id, thread.message_ids[thread.message_ids.length - 1]!, { reply_markup: resolvedKeyboard(thread.script, thread.user, thread.chat_id < 0) })
+              .catch((err: unknown) => log.warn({ err, id: record.id, alert: id }, 'could not mark an alert of a resolved condition as resolved'));
           }
-          if (found) await threads.forget(found.id);
+          if (open.length > 0) await threads.forget(open.map((o) => o.id));
         }
       } catch (err) {
         log.warn({ err, id: record.id }, 'could not keep or update the alert thread of a resolved notice');

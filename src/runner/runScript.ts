@@ -145,7 +145,7 @@ export function describeRun(record: RunRecord): string {
     }
     case 'nothing_to_send': {
       const resolved = record.resolved_alert
-        ? `; the condition of alert ${record.resolved_alert} cleared after ${lastedText(record.resolved_after_ms ?? 0)}, resolved notice ${record.resolved_notice ?? 'not sent'}`
+        ? `; the condition of alert ${record.resolved_alert} cleared after ${lastedText(record.resolved_after_ms ?? 0)}, resolved notice ${record.resolved_notice ?? 'not sent'}${record.resolved_notice_held ? ` held for the quiet-hours digest${untilText('sent at', record.resolved_notice_until)}` : ''}`
         : '';
       return `${record.script}${tag}: nothing to send${resolved}${warn}${took}`;
     }
@@ -202,7 +202,11 @@ async function resolveActiveAlert(ctx: ScriptContext, name: string, warnings: st
     await ctx.history.markResolved(alert.id, new Date(nowMs), lastedMs).catch((err: unknown) => ctx.log.line(`${name}: could not mark alert ${alert.id} resolved in the history: ${(err as Error).message}`));
   }
   if (res.ok && res.suppressed !== undefined) warnings.push(`the resolved notice was not sent: ${res.suppressed} by your rules`);
-  return { resolved_alert: alert.id, resolved_after_ms: lastedMs, ...(res.ok && res.suppressed === undefined ? { resolved_notice: res.id } : {}) };
+  const notice: Partial<RunRecord> =
+    res.ok && res.suppressed === undefined
+      ? { resolved_notice: res.id, ...(res.held !== undefined ? { resolved_notice_held: res.held, ...(res.until !== undefined ? { resolved_notice_until: res.until } : {}) } : {}) }
+      : {};
+  return { resolved_alert: alert.id, resolved_after_ms: lastedMs, ...notice };
 }
 
 /** The "execution" of a script that was not started. */

@@ -304,6 +304,11 @@ export class AlertRulesStore {
     await this.held.update((all) => ({ next: { ...all, [user]: [...(all[user] ?? []), alert] }, result: undefined }));
   }
 
+  /** The ids of a user's held alerts (an id leaves once its digest is queued). */
+  async heldIds(user: string): Promise<Set<string>> {
+    return new Set(((await this.held.read())[user] ?? []).map((a) => a.id));
+  }
+
   /** Users with held alerts. */
   async heldUsers(): Promise<string[]> {
     const all = await this.held.read();

@@ -166,6 +166,12 @@ export const RunRecordSchema = z.looseObject({
   resolved_alert: z.string().optional(),
   /** The resolved notice's id from the send API, when it was accepted. */
   resolved_notice: z.string().optional(),
+  /**
+   * The resolved notice was held for the quiet-hours digest (not sent yet), which goes out
+   * at resolved_notice_until; whether it has gone, the held alerts say (alertRules.ts).
+   */
+  resolved_notice_held: z.literal('quiet_hours').optional(),
+  resolved_notice_until: z.string().optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 

@@ -144,7 +144,17 @@ function scriptView(s: ScriptInfo, rule: { muted?: boolean | undefined; snoozed_
   };
 }
 
-function runView(r: RunRecord, delivery: { status: string; at: string; detail?: string | undefined } | undefined): Record<string, unknown> {
+/**
+ * What became of a run's resolved notice: sent; held for the quiet-hours digest (while its
+ * id is among the analyst's held alerts); sent with the digest; or not sent at all.
+ */
+export function noticeState(r: RunRecord, held: ReadonlySet<string>): 'sent' | 'held_for_digest' | 'sent_in_digest' | 'not_sent' {
+  if (r.resolved_notice === undefined) return 'not_sent';
+  if (!r.resolved_notice_held) return 'sent';
+  return held.has(r.resolved_notice) ? 'held_for_digest' : 'sent_in_digest';
+}
+
+function runView(r: RunRecord, delivery: { status: string; at: string; detail?: string | undefined } | undefined, held: ReadonlySet<string>): Record<string, unknown> {
   return {
     time: r.time,
     script: r.script,
@@ -159,7 +169,8 @@ function runView(r: RunRecord, delivery: { status: string; at: string; detail?: 
     ...(r.id ? { id: r.id } : {}),
     ...(r.resolved_at !== undefined || r.resolved_alert !== undefined ? { resolved_after_ms: r.resolved_after_ms ?? 0, resolved_after: lastedText(r.resolved_after_ms ?? 0) } : {}),
     ...(r.resolved_at !== undefined ? { resolved_at: r.resolved_at } : {}),
-    ...(r.resolved_alert !== undefined ? { resolved_alert: r.resolved_alert, resolved_notice_sent: r.resolved_notice !== undefined } : {}),
+    ...(r.resolved_alert !== undefined ? { resolved_alert: r.resolved_alert, resolved_notice: noticeState(r, held) } : {}),
+    ...(r.resolved_alert !== undefined && noticeState(r, held) === 'held_for_digest' && r.resolved_notice_until ? { resolved_notice_until: r.resolved_notice_until } : {}),
     ...(delivery ? { delivery: { status: delivery.status, label: DELIVERY_LABEL[delivery.status] ?? delivery.status, at: delivery.at, ...(delivery.detail ? { detail: delivery.detail } : {}) } } : {}),
   };
 }
@@ -207,9 +218,10 @@ export async function scriptsPlugin(app: FastifyInstance, opts: ScriptsPluginOpt
     const userRules = await rules.forUser(user);
     const ids = new Set(runs.map((r) => r.id).filter((id): id is string => id !== undefined));
     const outcomes = ids.size > 0 ? await readOutcomes(opts.dataDir, ids) : new Map<string, DeliveryOutcome>();
+    const held = runs.some((r) => r.resolved_notice_held) ? await rules.heldIds(user) : new Set<string>();
     return {
       scripts: scripts.map((s) => scriptView(s, userRules.scripts[s.name])),
-      runs: runs.map((r) => runView(r, r.id ? outcomes.get(r.id) : undefined)),
+      runs: runs.map((r) => runView(r, r.id ? outcomes.get(r.id) : undefined, held)),
       rules: userRules,
     };
   });

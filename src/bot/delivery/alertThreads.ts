@@ -82,6 +82,24 @@ export class AlertThreads {
   }
 
   /**
+   * Every alert a resolved notice closes in its own chat, each still showing its buttons:
+   * the alert it names, and the other alerts of the same analyst's same script in this chat
+   * not resolved yet (a condition that lasted past its cooldown alerted more than once).
+   */
+  async openThreadsOf(notice: { resolves?: string | undefined; user: string; chat_id: number; script?: string | undefined }): Promise<Array<{ id: string; thread: AlertThread }>> {
+    const found = await this.threadOf(notice);
+    if (!found) return [];
+    const open = new Map<string, AlertThread>([[found.id, found.thread]]);
+    const script = found.thread.script ?? notice.script;
+    if (script !== undefined) {
+      for (const [id, t] of [...Object.entries(await this.file.read()), ...this.writing.entries()]) {
+        if (t.user === notice.user && t.chat_id === notice.chat_id && t.script === script) open.set(id, t);
+      }
+    }
+    return [...open].map(([id, thread]) => ({ id, thread }));
+  }
+
+  /**
    * The message a resolved notice replies to: the first message of its alert in the same chat
    * (asked when the notice is sent, so an alert still queued when its notice was accepted is
    * found too).
@@ -90,13 +108,13 @@ export class AlertThreads {
     return (await this.threadOf(notice))?.thread.message_ids[0];
   }
 
-  /** Forgets a resolved alert (its notice went out): a later notice never finds it again. */
-  async forget(id: string): Promise<void> {
-    this.writing.delete(id);
+  /** Forgets resolved alerts (their notice went out): a later notice never finds them again. */
+  async forget(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.writing.delete(id);
     await this.file.update((all) => {
-      if (!(id in all)) return { next: all, result: undefined };
+      if (!ids.some((id) => id in all)) return { next: all, result: undefined };
       const next = { ...all };
-      delete next[id];
+      for (const id of ids) delete next[id];
       return { next, result: undefined };
     });
   }

@@ -75,6 +75,19 @@
     return el('li', { class: `script script-${s.tone || 'idle'}`, 'data-script': s.name }, body, actions);
   }
 
+  const NOTICE_TEXT = {
+    sent: ': resolved notice sent',
+    sent_in_digest: ': resolved notice sent with the quiet-hours digest',
+    held_for_digest: ': resolved notice held for the quiet-hours digest',
+    not_sent: ' (notice held back by your rules)',
+  };
+
+  function resolvedLine(r) {
+    const line = el('div', { class: 'hint run-resolved' }, `Condition cleared after ${r.resolved_after}${NOTICE_TEXT[r.resolved_notice] || ''}`);
+    if (r.resolved_notice_until) line.append(', sent at ', timeEl(r.resolved_notice_until, true));
+    return line;
+  }
+
   function runRow(r) {
     const script = el('td', {}, el('code', { text: r.script }), r.trigger === 'on_demand' ? el('span', { class: 'hint trigger', text: ' on demand' }) : null);
     const outcome = el('td', {}, outcomeBadge(r.outcome_label, r.tone));
@@ -82,7 +95,7 @@
     if (r.error) outcome.append(el('pre', { class: 'script-error', text: r.error }));
     if (r.held_until) outcome.append(el('div', { class: 'hint' }, 'until ', timeEl(r.held_until, true)));
     if (r.resolved_at) outcome.append(el('div', { class: 'tag tag-resolved' }, `\u2705 Resolved after ${r.resolved_after}, `, timeEl(r.resolved_at, true)));
-    if (r.resolved_alert) outcome.append(el('div', { class: 'hint run-resolved', text: `Condition cleared after ${r.resolved_after}${r.resolved_notice_sent ? ': resolved notice sent' : ' (notice held back by your rules)'}` }));
+    if (r.resolved_alert) outcome.append(resolvedLine(r));
     let delivery;
     if (r.delivery) {
       const tone = r.delivery.status === 'delivered' ? 'ok' : 'bad';
