@@ -148,7 +148,7 @@ function scriptView(s: ScriptInfo, rule: { muted?: boolean | undefined; snoozed_
  * What became of a run's resolved notice: sent; held for the quiet-hours digest (while its
  * id is among the analyst's held alerts); sent with the digest; or not sent at all.
  */
-export function noticeState(r: RunRecord, held: ReadonlySet<string>): 'sent' | 'held_for_digest' | 'sent_in_digest' | 'not_sent' {
+function noticeState(r: RunRecord, held: ReadonlySet<string>): 'sent' | 'held_for_digest' | 'sent_in_digest' | 'not_sent' {
   if (r.resolved_notice === undefined) return 'not_sent';
   if (!r.resolved_notice_held) return 'sent';
   return held.has(r.resolved_notice) ? 'held_for_digest' : 'sent_in_digest';
