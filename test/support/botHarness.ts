@@ -79,7 +79,7 @@ export interface BotHarnessOptions {
   start?: boolean;
   /** Prefix of the temporary directory. */
   prefix?: string;
-  /** How long the bot may take to answer /health (default 15 s). */
+  /** How long the bot may take to answer /health (default 60 s: a bound for a hang; a loaded machine took over 15 s). */
   startTimeoutMs?: number;
   /** Extra node flags for the bot process (e.g. `--cpu-prof`), after those of the launcher's `#!` line. */
   nodeArgs?: readonly string[];
@@ -135,7 +135,7 @@ export class BotHarness {
     this.client = new SendClient(this.socketPath, 60_000);
     this.links = new LinkStore(this.dataDir);
     this.extraEnv = opts.env ?? {};
-    this.startTimeoutMs = opts.startTimeoutMs ?? 15_000;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
     this.nodeArgs = [...launcherNodeArgs(), ...(opts.nodeArgs ?? [])];
   }
 
@@ -246,7 +246,7 @@ export class BotHarness {
   }
 
   /** Stops the bot gracefully (SIGTERM), killing it if it takes longer than timeoutMs. */
-  async stopBot(timeoutMs = 15_000): Promise<number | null> {
+  async stopBot(timeoutMs = 30_000): Promise<number | null> {
     const proc = this.proc;
     if (!proc) return null;
     proc.kill('SIGTERM');
@@ -263,7 +263,7 @@ export class BotHarness {
   }
 
   /** Runs `notify-bot <args>` (e.g. `queue list`) with the bot's environment (plus `env`). */
-  cli(args: readonly string[], timeoutMs = 20_000, env: Record<string, string> = {}): Promise<CommandResult> {
+  cli(args: readonly string[], timeoutMs = 60_000, env: Record<string, string> = {}): Promise<CommandResult> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [BOT_BIN, ...args], { env: { ...this.env(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
@@ -347,7 +347,7 @@ export class BotHarness {
   }
 
   /** Resolves with the first log line (from now on or already printed) matching `match`. */
-  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000, what = 'a matching log line'): Promise<LogLine> {
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs = 60_000, what = 'a matching log line'): Promise<LogLine> {
     const found = this.logs.find(match);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {

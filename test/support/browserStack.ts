@@ -59,7 +59,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitForBot(socketPath: string, bot: ChildProcess, output: () => string, timeoutMs = 20_000): Promise<void> {
+async function waitForBot(socketPath: string, bot: ChildProcess, output: () => string, timeoutMs = 60_000): Promise<void> {
   const client = new SendClient(socketPath, 1000);
   const until = Date.now() + timeoutMs;
   for (;;) {
