@@ -24,7 +24,7 @@ void describe('desktop authentication', () => {
   const dir = tempDir();
   let gw: TestGateway;
   before(async () => {
-    gw = await startTestGateway(dir.path, { authTimeoutMs: 300 });
+    gw = await startTestGateway(dir.path);
   });
   after(async () => {
     await gw.stop();
@@ -43,7 +43,7 @@ void describe('desktop authentication', () => {
     const answer = await desktop.auth(token);
     assert.equal(answer.type, 'auth_error', `expected auth_error, got ${JSON.stringify(answer)}`);
     assert.match(String(answer.message), messagePart);
-    const { code } = await desktop.closedWithin(2000);
+    const { code } = await desktop.closedWithin(20_000);
     assert.equal(code, 4001);
   }
 
@@ -73,7 +73,7 @@ void describe('desktop authentication', () => {
     desktop.send({ type: 'pong' });
     const answer = await desktop.nextOfType('auth_error');
     assert.match(String(answer.message), /first message must be/);
-    assert.equal((await desktop.closedWithin(2000)).code, 4001);
+    assert.equal((await desktop.closedWithin(20_000)).code, 4001);
   });
 
   void it('refuses bad JSON before auth with auth_error, without crashing', async () => {
@@ -81,27 +81,42 @@ void describe('desktop authentication', () => {
     desktop.send('{this is not json');
     const answer = await desktop.nextOfType('auth_error');
     assert.match(String(answer.message), /not valid JSON/);
-    await desktop.closedWithin(2000);
+    await desktop.closedWithin(20_000);
     // Still serving.
     const next = await TestDesktop.authenticated(gw.url, await signToken({ sub: 'alice' }));
     next.close();
   });
 
-  void it('closes a connection that sends no auth message within the limit', async () => {
+  void it('closes a connection that sends a message larger than the cap', async () => {
     const desktop = await TestDesktop.connect(gw.url);
+    desktop.send({ type: 'auth', token: 'x'.repeat(20_000) });
+    const { code } = await desktop.closedWithin(20_000);
+    assert.equal(code, 1009, 'expected 1009 (message too big)');
+  });
+});
+
+// Its own gateway: a 300 ms auth timeout would also close the other tests' desktops when a
+// loaded machine is slow to send their auth message.
+void describe('the auth timeout', () => {
+  const dir = tempDir();
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway(dir.path, { authTimeoutMs: 300 });
+  });
+  after(async () => {
+    await gw.stop();
+    dir.remove();
+  });
+
+  void it('closes a connection that sends no auth message within the limit', async () => {
+    // Taken before connecting: the gateway's clock starts when it accepts the connection.
     const started = Date.now();
-    const { code } = await desktop.closedWithin(3000);
+    const desktop = await TestDesktop.connect(gw.url);
+    const { code } = await desktop.closedWithin(20_000);
     assert.equal(code, 4002);
     assert.ok(Date.now() - started >= 250, 'closed before the auth timeout');
     const answer = desktop.ofType('auth_error')[0];
     assert.match(String(answer?.message), /no auth message within 300 ms/);
-  });
-
-  void it('closes a connection that sends a message larger than the cap', async () => {
-    const desktop = await TestDesktop.connect(gw.url);
-    desktop.send({ type: 'auth', token: 'x'.repeat(20_000) });
-    const { code } = await desktop.closedWithin(2000);
-    assert.equal(code, 1009, 'expected 1009 (message too big)');
   });
 });
 
@@ -150,13 +165,13 @@ void describe('heartbeat', () => {
   void it('closes a desktop that misses 3 pings, and keeps one that answers', async () => {
     const silent = await TestDesktop.authenticated(gw.url, await signToken({ sub: 'dave' }), { autoPong: false });
     const answering = await TestDesktop.authenticated(gw.url, await signToken({ sub: 'dave' }));
-    const { code } = await silent.closedWithin(3000);
+    const { code } = await silent.closedWithin(20_000);
     assert.equal(code, 4008);
     assert.equal(silent.ofType('ping').length, 3, 'expected exactly 3 pings before the close');
     for (const p of silent.ofType('ping')) assert.deepEqual(p, { type: 'ping' });
-    await sleep(600);
+    // More pings than a silent desktop survives, answered: it stays.
+    await waitFor('a 5th ping to the answering desktop', () => answering.ofType('ping').length >= 5 || answering.isClosed, 60_000);
     assert.equal(answering.isClosed, false, 'a desktop answering pongs was closed');
-    assert.ok(answering.ofType('ping').length >= 4);
     const health = await getHealth(gw.config.socketPath);
     assert.deepEqual(health.body, { status: 'ok', connections: 1, users: { dave: 1 } });
     answering.close();
@@ -181,7 +196,7 @@ void describe('connection limit per user', () => {
     const answer = await sixth.auth(token);
     assert.equal(answer.type, 'auth_error');
     assert.match(String(answer.message), /too many connections for user erin \(at most 5\)/);
-    assert.equal((await sixth.closedWithin(2000)).code, 4029);
+    assert.equal((await sixth.closedWithin(20_000)).code, 4029);
     const other = await TestDesktop.authenticated(gw.url, await signToken({ sub: 'frank' }));
     // A closed slot can be reused.
     five[0]!.close();

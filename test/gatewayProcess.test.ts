@@ -89,7 +89,7 @@ void describe('notify-gateway program', () => {
       assert.deepEqual((await postDispatch(socketPath, { user: 'mona', notification: notification('p-2') })).body, { sent: 1 });
 
       first.child.kill('SIGTERM');
-      const closed = await desktop.closedWithin(5000);
+      const closed = await desktop.closedWithin(20_000);
       assert.equal(closed.code, 1001);
       const exit = await first.exited;
       assert.equal(exit.code, 0, first.output());

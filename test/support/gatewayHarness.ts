@@ -49,7 +49,8 @@ export function testConfig(dir: string, overrides: Partial<GatewayConfig> = {}):
     socketPath: join(dir, 'run', 'gw.sock'),
     socketGid: process.getgid?.() ?? 0,
     socketGroupName: 'test',
-    authTimeoutMs: 5000,
+    // Long: a loaded machine may be slow to send a desktop's auth message (tests of the timeout set their own).
+    authTimeoutMs: 30_000,
     pingIntervalMs: 60_000,
     maxMissedPings: 3,
     maxConnectionsPerUser: 5,
@@ -169,7 +170,7 @@ export class TestDesktop {
   }
 
   /** The first message of one of `types` not yet consumed, waiting up to timeoutMs. */
-  async nextOfType(types: string | string[], timeoutMs = 3000): Promise<Received> {
+  async nextOfType(types: string | string[], timeoutMs = 20_000): Promise<Received> {
     const wanted = Array.isArray(types) ? types : [types];
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -237,17 +238,17 @@ export function postDispatch(socketPath: string, body: unknown): Promise<UnixRes
   return unixRequest(socketPath, 'POST', '/dispatch', {
     headers: { 'content-type': 'application/json' },
     body: typeof body === 'string' ? body : JSON.stringify(body),
-    timeoutMs: 5000,
+    timeoutMs: 30_000,
   });
 }
 
 /** GET /health on the socket. */
 export function getHealth(socketPath: string): Promise<UnixResponse> {
-  return unixRequest(socketPath, 'GET', '/health', { timeoutMs: 5000 });
+  return unixRequest(socketPath, 'GET', '/health', { timeoutMs: 30_000 });
 }
 
 /** Polls `check` until it is true, or fails with `what`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
