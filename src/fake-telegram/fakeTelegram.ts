@@ -679,6 +679,11 @@ export class FakeTelegram {
     return this.updates.length;
   }
 
+  /** Whether a long poll (getUpdates) is waiting for updates now. */
+  get polling(): boolean {
+    return this.poll !== null;
+  }
+
   // ---- control: what the bot did ---------------------------------------------------------
 
   /** Every message the bot sent (to one chat, or all), in order. Edits update them in place. */
