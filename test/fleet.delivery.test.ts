@@ -67,7 +67,8 @@ void describe('a fleet of bots delivering on PostgreSQL', { skip: skip ?? false 
     const atKill = fake.sentMessages().length;
     assert.ok(atKill < 300, 'the kill came before the burst was delivered');
     assert.equal(await waitForLeader([follower], 20_000), follower);
-    t.diagnostic(`take-over after the kill: ${Date.now() - killedAt} ms; ${atKill} of 300 in Telegram at the kill`);
+    const tookOverBy = Date.now();
+    t.diagnostic(`take-over after the kill: ${tookOverBy - killedAt} ms; ${atKill} of 300 in Telegram at the kill`);
     const expected = expectedByChat(items);
     await replicas[0]!.waitForDelivery(expected, 90_000);
     await sleep(500);
@@ -76,8 +77,13 @@ void describe('a fleet of bots delivering on PostgreSQL', { skip: skip ?? false 
     assert.deepEqual(report.missing, [], describeReport(report));
     assert.deepEqual(report.outOfOrder, [], describeReport(report));
     assert.deepEqual(report.unexpected, []);
-    // At most what the dead leader had in flight (its concurrency) may arrive twice.
-    assert.ok(report.duplicates.length <= 32, `${report.duplicates.length} duplicates`);
+    // Only what the dead leader had sent without its mark committed may arrive twice: the first
+    // copy of each duplicate reached Telegram before the follower took over (how many depends
+    // on how far the dead leader's marks lagged behind its sends, so no count is asserted).
+    const firstAt = new Map<string, number>();
+    for (const chat of expected.keys()) for (const m of fake.sentMessages(chat)) if (!firstAt.has(textOf(m))) firstAt.set(textOf(m), m.receivedAt);
+    const late = report.duplicates.filter((text) => firstAt.get(text)! > tookOverBy);
+    assert.deepEqual(late, [], `duplicates first sent after the take-over (${tookOverBy}): not the dead leader's`);
     assert.equal(pollConflicts(replicas), 0, 'never two pollers');
   });
   void it('the database restarted twice mid-burst: 503 with Retry-After while it is down, nothing acknowledged lost or left queued, delivery resumes by itself', async (t) => {
