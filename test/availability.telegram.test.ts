@@ -55,6 +55,7 @@ void describe('the /start flood', () => {
     // Midway, the bot dies: what it fetched (and so confirmed to Telegram) is not lost.
     await h.waitUntil(() => answered(h, chats) >= chats.length / 3 || undefined, 180_000, () => `${answered(h, chats)} of ${chats.length} chats got an answer before the kill`);
     await h.kill();
+    const killedAt = Date.now();
     const beforeRestart = answered(h, chats);
     assert.equal(h.fake.pendingUpdates, 0, 'Telegram handed every update to the bot before the kill');
     await h.startBot();
@@ -68,11 +69,18 @@ void describe('the /start flood', () => {
     // Paced under Telegram's limits; network jitter on a loaded machine may still draw a
     // rare 429, which makes every sender wait as told (the bench counts them exactly).
     assert.ok(h.fake.stats.tooManyRequests <= chats.length / 100, `Telegram said 429 ${h.fake.stats.tooManyRequests} times for ${chats.length} answers`);
-    // A chat answered twice is one whose answer went out just before the kill.
-    const perChat = new Map<number, number>();
-    for (const m of h.fake.sentMessages()) perChat.set(m.chat_id, (perChat.get(m.chat_id) ?? 0) + 1);
-    const twice = [...perChat.values()].filter((n) => n > 1).length;
-    assert.ok(twice <= 300, `${twice} chats were answered twice`);
+    // A chat answered twice is one whose answer went out before the kill (its update not yet
+    // marked handled), and again after the restart: never twice by one run, never three times.
+    const perChat = new Map<number, number[]>();
+    for (const m of h.fake.sentMessages()) perChat.set(m.chat_id, [...(perChat.get(m.chat_id) ?? []), m.receivedAt]);
+    const twice = [...perChat].filter(([, at]) => at.length > 1);
+    t.diagnostic(`${twice.length} chats answered twice`);
+    // (The dead bot's last request may reach the fake just after the kill returned, but not after
+    // the new bot started.)
+    const restartedAt = Date.parse(String(h.logs.find((l) => l.run === 2)?.time));
+    assert.ok(Number.isFinite(restartedAt), 'the restarted bot logged when it started');
+    const wrong = twice.filter(([, at]) => at.length > 2 || at[0]! > restartedAt || at[1]! <= killedAt).map(([chat, at]) => `${chat}: ${at.map((a) => a - killedAt).join(', ')} ms from the kill`);
+    assert.deepEqual(wrong, [], 'chats answered twice other than once before and once after the kill');
     assert.equal(h.logs.filter((l) => l.msg === 'update handler failed; giving the update up').length, 0, 'no update was given up');
   });
 });
@@ -97,7 +105,10 @@ void describe('a chat sending thousands of messages', () => {
     const code = await h.stopBot(30_000);
     const tookMs = Date.now() - asked;
     assert.equal(code, 0, `the bot exits 0 on SIGTERM (got ${code}); log:\n${h.logTail(10)}`);
-    assert.ok(tookMs < 10_000, `SIGTERM ended the bot in ${tookMs} ms; at most 10 s`);
+    // The bot gives a stop 9 s (then exits anyway); the bound leaves a loaded machine room for
+    // its timers and still tells it from answering the 2,000 first (at 200 ms each, 16 at a
+    // time, 25 s or more).
+    assert.ok(tookMs < 20_000, `SIGTERM ended the bot in ${tookMs} ms`);
     const before = h.fake.sentMessages(chat).length;
     assert.ok(before < count, `most messages were still waiting at the stop (${before} answered)`);
 
@@ -137,10 +148,14 @@ void describe('an API root without long polling', () => {
     await h.startBot();
     await h.waitForLog((l) => String(l.msg).startsWith('getUpdates answered at once with nothing'), 30_000);
     const from = h.fake.stats.requests.getUpdates ?? 0;
+    const watched = Date.now();
     // Telegram's side sends an update only after the watch: the bot has polled throughout.
     await new Promise((resolve) => setTimeout(resolve, 4000));
     const polls = (h.fake.stats.requests.getUpdates ?? 0) - from;
-    assert.ok(polls <= 12, `${polls} getUpdates in 4 s (a loop polls hundreds of times a second; with pauses growing to 2 s, at most a few)`);
+    const watchedMs = Date.now() - watched;
+    // Each empty answer is followed by a pause of at least 500 ms (growing to 2 s); a loop
+    // would poll hundreds of times a second.
+    assert.ok(polls <= Math.floor(watchedMs / 500) + 1, `${polls} getUpdates in ${watchedMs} ms`);
     assert.ok(polls >= 1, 'the bot goes on polling');
     h.fake.setFault(null);
     h.fake.sendUserMessage(930_001, '/start');
@@ -166,7 +181,7 @@ void describe('a damaged telegram_users.json', () => {
     h.fake.sendUserMessage(u.chatId, '/status');
     const [reply] = await h.fake.waitForMessages(u.chatId, 1, 30_000);
     assert.equal(textOf(reply!), CANNOT_SERVE_REPLY);
-    await h.waitForLog((l) => l.level === 50 && /data file the bot needs is unreadable/.test(String(l.msg)), 10_000);
+    await h.waitForLog((l) => l.level === 50 && /data file the bot needs is unreadable/.test(String(l.msg)), 60_000);
     assert.equal(readFileSync(path, 'utf8'), '{"u1": {"chat_id": 100001, "linked_at": ', 'the damaged file is left for the operator');
     writeFileSync(path, good);
     assert.equal(((await h.health()).body as { status?: string }).status, 'ok', 'repaired: healthy again');
@@ -185,7 +200,7 @@ void describe('start-up housekeeping', () => {
     writeFileSync(live, '{"being": "written"}');
     rmSync(deadQueue, { recursive: true, force: true });
     await h.startBot();
-    const line = await h.waitForLog((l) => l.msg === 'removed temporary files left by interrupted writes', 10_000);
+    const line = await h.waitForLog((l) => l.msg === 'removed temporary files left by interrupted writes', 60_000);
     assert.deepEqual(line.files, [dead]);
     assert.throws(() => readFileSync(dead), /ENOENT/, 'the orphan is gone');
     assert.equal(readFileSync(live, 'utf8'), '{"being": "written"}', 'the file of a live writer stays');
@@ -250,7 +265,7 @@ void describe("Telegram's rarer answers", () => {
     const supergroup = -1_000_000_4001;
     h.fake.createGroup(group, 'Ops', [owner.chatId]);
     h.fake.sendGroupMessage(group, owner.chatId, '/start');
-    const [reply] = await h.fake.waitForMessages(group, 1, 10_000);
+    const [reply] = await h.fake.waitForMessages(group, 1, 60_000);
     const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
     assert.ok(code, textOf(reply!));
     const teams = new TeamChatStore(h.dataDir);
