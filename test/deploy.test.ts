@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -267,41 +267,72 @@ void describe('deploy/install.sh into a temporary root', { skip: IS_ROOT ? false
   });
 
   void test('the installed dashboard starts from the package alone and serves its assets', async () => {
-    const probe = createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as { port: number }).port;
-    probe.close();
     const data = join(work, 'web-data');
-    const web = spawn(process.execPath, [r('/opt/notify/bin/notify-web.js')], {
-      cwd: '/',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env.PATH,
-        NOTIFY_DATA_DIR: data,
-        NOTIFY_WEB_PORT: String(port),
-        OIDC_ISSUER: 'http://127.0.0.1:9/unused',
-        OIDC_CLIENT_ID: 'deploy-test',
-        NOTIFY_SESSION_SECRET: 'x'.repeat(40),
-        NOTIFY_ALLOWED_DOMAINS: 'example.com',
-      },
-    });
-    let output = '';
-    web.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
-    web.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
-    try {
-      const ready = await new Promise<boolean>((resolve) => {
-        web.stdout.on('data', () => output.includes('notify-web ready') && resolve(true));
-        web.once('exit', () => resolve(false));
+    /** Starts the installed notify-web on a free port; 'taken' when another process took the port first. */
+    const startWeb = async (): Promise<{ web: ChildProcess; port: number; output: () => string; state: 'ready' | 'taken' }> => {
+      const probe = createServer().listen(0, '127.0.0.1');
+      await once(probe, 'listening');
+      const port = (probe.address() as { port: number }).port;
+      await new Promise((resolve) => probe.close(resolve));
+      const web = spawn(process.execPath, [r('/opt/notify/bin/notify-web.js')], {
+        cwd: '/',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH,
+          NOTIFY_DATA_DIR: data,
+          NOTIFY_WEB_PORT: String(port),
+          OIDC_ISSUER: 'http://127.0.0.1:9/unused',
+          OIDC_CLIENT_ID: 'deploy-test',
+          NOTIFY_SESSION_SECRET: 'x'.repeat(40),
+          NOTIFY_ALLOWED_DOMAINS: 'example.com',
+        },
       });
-      assert.ok(ready, `the installed notify-web did not start:\n${output}`);
+      let output = '';
+      web.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+      web.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+      // A bound for a hang (a loaded machine takes seconds to start it), not a speed.
+      const state = await new Promise<'ready' | 'taken' | 'exited' | 'timeout'>((resolve) => {
+        const timer = setTimeout(() => resolve('timeout'), 120_000);
+        const check = (): void => {
+          if (output.includes('notify-web ready')) resolve('ready');
+          else if (/cannot listen on .*EADDRINUSE/.test(output)) resolve('taken');
+          else return;
+          clearTimeout(timer);
+        };
+        web.stdout.on('data', check);
+        web.stderr.on('data', check);
+        web.once('exit', () => {
+          clearTimeout(timer);
+          check();
+          resolve('exited');
+        });
+      });
+      if (state === 'ready' || state === 'taken') return { web, port, output: () => output, state };
+      web.kill('SIGKILL');
+      assert.fail(`the installed notify-web did not start (${state}):\n${output}`);
+    };
+    // The free port found is free no more when another program takes it meanwhile: try another.
+    let started = await startWeb();
+    for (let i = 0; i < 5 && started.state === 'taken'; i++) {
+      started.web.kill('SIGKILL');
+      started = await startWeb();
+    }
+    const { web, port, output } = started;
+    try {
+      assert.equal(started.state, 'ready', `the installed notify-web did not start:\n${output()}`);
       for (const name of ['api.js', 'dashboard.js', 'dashboard.css']) {
-        const res = await fetch(`http://127.0.0.1:${port}/static/${name}`);
+        const res = await fetch(`http://127.0.0.1:${port}/static/${name}`, { signal: AbortSignal.timeout(60_000) });
         assert.equal(res.status, 200, `/static/${name} from the installed tree`);
         assert.equal(await res.text(), readFileSync(join(ROOT, 'src/web/static', name), 'utf8'), `/static/${name} is not the source's`);
       }
     } finally {
-      web.kill('SIGTERM');
-      if (web.exitCode === null) await once(web, 'exit');
+      if (web.exitCode === null && web.signalCode === null) {
+        const exited = once(web, 'exit');
+        web.kill('SIGTERM');
+        const timer = setTimeout(() => web.kill('SIGKILL'), 30_000);
+        await exited;
+        clearTimeout(timer);
+      }
     }
   });
 
