@@ -92,7 +92,7 @@ void describe('slow request bodies', { skip }, () => {
     const send = runAs(other, [join(work, 'send.mjs'), h.socketPath, JSON.stringify({ message: 'while someone trickles' })], work);
     const answer = await send.waitFor('status', 30_000);
     assert.equal(answer.status, 202, `another account's send is accepted: ${JSON.stringify(answer)}`);
-    await h.fake.waitForMessages(525_252, 1, 20_000);
+    await h.fake.waitForMessages(525_252, 1, 60_000);
 
     const done = await flood.waitFor('done', 60_000);
     const answers = done.answers as Record<string, number>;

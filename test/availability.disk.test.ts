@@ -170,7 +170,7 @@ void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount
     execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k', 'count=24', 'status=none']);
     await until(
       async () => (((await h.health()).body as { status: string }).status === 'degraded' ? true : undefined),
-      10_000,
+      60_000,
       () => '/health did not report the disk below its reserve',
     );
     const r = await h.client.send({ user: user.name, message: 'below the reserve' }, 'respond-async');
@@ -181,7 +181,7 @@ void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount
     rmSync(filler);
     await until(
       async () => (await h.client.send({ user: user.name, message: 'after the reserve is back' }, 'respond-async')).status === 202 || undefined,
-      10_000,
+      60_000,
       () => 'sends were not taken again once space was back',
     );
   });
@@ -195,7 +195,7 @@ void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount
     });
     const log = new LogFile(join(dir, 'bot.log'), { retryMs: 200 });
     log.write('{"msg":"before the disk filled"}\n');
-    await until(async () => (readFileSync(join(dir, 'bot.log'), 'utf8').includes('before the disk filled') ? true : undefined), 10_000, () => 'the first line was not written');
+    await until(async () => (readFileSync(join(dir, 'bot.log'), 'utf8').includes('before the disk filled') ? true : undefined), 60_000, () => 'the first line was not written');
     const filler = fillDisk(dir);
     // The event loop keeps turning while thousands of lines meet the full disk.
     let longestGap = 0;
@@ -210,21 +210,21 @@ void describe('a full data disk', { skip: IS_ROOT ? false : 'needs root to mount
       for (let j = 0; j < 100; j += 1) assert.equal(log.write(line), true, 'write() takes the line at once');
       await new Promise((resolve) => setImmediate(resolve));
     }
-    await until(async () => (!log.state.ok && log.state.dropped > 0 ? true : undefined), 10_000, () => `the file did not report the full disk: ${JSON.stringify(log.state)}`);
+    await until(async () => (!log.state.ok && log.state.dropped > 0 ? true : undefined), 60_000, () => `the file did not report the full disk: ${JSON.stringify(log.state)}`);
     clearInterval(ticker);
     assert.match(String(log.state.error), /ENOSPC/);
     t.diagnostic(`${log.state.dropped} lines dropped on the full disk; longest event-loop gap ${longestGap.toFixed(0)} ms`);
     assert.ok(longestGap < 2000, `the event loop was held ${longestGap.toFixed(0)} ms`);
 
     rmSync(filler);
-    await until(async () => (log.state.ok ? true : undefined), 10_000, () => `the file did not resume once space was back: ${JSON.stringify(log.state)}`);
+    await until(async () => (log.state.ok ? true : undefined), 60_000, () => `the file did not resume once space was back: ${JSON.stringify(log.state)}`);
     log.write('{"msg":"after space came back"}\n');
     const text = await until(
       async () => {
         const x = readFileSync(join(dir, 'bot.log'), 'utf8');
         return x.includes('after space came back') ? x : undefined;
       },
-      10_000,
+      60_000,
       () => 'a line after the recovery was not written',
     );
     assert.match(text, /log file resumed; [1-9]\d* line\(s\) were dropped while it could not be written \(ENOSPC\)/);

@@ -79,7 +79,7 @@ void describe('a corrupt outbox record', () => {
     t.after(() => h.cleanup());
     const u = h.users[0]!;
     writeFileSync(join(h.queueDir, 'mb0k1e9t-0a1b2c.json'), '{"id": "mb0k1e9t-0a1b2c", "user": "u1", "chat_id": 1000');
-    await h.waitForLog((l) => MOVED.test(String(l.msg)), 15_000, 'the damaged re-queued file reported');
+    await h.waitForLog((l) => MOVED.test(String(l.msg)), 60_000, 'the damaged re-queued file reported');
     // A good re-queued record placed after it is taken and delivered by a later rescan.
     const good = { id: 'mb0k1e9u-0d0e0f', seq: 1, user: u.name, chat_id: u.chatId, accepted_at: Date.now(), parts: [{ kind: 'text', text: 'a good re-queued one' }], sent_parts: 0, attempts: 0 };
     writeFileSync(join(h.queueDir, `${good.id}.json`), JSON.stringify(good));

@@ -31,13 +31,13 @@ void describe('commands of a linked chat', () => {
   });
 
   async function next(n: number): Promise<string> {
-    const msgs = await w.fake.waitForMessages(CHAT, n, 15_000);
+    const msgs = await w.fake.waitForMessages(CHAT, n, 60_000);
     const m = msgs[n - 1]!;
     return m.text ?? m.caption ?? '';
   }
 
   void it('registers its commands with setMyCommands', async () => {
-    await w.fake.waitFor(() => (w.fake.commands.length > 0 ? true : undefined), 10_000, () => 'setMyCommands');
+    await w.fake.waitFor(() => (w.fake.commands.length > 0 ? true : undefined), 60_000, () => 'setMyCommands');
     assert.deepEqual(
       w.fake.commands.map((c) => c.command),
       BOT_COMMANDS.map((c) => c.command),
@@ -65,7 +65,7 @@ void describe('commands of a linked chat', () => {
     const qid = w.fake.pressButton(CHAT, statusMsg.message_id, 'run:revenue_drop.py');
     const answer = await w.fake.waitForCallbackAnswer(qid, 3000);
     assert.match(answer.text ?? '', /Running revenue_drop\.py/);
-    const alert = await w.fake.waitForMessages(CHAT, 4, 15_000);
+    const alert = await w.fake.waitForMessages(CHAT, 4, 60_000);
     const m = alert[3]!;
     assert.equal(m.text, 'Revenue dropped 25%\nToday: $45k | 7d avg: $60k');
     assert.deepEqual(m.entities[0], { type: 'bold', offset: 0, length: 'Revenue dropped 25%'.length });
@@ -111,7 +111,7 @@ void describe('commands of a linked chat', () => {
   void it('/test sends a real PNG chart with a caption', async () => {
     const before = w.fake.sentMessages(CHAT).length;
     w.fake.sendUserMessage(CHAT, '/test');
-    const msgs = await w.fake.waitForMessages(CHAT, before + 1, 15_000);
+    const msgs = await w.fake.waitForMessages(CHAT, before + 1, 60_000);
     const photo = msgs[before]!;
     assert.equal(photo.kind, 'photo');
     assert.ok(photo.photo && photo.photo.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'a PNG');
@@ -137,7 +137,7 @@ void describe('a chat that always answers', () => {
   async function answerTo(text: string): Promise<string> {
     const before = w.fake.sentMessages(chat).length;
     w.fake.sendUserMessage(chat, text);
-    const msgs = await w.fake.waitForMessages(chat, before + 1, 15_000);
+    const msgs = await w.fake.waitForMessages(chat, before + 1, 60_000);
     return msgs[before]!.text ?? '';
   }
 
@@ -163,7 +163,7 @@ void describe('a chat that always answers', () => {
   void it('a button nothing recognises any more answers with a notice', async () => {
     const help = w.fake.sentMessages(chat).at(-1)!;
     const qid = w.fake.pressButton(chat, help.message_id, 'gone:feature', { unchecked: true });
-    const answer = await w.fake.waitForCallbackAnswer(qid, 10_000);
+    const answer = await w.fake.waitForCallbackAnswer(qid, 60_000);
     assert.equal(answer.text, STALE_BUTTON_REPLY);
   });
 
@@ -185,7 +185,7 @@ void describe('a chat that always answers', () => {
     const statusMsg = w.fake.sentMessages(chat).at(-1)!;
     await w.links.unlinkChat(chat);
     const qid = w.fake.pressButton(chat, statusMsg.message_id, 'run:anything.py', { unchecked: true });
-    const answer = await w.fake.waitForCallbackAnswer(qid, 10_000);
+    const answer = await w.fake.waitForCallbackAnswer(qid, 60_000);
     assert.equal(answer.text, UNLINKED_REPLY);
   });
 });

@@ -55,7 +55,7 @@ void describe('alert buttons, snooze and mute', () => {
     const qid = w.fake.pressButton(c, m!.message_id, 'sn1h:fresh.py');
     const answer = await w.fake.waitForCallbackAnswer(qid);
     assert.match(answer.text ?? '', /Snoozed until \d\d:\d\d UTC/);
-    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.text ?? '').includes('Snoozed until') || undefined, 5000, () => 'the alert edited to say it is snoozed');
+    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.text ?? '').includes('Snoozed until') || undefined, 60_000, () => 'the alert edited to say it is snoozed');
     const edited = w.fake.message(c, m!.message_id)!;
     assert.match(edited.text ?? '', /^Freshness\nstale\n\n🔕 Snoozed until \d\d:\d\d UTC$/u);
     assert.equal(edited.entities?.[0]?.type, 'bold', 'the title stays bold after the edit');
@@ -103,9 +103,9 @@ void describe('alert buttons, snooze and mute', () => {
     w.clock.advance(30 * 86_400_000);
     const muted = await alert(w, { title: 'Noisy', message: 'y', script: 'noisy.py' });
     assert.equal(muted.body.suppressed, 'muted');
-    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === 'Unmute') || undefined, 5000, () => 'an Unmute button');
+    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === 'Unmute') || undefined, 60_000, () => 'an Unmute button');
     await w.fake.waitForCallbackAnswer(w.fake.pressButton(c, m!.message_id, 'undo:noisy.py'));
-    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.text ?? '').includes('alerts are on again') || undefined, 5000, () => 'the alert edited to say it is unmuted');
+    await w.fake.waitFor(() => (w.fake.message(c, m!.message_id)?.text ?? '').includes('alerts are on again') || undefined, 60_000, () => 'the alert edited to say it is unmuted');
     assert.equal((await alert(w, { title: 'Noisy', message: 'z', script: 'noisy.py' })).body.telegram, 'delivered');
   });
 
@@ -398,7 +398,7 @@ void describe('nothing accepted is lost by the rules', () => {
       const path = await import('node:path');
       assert.equal(fs.readdirSync(path.join(w.dataDir, 'outbox', 'photos')).length, 1, 'only the accepted photo is stored');
       w.fake.setFault(null);
-      await w.fake.waitForMessages(c, 1, 15_000);
+      await w.fake.waitForMessages(c, 1, 60_000);
     } finally {
       await w.close();
     }

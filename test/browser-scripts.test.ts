@@ -75,7 +75,7 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
       // Run now: the notification arrives in Telegram.
       await page.getByRole('button', { name: 'Run revenue_drop.py now' }).click();
       await page.locator('#sc-live').filter({ hasText: 'revenue_drop.py ran and its notification is on its way' }).waitFor({ timeout: 30_000 });
-      const [alert] = await stack.telegram.waitForMessages(chat, 1, 20_000);
+      const [alert] = await stack.telegram.waitForMessages(chat, 1, 60_000);
       assert.match(alert?.text ?? '', /Revenue down 12%/, `the alert arrives: ${alert?.text}\n${stack.botOutput()}`);
       await list.locator('li[data-script="revenue_drop.py"]', { hasText: /Sent/ }).waitFor();
       await page.locator('#sc-runs tr', { hasText: 'revenue_drop.py' }).waitFor();
@@ -111,7 +111,7 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
 
       // The bot's /status shows both.
       stack.telegram.sendUserMessage(chat, '/status');
-      const messages = await stack.telegram.waitForMessages(chat, 2, 20_000);
+      const messages = await stack.telegram.waitForMessages(chat, 2, 60_000);
       const status = messages.find((m) => (m.text ?? '').startsWith('Scripts of john.doe'));
       assert.ok(status, `a /status answer arrives: ${JSON.stringify(messages.map((m) => m.text))}\n${stack.botOutput()}`);
       assert.match(status.text ?? '', /Quiet hours 22:00-07:00 Europe\/Prague/);
@@ -167,10 +167,10 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
     };
     writeFileSync(flag, '');
     await pass(t0);
-    await stack.telegram.waitForMessages(rootChat, 1, 20_000);
+    await stack.telegram.waitForMessages(rootChat, 1, 60_000);
     rmSync(flag);
     await pass(t0 + 125 * 60_000);
-    await stack.telegram.waitForMessages(rootChat, 2, 20_000);
+    await stack.telegram.waitForMessages(rootChat, 2, 60_000);
 
     const { context, page, consoleErrors } = await signedInPage(stack, 'john.doe@example.com', { timezoneId: 'Europe/Prague' });
     try {

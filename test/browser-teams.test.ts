@@ -45,7 +45,7 @@ void describe('browser: Team chats', { skip }, () => {
     await new LinkStore(stack.dataDir).linkChat('john.doe', JOHN_CHAT);
     stack.telegram.createGroup(GROUP, 'Finance alerts', [JOHN_CHAT]);
     stack.telegram.sendGroupMessage(GROUP, JOHN_CHAT, '/start');
-    const [reply] = await stack.telegram.waitForMessages(GROUP, 1, 20_000);
+    const [reply] = await stack.telegram.waitForMessages(GROUP, 1, 60_000);
     const code = /\b(\d{6})\b/.exec(reply?.text ?? '')?.[1];
     assert.ok(code, `the bot posted a code in the group: ${reply?.text ?? ''}\n${stack.botOutput().slice(-2000)}`);
 
@@ -94,7 +94,7 @@ void describe('browser: Team chats', { skip }, () => {
       const res = await send.send({ user: 'john.doe', title: 'Month-end close', message: 'All 14 tables loaded.', script: 'close.py', to: ['finance-alerts'] }, 'respond-async');
       assert.equal(res.status, 202, JSON.stringify(res.body));
       await stack.telegram.waitForMessages(GROUP, 2, 30_000);
-      await eventually(async () => (await new TeamChatStore(stack.dataDir).get('finance-alerts'))?.last_delivery_at, 10_000, 'the delivery to be recorded');
+      await eventually(async () => (await new TeamChatStore(stack.dataDir).get('finance-alerts'))?.last_delivery_at, 60_000, 'the delivery to be recorded');
       await page.reload();
       const last = page.locator('li[data-team="finance-alerts"] .team-last time');
       await last.waitFor();
@@ -103,7 +103,7 @@ void describe('browser: Team chats', { skip }, () => {
 
       // The bot is removed from the group: the card says the chat takes no messages.
       stack.telegram.removeBotFromGroup(GROUP, { by: JOHN_CHAT });
-      await eventually(async () => (await new TeamChatStore(stack.dataDir).get('finance-alerts'))?.delivery_refused, 20_000, 'the link to be marked');
+      await eventually(async () => (await new TeamChatStore(stack.dataDir).get('finance-alerts'))?.delivery_refused, 60_000, 'the link to be marked');
       await page.reload();
       const notice = page.locator('li[data-team="finance-alerts"] .team-refused-notice');
       await notice.waitFor();

@@ -57,7 +57,7 @@ void describe('browser: linking Telegram from the dashboard', { skip }, () => {
       // The analyst sends /start to the bot; the bot answers with a code.
       const chat = 424242;
       stack.telegram.sendUserMessage(chat, '/start');
-      const [reply] = await stack.telegram.waitForMessages(chat, 1, 15_000);
+      const [reply] = await stack.telegram.waitForMessages(chat, 1, 60_000);
       const code = /\b(\d{6})\b/.exec(reply?.text ?? '')?.[1];
       assert.ok(code, `the bot's answer holds a 6-digit code: ${reply?.text}\n${stack.botOutput()}`);
 
@@ -80,7 +80,7 @@ void describe('browser: linking Telegram from the dashboard', { skip }, () => {
       await page.screenshot({ path: join(ARTIFACTS, 'dashboard-linked-page.png'), fullPage: true });
 
       // The welcome message arrives in the chat (sent by the dashboard through the send API).
-      const messages = await stack.telegram.waitForMessages(chat, 2, 20_000);
+      const messages = await stack.telegram.waitForMessages(chat, 2, 60_000);
       const welcome = messages.find((m) => (m.text ?? '').includes('~/user/notifications/'));
       assert.ok(welcome, `a welcome message arrives: ${JSON.stringify(messages.map((m) => m.text))}\n${stack.botOutput()}`);
       assert.match(welcome.text ?? '', /john\.doe/);
@@ -122,7 +122,7 @@ void describe('browser: linking Telegram from the dashboard', { skip }, () => {
       await page.locator('#tg-badge', { hasText: /^Linked$/ }).waitFor({ timeout: 20_000 });
       await page.getByRole('status').filter({ hasText: 'Telegram is linked' }).waitFor();
       assert.equal(linkOf(stack, 'john.doe')?.chat_id, phone, 'linked in one step to the chat that opened the link');
-      const phoneMessages = await stack.telegram.waitForMessages(phone, 2, 20_000);
+      const phoneMessages = await stack.telegram.waitForMessages(phone, 2, 60_000);
       assert.ok(phoneMessages.some((m) => (m.text ?? '').includes('~/user/notifications/')), 'the deep-linked chat gets the welcome message too');
 
       // The same card on a phone-sized screen.

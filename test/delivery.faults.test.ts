@@ -24,6 +24,7 @@ interface Scenario {
   /** Clear the fault this long after the burst was accepted (count-limited faults clear themselves). */
   clearAfterMs?: number;
   env?: Record<string, string>;
+  /** How long delivery may take once the fault is over (a bound for a hang, not a speed). */
   deliverWithinMs: number;
   /** Duplicates are expected (drop-after): count them instead of failing. */
   mayDuplicate?: boolean;
@@ -46,7 +47,7 @@ async function runScenario(t: TestContext, tag: string, s: Scenario): Promise<{ 
   const expected = expectedByChat(items);
   await h.waitForDelivery(expected, s.deliverWithinMs);
   // The queue drains completely (nothing still retrying), and then nothing more arrives.
-  await h.waitUntil(() => h.queuedIds().length === 0, 10_000, () => `the queue still holds ${h.queuedIds().length} record(s)`);
+  await h.waitUntil(() => h.queuedIds().length === 0, 60_000, () => `the queue still holds ${h.queuedIds().length} record(s)`);
   const elapsedMs = Date.now() - started;
   await sleep(300);
   const report = compareDelivery(h.fake, expected);
@@ -62,25 +63,25 @@ async function runScenario(t: TestContext, tag: string, s: Scenario): Promise<{ 
 
 void describe('delivery under Telegram faults', { concurrency: 2 }, () => {
   void it('a 429 storm: waits as told (retry_after) and delivers everything exactly once, in order', async (t) => {
-    const { h } = await runScenario(t, '429', { users: 20, perUser: 5, fault: { kind: '429', retryAfter: 1, count: 40 }, deliverWithinMs: 30_000 });
+    const { h } = await runScenario(t, '429', { users: 20, perUser: 5, fault: { kind: '429', retryAfter: 1, count: 40 }, deliverWithinMs: 120_000 });
     const waits = h.logs.filter((l) => l.msg === 'Telegram asked to slow down (429); waiting as told');
     assert.ok(waits.length > 0, 'the bot logs each 429 it was told to wait for');
     assert.ok(waits.every((l) => l.retryAfterMs === 1000), 'it waits retry_after seconds');
   });
 
   void it('a run of 500s: retried with backoff, everything delivered exactly once, in order', async (t) => {
-    const { h } = await runScenario(t, '500', { users: 20, perUser: 5, fault: { kind: 'status', status: 500, count: 60 }, deliverWithinMs: 30_000 });
+    const { h } = await runScenario(t, '500', { users: 20, perUser: 5, fault: { kind: 'status', status: 500, count: 60 }, deliverWithinMs: 120_000 });
     const retries = h.logs.filter((l) => l.msg === 'delivery failed; will retry');
     assert.ok(retries.length > 0, 'every retry is logged with its reason');
     assert.ok(retries.every((l) => typeof l.reason === 'string' && typeof l.retryInMs === 'number'), 'a retry line names the reason and the delay');
   });
 
   void it('connections dropped before Telegram handles the request: retried, delivered exactly once, in order', async (t) => {
-    await runScenario(t, 'drop', { users: 20, perUser: 5, fault: { kind: 'drop-before', count: 40 }, deliverWithinMs: 30_000 });
+    await runScenario(t, 'drop', { users: 20, perUser: 5, fault: { kind: 'drop-before', count: 40 }, deliverWithinMs: 120_000 });
   });
 
   void it('5 s latency on every request: slow, but everything delivered exactly once, in order', async (t) => {
-    const { elapsedMs } = await runScenario(t, 'slow', { users: 40, perUser: 2, fault: { kind: 'latency', ms: 5000 }, deliverWithinMs: 40_000 });
+    const { elapsedMs } = await runScenario(t, 'slow', { users: 40, perUser: 2, fault: { kind: 'latency', ms: 5000 }, deliverWithinMs: 120_000 });
     assert.ok(elapsedMs >= 9_000, `two messages per chat at 5 s each take at least 10 s (took ${elapsedMs} ms): the latency was real`);
   });
 
@@ -91,7 +92,7 @@ void describe('delivery under Telegram faults', { concurrency: 2 }, () => {
       fault: { kind: 'outage', methods: 'all' },
       clearAfterMs: OUTAGE_MS,
       env: { NOTIFY_RETRY_MAX_AGE: `${Math.round((OUTAGE_MS * 3) / 1000)}s` },
-      deliverWithinMs: OUTAGE_MS + 20_000,
+      deliverWithinMs: 120_000,
     });
     const attempts = h.logs.filter((l) => l.msg === 'delivery failed; will retry').length;
     t.diagnostic(`outage: ${attempts} failed attempts were retried`);
@@ -103,7 +104,7 @@ void describe('delivery under Telegram faults', { concurrency: 2 }, () => {
       users: 20,
       perUser: 5,
       fault: { kind: 'drop-after', count: 20 },
-      deliverWithinMs: 30_000,
+      deliverWithinMs: 120_000,
       mayDuplicate: true,
     });
     t.diagnostic(`drop-after: ${duplicates} duplicate(s) for ${h.fake.stats.dropped} connection(s) dropped after Telegram took the message`);

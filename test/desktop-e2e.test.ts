@@ -123,7 +123,7 @@ void describe('desktop channel end to end', () => {
     const run = await runRunner(home, bot.socketPath);
     assert.equal(run.code, 0, run.output);
 
-    const n = await desktop.nextOfType('notification', 15_000);
+    const n = await desktop.nextOfType('notification', 60_000);
     assert.equal(n.type, 'notification');
     assert.equal(typeof n.id, 'string');
     assert.notEqual(n.id, '');
@@ -164,7 +164,7 @@ void describe('desktop channel end to end', () => {
       const ms = Date.now() - started;
       assert.ok(res.status === 200 || res.status === 202, `${res.status} ${JSON.stringify(res.body)}`);
       assert.ok(ms < 5000, `/send took ${ms} ms with the gateway not answering`);
-      await bot.fake.waitForMessages(alice.chatId, i + 1, 10_000);
+      await bot.fake.waitForMessages(alice.chatId, i + 1, 60_000);
     }
   }
 

@@ -49,7 +49,7 @@ void describe('a script alert reaches Telegram through the real bot and runner',
 
   void it('/start answers a 6-digit code valid 10 minutes, stored in pending_codes.json', async () => {
     h.fake.sendUserMessage(CHAT, '/start');
-    const [m] = await h.fake.waitForMessages(CHAT, 1, 10_000);
+    const [m] = await h.fake.waitForMessages(CHAT, 1, 60_000);
     const found = /\b(\d{6})\b/.exec(m!.text ?? '');
     assert.ok(found, `a code in: ${m!.text}`);
     code = found[1]!;
@@ -61,7 +61,7 @@ void describe('a script alert reaches Telegram through the real bot and runner',
 
   void it('a second /start replaces the chat\'s code', async () => {
     h.fake.sendUserMessage(CHAT, '/start');
-    const msgs = await h.fake.waitForMessages(CHAT, 2, 10_000);
+    const msgs = await h.fake.waitForMessages(CHAT, 2, 60_000);
     const second = /\b(\d{6})\b/.exec(msgs[1]!.text ?? '')![1]!;
     const pending = JSON.parse(readFileSync(join(h.dataDir, 'pending_codes.json'), 'utf8')) as Record<string, { chat_id: number }>;
     assert.deepEqual(Object.keys(pending).filter((k) => pending[k]!.chat_id === CHAT), [second]);
@@ -71,7 +71,7 @@ void describe('a script alert reaches Telegram through the real bot and runner',
 
   void it('any other message from an unlinked chat gets the exact reply', async () => {
     h.fake.sendUserMessage(CHAT, 'hello?');
-    const msgs = await h.fake.waitForMessages(CHAT, 3, 10_000);
+    const msgs = await h.fake.waitForMessages(CHAT, 3, 60_000);
     assert.equal(msgs[2]!.text, 'Use /start to link your account.');
   });
 
@@ -161,9 +161,9 @@ void describe('the bot process itself', () => {
     try {
       h.fake.setFault({ kind: 'outage', as: 'reset' });
       await h.client.send({ user: 'tokenless', message: 'during the outage' }, 'respond-async');
-      await h.waitForLog((l) => l.msg === 'delivery failed; will retry', 10_000, 'a failed delivery logged');
+      await h.waitForLog((l) => l.msg === 'delivery failed; will retry', 60_000, 'a failed delivery logged');
       h.fake.setFault(null);
-      await h.fake.waitForMessages(h.users[0]!.chatId, 1, 15_000);
+      await h.fake.waitForMessages(h.users[0]!.chatId, 1, 60_000);
       const secret = h.fake.token.split(':')[1]!;
       const fileLog = readFileSync(join(h.dataDir, 'bot.log'), 'utf8');
       assert.ok(fileLog.length > 0, 'bot.log is written');

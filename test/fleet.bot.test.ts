@@ -31,7 +31,7 @@ void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
     const [a, b] = fleet.replicas as [BotHarness, BotHarness];
     // Each replica's metrics say whether it holds the Telegram lease.
     const leaseHeld = async (r: BotHarness): Promise<number> => {
-      const line = await r.waitForLog((l) => l.msg === 'metrics endpoint listening at /metrics', 15_000, 'the metrics endpoint to listen');
+      const line = await r.waitForLog((l) => l.msg === 'metrics endpoint listening at /metrics', 60_000, 'the metrics endpoint to listen');
       return value((await scrape(Number(line.port))).samples, 'notify_telegram_lease_held');
     };
     const chat = 5150;
@@ -46,7 +46,7 @@ void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
       const viaB = await b.client.send({ user: 'alice', text: 'through host-b' }, { waitSeconds: 10 });
       assert.ok(viaA.status === 200 || viaA.status === 202, JSON.stringify(viaA.body));
       assert.ok(viaB.status === 200 || viaB.status === 202, JSON.stringify(viaB.body));
-      await a.fake.waitForMessages(chat, 2, 15_000);
+      await a.fake.waitForMessages(chat, 2, 60_000);
 
       // The delivery history is the database's: the dashboard's reader (on a host of its own)
       // and the follower's delivery status find what the leader delivered; no host keeps a log file.
@@ -57,7 +57,7 @@ void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
         const outcomes = await leader.waitUntil(async () => {
           const found = await readOutcomes(dashboard, ids);
           return found.size === 2 ? found : undefined;
-        }, 15_000, () => 'both outcomes in the database');
+        }, 60_000, () => 'both outcomes in the database');
         assert.deepEqual([...outcomes.values()].map((o) => [o.user, o.status]), [['alice', 'delivered'], ['alice', 'delivered']]);
       } finally {
         await state.close();
@@ -68,10 +68,10 @@ void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
       for (const r of [a, b]) assert.equal(existsSync(join(r.dataDir, OUTCOME_LOG)), false, 'no delivery log file on a host of the fleet');
 
       a.fake.sendUserMessage(chat, '/whoami');
-      const afterWhoami = await a.fake.waitForMessages(chat, 3, 15_000);
+      const afterWhoami = await a.fake.waitForMessages(chat, 3, 60_000);
       // The answer to a later command comes after any second answer to the first would have.
       a.fake.sendUserMessage(chat, '/help');
-      await a.fake.waitForMessages(chat, 4, 15_000);
+      await a.fake.waitForMessages(chat, 4, 60_000);
       const texts = a.fake.sentMessages(chat).map((m) => m.text ?? '');
       assert.equal(texts.filter((t) => t.startsWith('This chat is linked')).length, 1, `one answer to /whoami: ${JSON.stringify(texts)}`);
       assert.ok(afterWhoami.length >= 3);
@@ -87,9 +87,9 @@ void describe('two bot replicas on PostgreSQL', { skip: skip ?? false }, () => {
 
       const before = a.fake.sentMessages(chat).length;
       a.fake.sendUserMessage(chat, '/whoami');
-      await a.fake.waitForMessages(chat, before + 1, 15_000);
+      await a.fake.waitForMessages(chat, before + 1, 60_000);
       a.fake.sendUserMessage(chat, '/help');
-      await a.fake.waitForMessages(chat, before + 2, 15_000);
+      await a.fake.waitForMessages(chat, before + 2, 60_000);
       const later = a.fake.sentMessages(chat).slice(before).map((m) => m.text ?? '');
       assert.equal(later.filter((t) => t.startsWith('This chat is linked')).length, 1, `the new leader answers the new command once and no old one again: ${JSON.stringify(later)}`);
       assert.equal(pollConflicts([a, b]), 0, 'no two replicas polled at once (no 409 from Telegram)');

@@ -68,11 +68,11 @@ void describe('gateway replicas on PostgreSQL', { skip: skip ?? false }, () => {
       bot = await BotHarness.start({ users: [], env: { NOTIFY_DATABASE_URL: url, NOTIFY_INSTANCE: 'host-a', NOTIFY_GATEWAY_TIMEOUT: '5s', NOTIFY_GATEWAY_SOCKET: join(dir, 'gw-a', 'gw.sock') } });
       // Replica B records its desktops in the database shortly after the connection.
       const sql = state.database!.sql;
-      await waitFor('replica B to record its desktop', async () => (await sql`SELECT 1 FROM desktop_presence WHERE username = 'carol'`).length > 0, 20_000);
+      await waitFor('replica B to record its desktop', async () => (await sql`SELECT 1 FROM desktop_presence WHERE username = 'carol'`).length > 0, 60_000);
       const answer = await bot.client.send({ user: 'carol', title: 'Disk', message: 'accepted on host A' });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       assert.equal((answer.body as { desktop: number }).desktop, 1, JSON.stringify(answer.body));
-      const got = await onB.nextOfType('notification', 10_000);
+      const got = await onB.nextOfType('notification', 60_000);
       assert.equal(got.title, 'Disk');
       assert.equal(got.message, 'accepted on host A');
       assert.equal(onB.ofType('notification').length, 1, 'delivered once');
@@ -82,7 +82,7 @@ void describe('gateway replicas on PostgreSQL', { skip: skip ?? false }, () => {
       const png = pngBytes(5, 4);
       const withImage = await bot.client.sendPhoto({ user: 'carol', title: 'Chart', message: 'with an image' }, { bytes: png, filename: 'chart.png', contentType: 'image/png' });
       assert.equal(withImage.status, 200, JSON.stringify(withImage.body));
-      const pictured = await onB.nextOfType('notification', 10_000);
+      const pictured = await onB.nextOfType('notification', 60_000);
       assert.equal(pictured.title, 'Chart');
       assert.match(String(pictured.image_url), /^\/api\/notifications\/images\/[A-Za-z0-9_-]{32}\.png$/);
       assert.equal(readdirSync(join(bot.dataDir)).includes('images'), false, 'host A kept no image file');

@@ -151,7 +151,7 @@ void describe('the shared state on PostgreSQL', { skip: skip ?? false }, () => {
 
       const ok = await h.client.send({ user: 'alice', text: 'before the outage' }, { waitSeconds: 10 });
       assert.equal(ok.status, 200, JSON.stringify(ok.body));
-      await h.fake.waitForMessages(4242, 1, 10_000);
+      await h.fake.waitForMessages(4242, 1, 60_000);
 
       await pg.stopServer();
       const down = await h.client.send({ user: 'alice', text: 'during the outage' }, 'respond-async');
@@ -167,7 +167,7 @@ void describe('the shared state on PostgreSQL', { skip: skip ?? false }, () => {
         if (back.status !== 202) await new Promise((r) => setTimeout(r, 200));
       }
       assert.equal(back.status, 202, JSON.stringify(back.body));
-      const msgs = await h.fake.waitForMessages(4242, 2, 15_000);
+      const msgs = await h.fake.waitForMessages(4242, 2, 60_000);
       assert.deepEqual(msgs.map((m) => m.text), ['before the outage', 'after the outage']);
       const everything = JSON.stringify(h.logs) + h.otherOutput.join('\n') + readFileSync(join(h.dataDir, 'bot.log'), 'utf8');
       assert.doesNotMatch(everything, /botsecret9000/, 'the password reached no log');

@@ -23,7 +23,7 @@ void describe('formatting through Telegram', () => {
   async function deliver(user: LinkedUser, body: Record<string, unknown>, count: number): Promise<ReturnType<BotHarness['fake']['sentMessages']>> {
     const res = await h.client.send({ user: user.name, ...body }, { waitSeconds: 10 });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    return h.fake.waitForMessages(user.chatId, count, 10_000);
+    return h.fake.waitForMessages(user.chatId, count, 60_000);
   }
 
   void it('the title `revenue_drop *alert* [x]` arrives verbatim and bold', async () => {

@@ -103,7 +103,7 @@ void describe('identity from the kernel', { skip }, () => {
     const res = await asUser(name, '/send', { user: 'someone', message: 'spoofed' });
     assert.equal(res.status, 403, JSON.stringify(res.body));
     assert.match(res.body.error ?? '', new RegExp(`you are '${name}' and may send notifications only to yourself, not to 'someone'`));
-    const line = await h.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('send refused') && l.caller === name, 5000, 'the refusal in the log');
+    const line = await h.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('send refused') && l.caller === name, 60_000, 'the refusal in the log');
     assert.equal(line.requested, 'someone');
     assert.equal(h.fake.sentMessages(h.users[0]!.chatId).length, 0, 'nothing reached the other chat');
   });
@@ -113,14 +113,14 @@ void describe('identity from the kernel', { skip }, () => {
     assert.ok(omitted.status === 200 || omitted.status === 202, JSON.stringify(omitted.body));
     const named = await asUser(name, '/send', { user: name, message: 'from me, user named' });
     assert.ok(named.status === 200 || named.status === 202, JSON.stringify(named.body));
-    const msgs = await h.fake.waitForMessages(chatId, 2, 10_000);
+    const msgs = await h.fake.waitForMessages(chatId, 2, 60_000);
     assert.deepEqual(msgs.map(textOf), ['from me, user omitted', 'from me, user named']);
   });
 
   void it('may send a photo_path it owns', async () => {
     const res = await asUser(name, '/send_photo', { photo_path: join(work, 'mine.png'), title: 'my chart', message: 'mine' });
     assert.ok(res.status === 200 || res.status === 202, JSON.stringify(res.body));
-    const msgs = await h.fake.waitForMessages(chatId, 3, 10_000);
+    const msgs = await h.fake.waitForMessages(chatId, 3, 60_000);
     assert.equal(msgs[2]!.kind, 'photo');
     assert.equal(msgs[2]!.caption, 'my chart\nmine');
   });
@@ -130,7 +130,7 @@ void describe('identity from the kernel', { skip }, () => {
       const res = await asUser(name, '/send_photo', { photo_path: path, message: 'steal' });
       assert.equal(res.status, 403, `${path}: ${JSON.stringify(res.body)}`);
       assert.match(res.body.error ?? '', /is not a regular file of yours/, path);
-      const line = await h.waitForLog((l) => l.msg === `photo refused: ${res.body.error}` && l.caller === name, 5000, `the refusal of ${path} in the log`);
+      const line = await h.waitForLog((l) => l.msg === `photo refused: ${res.body.error}` && l.caller === name, 60_000, `the refusal of ${path} in the log`);
       assert.equal(line.path, path);
     }
     const shadow = await asUser(name, '/send_photo', { user: 'someone', photo_path: '/etc/shadow', message: 'x' });

@@ -55,7 +55,7 @@ void describe('the bot\'s metrics endpoint', () => {
 
   before(async () => {
     h = await BotHarness.start({ users: 4, env: { NOTIFY_METRICS_ADDR: '127.0.0.1:0' }, prefix: 'notify-metrics-' });
-    const line = await h.waitForLog((l) => l.msg === 'metrics endpoint listening at /metrics', 10_000, 'the metrics endpoint to listen');
+    const line = await h.waitForLog((l) => l.msg === 'metrics endpoint listening at /metrics', 60_000, 'the metrics endpoint to listen');
     port = Number(line.port);
   });
 
@@ -69,7 +69,7 @@ void describe('the bot\'s metrics endpoint', () => {
     for (const name of ['notify_notifications_accepted_total', 'notify_notifications_delivered_total', 'notify_notifications_dead_lettered_total', 'notify_telegram_rate_limited_total', 'notify_delivery_latency_seconds_count']) {
       assert.ok(first.samples.some((s) => s.name === name), `${name} is exported before any event`);
     }
-    await waitFor('polling to succeed once', async () => value((await scrape(port)).samples, 'notify_telegram_polling_up') === 1, 15_000);
+    await waitFor('polling to succeed once', async () => value((await scrape(port)).samples, 'notify_telegram_polling_up') === 1, 60_000);
     const polled = await scrape(port);
     assert.ok(value(polled.samples, 'notify_telegram_polling_last_success_timestamp_seconds') > 0);
 
@@ -89,7 +89,7 @@ void describe('the bot\'s metrics endpoint', () => {
     await waitFor('the deliveries to be recorded', async () => {
       const s = await scrape(port);
       return value(s.samples, 'notify_queue_depth') === 0 && value(s.samples, 'notify_delivery_latency_seconds_count') - value(first.samples, 'notify_delivery_latency_seconds_count') >= items.length;
-    }, 15_000);
+    }, 60_000);
     const afterBurst = await scrape(port);
     const delta = (name: string, labels: Record<string, string> = {}): number => value(afterBurst.samples, name, labels) - value(first.samples, name, labels);
     const received = h.fake.sentMessages().length - sentBefore;
@@ -118,13 +118,13 @@ void describe('the bot\'s metrics endpoint', () => {
       await h.client.send({ user: h.users[0]!.name, message: 'during the outage' }, 'respond-async');
       const s = await scrape(port);
       assert.equal(value(s.samples, 'notify_queue_depth'), 1);
-      await waitFor('the oldest message to age', async () => value((await scrape(port)).samples, 'notify_queue_oldest_age_seconds') > 0.2, 10_000);
-      await waitFor('a retry to be counted', async () => value((await scrape(port)).samples, 'notify_notifications_retried_total') > 0, 10_000);
+      await waitFor('the oldest message to age', async () => value((await scrape(port)).samples, 'notify_queue_oldest_age_seconds') > 0.2, 60_000);
+      await waitFor('a retry to be counted', async () => value((await scrape(port)).samples, 'notify_notifications_retried_total') > 0, 60_000);
     } finally {
       h.fake.setFault(null);
     }
     await h.fake.waitForMessages(h.users[0]!.chatId, 7, 30_000);
-    await waitFor('the queue to empty', async () => value((await scrape(port)).samples, 'notify_queue_depth') === 0, 10_000);
+    await waitFor('the queue to empty', async () => value((await scrape(port)).samples, 'notify_queue_depth') === 0, 60_000);
   });
 
   void it('counts what a rule held back by the channel it would have gone to and the reason, and Telegram gets none of it', async () => {
@@ -185,7 +185,7 @@ void describe('the bot\'s metrics endpoint', () => {
     await waitFor('the notice to be recorded', async () => {
       const s = await scrape(port);
       return value(s.samples, 'notify_queue_depth') === 0 && value(s.samples, 'notify_notifications_delivered_total', { channel: 'telegram' }) - value(before.samples, 'notify_notifications_delivered_total', { channel: 'telegram' }) === received;
-    }, 10_000);
+    }, 60_000);
     const s = await scrape(port);
     const delta = (name: string, labels: Record<string, string> = {}): number => value(s.samples, name, labels) - value(before.samples, name, labels);
     assert.equal(delta('notify_notifications_dead_lettered_total', { channel: 'telegram', reason: 'rejected' }), 1);

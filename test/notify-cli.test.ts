@@ -62,7 +62,7 @@ void describe('notify, the shell command', { skip: accountsUnavailable() }, () =
     const r = await notify(ana, ['Backfill finished']);
     assert.equal(r.status, 0, explain(r));
     assert.match(r.stdout, /^(delivered to Telegram|queued, not delivered yet)[^\n]*\(id [^)]+\)\n$/, explain(r));
-    const [m] = await h.fake.waitForMessages(chat, 1, 10_000);
+    const [m] = await h.fake.waitForMessages(chat, 1, 60_000);
     assert.equal(textOf(m!), 'Backfill finished');
   });
 
@@ -70,7 +70,7 @@ void describe('notify, the shell command', { skip: accountsUnavailable() }, () =
     const before = h.fake.sentMessages(chat).length;
     const r = await notify(ana, ['--title', 'Nightly load', '--image', 'chart.png', '3 tables late']);
     assert.equal(r.status, 0, explain(r));
-    const msgs = await h.fake.waitForMessages(chat, before + 1, 10_000);
+    const msgs = await h.fake.waitForMessages(chat, before + 1, 60_000);
     const m = msgs[before]!;
     assert.equal(m.kind, 'photo');
     assert.deepEqual(m.photo, pngBytes(6, 4), 'the image arrives as uploaded');
@@ -82,7 +82,7 @@ void describe('notify, the shell command', { skip: accountsUnavailable() }, () =
     const before = h.fake.sentMessages(chat).length;
     const r = await notify(ana, [], { shell: 'false; notify "done: $?"' });
     assert.equal(r.status, 0, explain(r));
-    const msgs = await h.fake.waitForMessages(chat, before + 1, 10_000);
+    const msgs = await h.fake.waitForMessages(chat, before + 1, 60_000);
     assert.equal(textOf(msgs[before]!), 'done: 1');
   });
 
@@ -90,7 +90,7 @@ void describe('notify, the shell command', { skip: accountsUnavailable() }, () =
     const before = h.fake.sentMessages(chat).length;
     const r = await notify(ana, [], { stdin: 'rows loaded: 1204\nrows rejected: 3\n' });
     assert.equal(r.status, 0, explain(r));
-    const msgs = await h.fake.waitForMessages(chat, before + 1, 10_000);
+    const msgs = await h.fake.waitForMessages(chat, before + 1, 60_000);
     assert.equal(textOf(msgs[before]!), 'rows loaded: 1204\nrows rejected: 3');
   });
 
@@ -105,7 +105,7 @@ void describe('notify, the shell command', { skip: accountsUnavailable() }, () =
       assert.match(held.stdout, /^held for your quiet-hours digest until \S+ \(id /, explain(held));
       const urgent = await notify(ana, ['--urgent', 'Disk almost full']);
       assert.equal(urgent.status, 0, explain(urgent));
-      const msgs = await h.fake.waitForMessages(chat, before + 1, 10_000);
+      const msgs = await h.fake.waitForMessages(chat, before + 1, 60_000);
       assert.deepEqual(msgs.slice(before).map(textOf), ['Disk almost full'], 'only the urgent one went out');
     } finally {
       await rules.setQuietHours(ana, null);

@@ -78,14 +78,14 @@ void describe('resolved notices', () => {
     await h.waitUntil(() => {
       const p = join(h.dataDir, 'alert_threads.json');
       return existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>)[id] ? true : undefined;
-    }, 15_000, () => `alert ${id} in alert_threads.json`);
+    }, 60_000, () => `alert ${id} in alert_threads.json`);
   }
 
   void it('an alert, then its resolved notice as a reply to it, the buttons updated, and the history saying how long it lasted', async () => {
     const c = condition('disk_space', '1h');
     c.on();
     await pass('disk_space.py', T0);
-    const [alert] = await h.fake.waitForMessages(chat, 1, 15_000);
+    const [alert] = await h.fake.waitForMessages(chat, 1, 60_000);
     assert.match(alert!.text ?? '', /^Disk low on \/data \(disk_space\)/);
     assert.ok((alert!.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === 'Snooze 1h'), 'a fresh alert has its buttons');
     const alertRun = history().at(-1)!;
@@ -97,7 +97,7 @@ void describe('resolved notices', () => {
 
     c.off();
     await pass('disk_space.py', T0 + 20 * MIN);
-    const msgs = await h.fake.waitForMessages(chat, 2, 15_000);
+    const msgs = await h.fake.waitForMessages(chat, 2, 60_000);
     const notice = msgs[1]!;
     assert.equal(notice.reply_to_message_id, alert!.message_id, 'the notice is a reply to the alert');
     assert.match(notice.text ?? '', /^✅ Resolved: Disk low on \/data \(disk_space\)\n/u);
@@ -106,14 +106,14 @@ void describe('resolved notices', () => {
 
     await h.fake.waitFor(
       () => ((h.fake.sentMessages(chat)[0]!.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === '✅ Resolved') ? true : undefined),
-      10_000,
+      60_000,
       () => `the alert's buttons updated: ${JSON.stringify(h.fake.sentMessages(chat)[0]!.reply_markup)}`,
     );
     const buttons = (h.fake.sentMessages(chat)[0]!.reply_markup?.inline_keyboard ?? []).flat().map((b) => b.text);
     assert.deepEqual(buttons, ['✅ Resolved', 'Run now'], 'snoozing a resolved alert is moot; running it is not');
 
     // The desktop app got the alert, then the notice.
-    const onDesktop = [await desktop.nextOfType('notification', 15_000), await desktop.nextOfType('notification', 15_000)];
+    const onDesktop = [await desktop.nextOfType('notification', 60_000), await desktop.nextOfType('notification', 60_000)];
     assert.deepEqual(onDesktop.map((n) => [n.title, n.script]), [['Disk low on /data (disk_space)', 'disk_space.py'], ['✅ Resolved: Disk low on /data (disk_space)', 'disk_space.py']]);
     assert.match(String(onDesktop[1]!.message), /after 20 min/);
 
@@ -133,7 +133,7 @@ void describe('resolved notices', () => {
     c.on();
     await pass('disk_space.py', T0 + 35 * MIN);
     await pass('disk_space.py', T0 + 61 * MIN);
-    const after = await h.fake.waitForMessages(chat, 3, 15_000);
+    const after = await h.fake.waitForMessages(chat, 3, 60_000);
     assert.equal(after.length, 3, 'one notice only, and the next alert once the cooldown passed');
     assert.match(after[2]!.text ?? '', /^Disk low on/);
     assert.equal(after[2]!.reply_to_message_id, undefined, 'a new alert, not a reply');
@@ -150,9 +150,9 @@ void describe('resolved notices', () => {
     }
     // Something that must come after any message the passes produced: a direct send.
     await h.client.send({ user: 'root', message: 'marker after the flapping' }, 'respond-async');
-    const msgs = await h.fake.waitForMessages(chat, before + 3, 15_000);
+    const msgs = await h.fake.waitForMessages(chat, before + 3, 60_000);
     const mine = h.fake.sentMessages(chat).slice(before);
-    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker after the flapping') ? true : undefined), 10_000, () => 'the marker');
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker after the flapping') ? true : undefined), 60_000, () => 'the marker');
     const texts = h.fake.sentMessages(chat).slice(before).map((m) => m.text ?? '');
     assert.equal(texts.filter((t) => t.startsWith('Disk low on /data (flappy)')).length, 1, `one alert in 40 minutes of flapping: ${JSON.stringify(texts)}`);
     assert.equal(texts.filter((t) => t.startsWith('✅ Resolved: Disk low on /data (flappy)')).length, 1, `one resolved notice: ${JSON.stringify(texts)}`);
@@ -173,7 +173,7 @@ void describe('resolved notices', () => {
       const said = (prefix: string): boolean => h.fake.sentMessages(chat).some((m) => (m.text ?? '').startsWith(`${prefix}Disk low on /data (${name})`));
       c.on();
       await pass(`${name}.py`, start);
-      await h.fake.waitFor(() => (said('') ? true : undefined), 15_000, () => `the ${name} alert`);
+      await h.fake.waitFor(() => (said('') ? true : undefined), 60_000, () => `the ${name} alert`);
       if (rule === 'snoozed') await rules.snooze('root', `${name}.py`, Date.now() + 3_600_000);
       else await rules.mute('root', `${name}.py`);
       c.off();
@@ -183,7 +183,7 @@ void describe('resolved notices', () => {
       assert.equal(run.resolved_notice, undefined, 'no notice was sent');
       assert.match(run.warning ?? '', new RegExp(`resolved notice was not sent: ${rule}`));
       await h.client.send({ user: 'root', message: `marker after ${name}` }, 'respond-async');
-      await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === `marker after ${name}`) ? true : undefined), 10_000, () => 'the marker');
+      await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === `marker after ${name}`) ? true : undefined), 60_000, () => 'the marker');
       assert.ok(!said('✅ Resolved: '), 'no resolved notice in the chat');
       const state = JSON.parse(readFileSync(join(home, '.notifications', 'state', `${name}.json`), 'utf8')) as Record<string, unknown>;
       assert.equal(state.active_alert, undefined);
@@ -193,7 +193,7 @@ void describe('resolved notices', () => {
       await pass(`${name}.py`, start + 70 * MIN);
       c.off();
       await pass(`${name}.py`, start + 75 * MIN);
-      await h.fake.waitFor(() => (said('✅ Resolved: ') ? true : undefined), 15_000, () => 'the notice of the new alert');
+      await h.fake.waitFor(() => (said('✅ Resolved: ') ? true : undefined), 60_000, () => 'the notice of the new alert');
     });
   }
 
@@ -205,7 +205,7 @@ void describe('resolved notices', () => {
     try {
       c.on();
       await pass('late.py', start);
-      await h.waitForLog((l) => l.msg === 'delivery failed; will retry', 15_000, 'the alert waiting for Telegram');
+      await h.waitForLog((l) => l.msg === 'delivery failed; will retry', 60_000, 'the alert waiting for Telegram');
       c.off();
       await pass('late.py', start + 5 * MIN);
       assert.ok(history().at(-1)!.resolved_notice, 'the notice was accepted while the alert was still queued');
@@ -218,7 +218,7 @@ void describe('resolved notices', () => {
     assert.equal(msgs[1]!.reply_to_message_id, msgs[0]!.message_id, 'the notice replies to the alert');
     await h.fake.waitFor(
       () => ((h.fake.sentMessages(chat)[before]!.reply_markup?.inline_keyboard ?? []).flat().some((b) => b.text === '✅ Resolved') ? true : undefined),
-      10_000,
+      60_000,
       () => `the alert's buttons updated: ${JSON.stringify(h.fake.sentMessages(chat)[before]!.reply_markup)}`,
     );
   });
@@ -233,26 +233,26 @@ void describe('resolved notices', () => {
     const before = h.fake.sentMessages(chat).length;
     c.on();
     await pass('shared_disk.py', start);
-    const [teamAlert] = await h.fake.waitForMessages(group, 1, 15_000);
-    const [ownAlert] = (await h.fake.waitForMessages(chat, before + 1, 15_000)).slice(before);
+    const [teamAlert] = await h.fake.waitForMessages(group, 1, 60_000);
+    const [ownAlert] = (await h.fake.waitForMessages(chat, before + 1, 60_000)).slice(before);
     assert.match(teamAlert!.text ?? '', /^Disk low on \/data \(shared_disk\)/);
     assert.match(ownAlert!.text ?? '', /^Disk low on \/data \(shared_disk\)/);
     c.off();
     await pass('shared_disk.py', start + 30 * MIN);
-    const [, teamNotice] = await h.fake.waitForMessages(group, 2, 15_000);
-    const [, ownNotice] = (await h.fake.waitForMessages(chat, before + 2, 15_000)).slice(before);
+    const [, teamNotice] = await h.fake.waitForMessages(group, 2, 60_000);
+    const [, ownNotice] = (await h.fake.waitForMessages(chat, before + 2, 60_000)).slice(before);
     assert.match(teamNotice!.text ?? '', /^✅ Resolved: Disk low on \/data \(shared_disk\)\n[^]*after 30 min/u);
     assert.equal(teamNotice!.reply_to_message_id, teamAlert!.message_id, 'the team chat\'s notice replies to the team chat\'s alert');
     assert.equal(ownNotice!.reply_to_message_id, ownAlert!.message_id, 'the own chat\'s notice replies to the own chat\'s alert');
     const labels = (m: number, id: number): string[] => ((h.fake.sentMessages(m).find((x) => x.message_id === id)?.reply_markup?.inline_keyboard ?? []).flat().map((b) => b.text));
-    await h.fake.waitFor(() => (labels(group, teamAlert!.message_id).includes('✅ Resolved') && labels(chat, ownAlert!.message_id).includes('✅ Resolved') ? true : undefined), 10_000, () => `both alerts' buttons updated: ${JSON.stringify([labels(group, teamAlert!.message_id), labels(chat, ownAlert!.message_id)])}\n${h.logTail(30)}`);
+    await h.fake.waitFor(() => (labels(group, teamAlert!.message_id).includes('✅ Resolved') && labels(chat, ownAlert!.message_id).includes('✅ Resolved') ? true : undefined), 60_000, () => `both alerts' buttons updated: ${JSON.stringify([labels(group, teamAlert!.message_id), labels(chat, ownAlert!.message_id)])}\n${h.logTail(30)}`);
     assert.deepEqual(labels(group, teamAlert!.message_id), ['✅ Resolved'], 'a team chat\'s alert has no Run button');
 
     // The same condition again after the cooldown, but the team chat is gone by the time it clears.
     c.on();
     await pass('shared_disk.py', start + 95 * MIN);
-    await h.fake.waitForMessages(group, 3, 15_000);
-    await h.fake.waitForMessages(chat, before + 3, 15_000);
+    await h.fake.waitForMessages(group, 3, 60_000);
+    await h.fake.waitForMessages(chat, before + 3, 60_000);
     await teams.file.update((all) => {
       const next = { ...all };
       delete next['ops-room'];
@@ -317,7 +317,7 @@ void describe('resolved notices', () => {
       const loudResolved = history().filter((r) => r.script === 'loud_cond.py').at(-1)!;
       assert.equal(loudResolved.resolved_notice_held, undefined, 'the urgent alert\'s notice was sent');
       await h.client.send({ user: 'root', message: 'marker in quiet hours', urgent: true }, 'respond-async');
-      await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker in quiet hours') ? true : undefined), 15_000, () => 'the marker');
+      await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'marker in quiet hours') ? true : undefined), 60_000, () => 'the marker');
       const mine = h.fake.sentMessages(chat).slice(before).filter((m) => /_cond\)|^marker in quiet hours$/.test((m.text ?? '').split('\n')[0]!));
       assert.deepEqual(
         mine.map((m) => (m.text ?? '').split('\n')[0]),

@@ -190,13 +190,13 @@ void describe('notify-runner: a scheduled script through the real bot and the fa
 
     await passAt('2026-12-07T07:58:00Z'); // 08:58 in Prague (UTC+1 in December)
     await passAt('2026-12-07T08:02:00Z'); // 09:02
-    const [report] = await h.fake.waitForMessages(chat, 1, 15_000);
+    const [report] = await h.fake.waitForMessages(chat, 1, 60_000);
     assert.equal(report!.text, 'Morning report\nOrders: 42');
     await passAt('2026-12-07T08:07:00Z'); // 09:07
 
     // Whatever the passes sent is in the chat before this later message.
     await h.client.send({ user: 'root', message: 'after the 09:07 pass' }, 'respond-async');
-    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'after the 09:07 pass') ? true : undefined), 15_000, () => 'the later message');
+    await h.fake.waitFor(() => (h.fake.sentMessages(chat).some((m) => m.text === 'after the 09:07 pass') ? true : undefined), 60_000, () => 'the later message');
     const texts = h.fake.sentMessages(chat).map((m) => m.text ?? '');
     assert.deepEqual(texts, ['Morning report\nOrders: 42', 'after the 09:07 pass'], 'one report: at 09:02, not at 08:58 nor again at 09:07');
     assert.deepEqual(

@@ -60,12 +60,12 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
   void it('a group is linked under a name with the code its /start gave, owned by the one who linked it', async () => {
     // A member who does not administer the group gets no code.
     h.fake.sendGroupMessage(GROUP, chat[member]!, '/start');
-    const [refusal] = await h.fake.waitForMessages(GROUP, 1, 10_000);
+    const [refusal] = await h.fake.waitForMessages(GROUP, 1, 60_000);
     assert.match(textOf(refusal!), /Only an administrator of this group can link it/);
     assert.doesNotMatch(textOf(refusal!), /\b\d{6}\b/);
 
     h.fake.sendGroupMessage(GROUP, chat[owner]!, '/start');
-    const [, reply] = await h.fake.waitForMessages(GROUP, 2, 10_000);
+    const [, reply] = await h.fake.waitForMessages(GROUP, 2, 60_000);
     const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
     assert.ok(code, `the bot answered /start in the group with a code: ${textOf(reply!)}`);
     assert.match(textOf(reply!), /Link code for this group: \d{6}[\s\S]*"Team chats"[\s\S]*own the team chat/);
@@ -81,7 +81,7 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     // Chatter in the group gets no answer; /start now says what the group is.
     h.fake.sendGroupMessage(GROUP, chat[member]!, 'morning all');
     h.fake.sendGroupMessage(GROUP, chat[member]!, '/start');
-    const [, , again] = await h.fake.waitForMessages(GROUP, 3, 10_000);
+    const [, , again] = await h.fake.waitForMessages(GROUP, 3, 60_000);
     assert.match(textOf(again!), /This group is the team chat finance-alerts, linked by/);
     assert.equal(h.fake.sentMessages(GROUP).length, 3, 'only /start was answered');
     await assert.rejects(teams.setAccess(member, 'finance-alerts', [member], null), /Only the owner/);
@@ -92,7 +92,7 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     const ops = GROUP - 1;
     h.fake.createGroup(ops, 'Ops', [chat[member]!, chat[outsider]!], { admins: [chat[owner]!] });
     h.fake.sendGroupMessage(ops, chat[owner]!, '/start', { anonymous: true });
-    const [reply] = await h.fake.waitForMessages(ops, 1, 10_000);
+    const [reply] = await h.fake.waitForMessages(ops, 1, 60_000);
     assert.match(textOf(reply!), /one of its administrators enters it/);
     const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
     assert.ok(code, textOf(reply!));
@@ -108,7 +108,7 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     h.fake.createGroup(channel, 'Announcements', [chat[owner]!, chat[member]!], { channel: true });
     // A channel's post comes from the channel, not a person: any administrator may use its code.
     h.fake.sendChannelPost(channel, '/start');
-    const [reply] = await h.fake.waitForMessages(channel, 1, 10_000);
+    const [reply] = await h.fake.waitForMessages(channel, 1, 60_000);
     const code = /\b(\d{6})\b/.exec(textOf(reply!))?.[1];
     assert.ok(code, `the bot answered /start in the channel with a code: ${textOf(reply!)}`);
     const teams = new TeamChatStore(h.dataDir);
@@ -116,21 +116,21 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     await teams.linkWithCode(owner, code, 'announce', h.links);
     const r = await notify(owner, ['--to', 'announce', 'Release 4.2 is out']);
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    await h.waitUntil(() => h.fake.sentMessages(channel).some((m) => textOf(m) === 'Release 4.2 is out'), 10_000, () => 'the message did not reach the channel');
+    await h.waitUntil(() => h.fake.sentMessages(channel).some((m) => textOf(m) === 'Release 4.2 is out'), 60_000, () => 'the message did not reach the channel');
     await teams.unlink(owner, 'announce');
   });
 
   void it('the owner sends to it with notify --to', async () => {
     const r = await notify(owner, ['--to', 'finance-alerts', 'Month-end close is done']);
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    await h.waitUntil(() => groupTexts().includes('Month-end close is done'), 10_000, () => `group holds ${JSON.stringify(groupTexts())}`);
+    await h.waitUntil(() => groupTexts().includes('Month-end close is done'), 60_000, () => `group holds ${JSON.stringify(groupTexts())}`);
   });
 
   void it('an allowed member sends to the group and their own chat at once', async () => {
     const r = await notify(member, ['--to', 'me,finance-alerts', 'Loads are late']);
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    await h.waitUntil(() => groupTexts().includes('Loads are late'), 10_000, () => `group holds ${JSON.stringify(groupTexts())}`);
-    const own = await h.fake.waitForMessages(chat[member]!, 1, 10_000);
+    await h.waitUntil(() => groupTexts().includes('Loads are late'), 60_000, () => `group holds ${JSON.stringify(groupTexts())}`);
+    const own = await h.fake.waitForMessages(chat[member]!, 1, 60_000);
     assert.deepEqual(own.map(textOf), ['Loads are late']);
   });
 
@@ -139,7 +139,7 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     const r = await notify(lone, ['--to', 'me,finance-alerts', 'Half of it']);
     assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
     assert.match(r.stderr, /^notify: me: not sent: [^;]*has not linked Telegram[^;]*; finance-alerts: (queued|delivered)/);
-    await h.waitUntil(() => groupTexts().includes('Half of it'), 10_000, () => `group holds ${JSON.stringify(groupTexts())}`);
+    await h.waitUntil(() => groupTexts().includes('Half of it'), 60_000, () => `group holds ${JSON.stringify(groupTexts())}`);
   });
 
   void it('an outsider is refused with 403 and nothing is sent to any destination', async () => {
@@ -149,7 +149,7 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     // A later message from the owner arrives; the outsider's went nowhere before it.
     const after = await notify(owner, ['--to', 'finance-alerts', 'after the refusal']);
     assert.equal(after.status, 0);
-    await h.waitUntil(() => groupTexts().includes('after the refusal'), 10_000, () => 'the later message did not arrive');
+    await h.waitUntil(() => groupTexts().includes('after the refusal'), 60_000, () => 'the later message did not arrive');
     assert.ok(!groupTexts().includes('Not mine to send'), 'nothing reached the group');
     assert.equal(h.fake.sentMessages(chat[outsider]).length, 0, "nothing reached the outsider's own chat");
   });
@@ -181,20 +181,20 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     assert.ok(mute, `the alert has a Mute here button: ${JSON.stringify(buttons)}`);
 
     // An outsider (linked, but neither sender nor owner) is told so; the rule stays unset.
-    const refused = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: chat[outsider]! }), 10_000);
+    const refused = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: chat[outsider]! }), 60_000);
     assert.equal(refused.show_alert, true);
     assert.match(refused.text ?? '', new RegExp(`Only ${member}, who sends load_check.py, or ${owner}, who owns finance-alerts, can silence it here\\. Nothing was changed\\.`));
     // A group member with no linked account is told the same, and why.
     h.fake.addGroupMember(GROUP, 700_099);
-    const stranger = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: 700_099 }), 10_000);
+    const stranger = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: 700_099 }), 60_000);
     assert.match(stranger.text ?? '', /your Telegram is not linked to a server account/);
     const teams = new TeamChatStore(h.dataDir);
     assert.equal((await teams.get('finance-alerts'))?.silenced, undefined, 'refused presses changed nothing');
 
     // The owner mutes the script in this group: the next alert of it is not posted there.
-    const ok = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: chat[owner]! }), 10_000);
+    const ok = await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, mute, { from: chat[owner]! }), 60_000);
     assert.match(ok.text ?? '', /load_check\.py muted here by/);
-    await h.waitUntil(() => /muted here by/.test(textOf(h.fake.message(GROUP, alert.message_id)!)), 10_000, () => 'the alert did not show the mute');
+    await h.waitUntil(() => /muted here by/.test(textOf(h.fake.message(GROUP, alert.message_id)!)), 60_000, () => 'the alert did not show the mute');
     const muted = await h.client.send({ user: member, message: 'Load check failed again', script: 'load_check.py', to: ['finance-alerts'] });
     assert.equal((muted.body as { suppressed?: string }).suppressed, 'muted', JSON.stringify(muted.body));
     // The sender's own chat is not affected by the group's mute.
@@ -204,8 +204,8 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     // The sender undoes it from the same message.
     const undo = (h.fake.message(GROUP, alert.message_id)?.reply_markup?.inline_keyboard ?? []).flat().find((b) => b.text === 'Unmute')?.callback_data;
     assert.ok(undo, 'the muted alert offers Unmute');
-    await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, undo, { from: chat[member]! }), 10_000);
-    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.silenced === undefined || undefined, 10_000, () => 'the mute was not cleared');
+    await h.fake.waitForCallbackAnswer(h.fake.pressButton(GROUP, alert.message_id, undo, { from: chat[member]! }), 60_000);
+    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.silenced === undefined || undefined, 60_000, () => 'the mute was not cleared');
     const back = await h.client.send({ user: member, message: 'Load check failed, posted', script: 'load_check.py', to: ['finance-alerts'] }, 'respond-async');
     assert.equal(back.status, 202);
     await h.waitUntil(() => groupTexts().includes('Load check failed, posted'), 30_000, () => `group holds ${JSON.stringify(groupTexts())}`);
@@ -216,16 +216,16 @@ void describe('team chats', { skip: accountsUnavailable() }, () => {
     const ownerBefore = h.fake.sentMessages(chat[owner]).length;
     h.fake.removeBotFromGroup(GROUP, { by: chat[outsider]! });
     const teams = new TeamChatStore(h.dataDir);
-    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.delivery_refused, 10_000, () => `the link was not marked:\n${h.logTail(5)}`);
-    const told = await h.waitUntil(() => h.fake.sentMessages(chat[owner]).slice(ownerBefore).find((m) => /removed from the Telegram group/.test(textOf(m))), 10_000, () => 'the owner was not told');
+    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.delivery_refused, 60_000, () => `the link was not marked:\n${h.logTail(5)}`);
+    const told = await h.waitUntil(() => h.fake.sentMessages(chat[owner]).slice(ownerBefore).find((m) => /removed from the Telegram group/.test(textOf(m))), 60_000, () => 'the owner was not told');
     assert.match(textOf(told), /team chat finance-alerts[\s\S]*sends to finance-alerts are refused until someone adds the bot/);
-    await h.waitUntil(() => h.fake.sentMessages(chat[member]).some((m) => /removed from the Telegram group/.test(textOf(m))) || undefined, 10_000, () => 'the allowed member was not told');
+    await h.waitUntil(() => h.fake.sentMessages(chat[member]).some((m) => /removed from the Telegram group/.test(textOf(m))) || undefined, 60_000, () => 'the allowed member was not told');
     const r = await notify(owner, ['--to', 'finance-alerts', 'again']);
     assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
     assert.match(r.stderr, /does not take messages/);
 
     h.fake.addBotToGroup(GROUP, { by: chat[owner]! });
-    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.delivery_refused === undefined || undefined, 10_000, () => 'the mark was not cleared');
+    await h.waitUntil(async () => (await teams.get('finance-alerts'))?.delivery_refused === undefined || undefined, 60_000, () => 'the mark was not cleared');
     const r2 = await notify(owner, ['--to', 'finance-alerts', 'back in the group']);
     assert.equal(r2.status, 0, `${r2.stdout}${r2.stderr}`);
     await h.waitUntil(() => groupTexts().includes('back in the group'), 30_000, () => `group holds ${JSON.stringify(groupTexts())}`);
