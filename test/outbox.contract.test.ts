@@ -179,9 +179,15 @@ void describe('the shared outbox across replicas', { skip: skip ?? false }, () =
       woken += 1;
       wake();
     });
-    // Listening is set up asynchronously; give the LISTEN a moment through a round trip.
-    await db.sql`SELECT 1`;
-    await new Promise((r) => setTimeout(r, 200));
+    // Listening is set up asynchronously: wait until the database has run the LISTEN (a
+    // notification sent before it would be missed, and the test would wait for ever).
+    const deadline = Date.now() + 60_000;
+    const listening = async (): Promise<boolean> =>
+      Number((await db.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle' AND query ILIKE 'listen%notify_outbox%'`)[0]!.n) > 0;
+    while (!(await listening())) {
+      if (Date.now() > deadline) assert.fail('the holder did not listen for new outbox records within 60 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const follower = new PgOutbox(db.sql, () => ({ name: 'telegram', holder: 'follower', generation: null }));
     const r = record('dave', 'via the follower');
     await follower.add(r);
