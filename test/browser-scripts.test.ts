@@ -120,7 +120,7 @@ void describe('browser: My scripts and alert settings', { skip }, () => {
       // The desktop card: a token is shown once, listed, and revoked behind a confirmation.
       await page.locator('#dt-label').fill('Work laptop');
       await page.locator('#dt-create').click();
-      await page.locator('#dt-new').waitFor({ state: 'visible', timeout: 10_000 });
+      await page.locator('#dt-new').waitFor({ state: 'visible', timeout: 60_000 });
       const token = await page.locator('#dt-token').inputValue();
       assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'a JWT is shown once');
       await page.locator('#dt-rows').filter({ hasText: 'Work laptop' }).waitFor();

@@ -119,7 +119,7 @@ void describe('browser: linking Telegram from the dashboard', { skip }, () => {
 
       const phone = 515151;
       stack.telegram.sendUserMessage(phone, `/start ${token}`);
-      await page.locator('#tg-badge', { hasText: /^Linked$/ }).waitFor({ timeout: 20_000 });
+      await page.locator('#tg-badge', { hasText: /^Linked$/ }).waitFor({ timeout: 60_000 });
       await page.getByRole('status').filter({ hasText: 'Telegram is linked' }).waitFor();
       assert.equal(linkOf(stack, 'john.doe')?.chat_id, phone, 'linked in one step to the chat that opened the link');
       const phoneMessages = await stack.telegram.waitForMessages(phone, 2, 60_000);

@@ -36,7 +36,7 @@ type ClientResult = { status: number; body: Record<string, unknown> } | { error:
 function dispatchAs(user: string, socketPath: string): Promise<ClientResult> {
   const body = JSON.stringify({ user: 'someone', notification: notification('peer-1') });
   return new Promise((resolve, reject) => {
-    execFile('runuser', ['-u', user, '--', process.execPath, '-e', CLIENT, socketPath, body], { timeout: 10_000 }, (err, stdout, stderr) => {
+    execFile('runuser', ['-u', user, '--', process.execPath, '-e', CLIENT, socketPath, body], { timeout: 60_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`client as ${user} failed: ${err.message}\n${stderr}`));
       else resolve(JSON.parse(stdout) as ClientResult);
     });

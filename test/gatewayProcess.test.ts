@@ -38,7 +38,7 @@ void describe('notify-gateway program', () => {
   void it('exits 1 with a clear message when DESKTOP_JWT_SECRET is missing', () => {
     const env = { ...process.env };
     delete env.DESKTOP_JWT_SECRET;
-    const res = spawnSync(process.execPath, [bin], { encoding: 'utf8', env, timeout: 10_000 });
+    const res = spawnSync(process.execPath, [bin], { encoding: 'utf8', env, timeout: 60_000 });
     assert.equal(res.status, 1);
     assert.match(res.stderr, /DESKTOP_JWT_SECRET is not set/);
   });
@@ -47,7 +47,7 @@ void describe('notify-gateway program', () => {
     const res = spawnSync(process.execPath, [bin], {
       encoding: 'utf8',
       env: { ...process.env, DESKTOP_JWT_SECRET: TEST_SECRET, NOTIFY_GATEWAY_SOCKET_GROUP: 'no-such-group-xyz' },
-      timeout: 10_000,
+      timeout: 60_000,
     });
     assert.equal(res.status, 1);
     assert.match(res.stderr, /NOTIFY_GATEWAY_SOCKET_GROUP names no group on this system \(got 'no-such-group-xyz'\)/);
@@ -60,7 +60,7 @@ void describe('notify-gateway program', () => {
     const crash = spawnSync(
       process.execPath,
       ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => process.kill(process.pid, 'SIGKILL'))`],
-      { timeout: 10_000 },
+      { timeout: 60_000 },
     );
     assert.equal(crash.signal, 'SIGKILL');
     assert.ok(statSync(socketPath).isSocket(), 'the crashed run left no socket');

@@ -86,7 +86,7 @@ function users(h: Harness): Record<string, { chat_id: number; linked_at: string 
   return JSON.parse(readFileSync(join(h.dataDir, 'telegram_users.json'), 'utf8')) as Record<string, { chat_id: number; linked_at: string }>;
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined, ms = 5000): Promise<T> {
+async function waitFor<T>(what: string, probe: () => T | undefined, ms = 60_000): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     const v = probe();
