@@ -50,9 +50,15 @@ export class DiskGuard {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** The last reading while it is fresh enough to reuse, else null. */
+  private fresh(): { free: number; freeFiles: number } | null {
+    return this.reading && this.now() - this.reading.at < STATFS_CACHE_MS ? this.reading : null;
+  }
+
   private async read(): Promise<{ free: number; freeFiles: number } | null> {
+    const fresh = this.fresh();
+    if (fresh) return fresh;
     const t = this.now();
-    if (this.reading && t - this.reading.at < STATFS_CACHE_MS) return this.reading;
     try {
       const s = await fsp.statfs(this.dir);
       this.reading = { at: t, free: s.bavail * s.bsize, freeFiles: s.ffree };
@@ -62,22 +68,36 @@ export class DiskGuard {
     }
   }
 
-  /**
-   * Why new work cannot be taken now, or null. A recent failed write counts only for
-   * health: refusing on it would keep refusing after space came back, as no write is tried.
-   */
-  async problem(withFailures = false): Promise<string | null> {
-    const r = await this.read();
+  /** Why a reading (null: none could be taken) says new work cannot be taken, or null. */
+  private problemOf(r: { free: number; freeFiles: number } | null, withFailures: boolean): string | null {
     if (r && r.free < this.minFreeBytes) return `${formatBytes(r.free)} free, ${formatBytes(this.minFreeBytes)} kept in reserve (NOTIFY_MIN_FREE_DISK)`;
     if (r && r.freeFiles === 0) return 'no free inodes';
     if (withFailures && this.lastFailure && this.now() - this.lastFailure.at < FAILURE_MEMORY_MS) return this.lastFailure.detail;
     return null;
   }
 
-  /** Throws DiskFullError when new work must be refused. */
-  async check(): Promise<void> {
-    const p = await this.problem();
-    if (p) throw new DiskFullError(p);
+  /**
+   * Why new work cannot be taken now, or null. A recent failed write counts only for
+   * health: refusing on it would keep refusing after space came back, as no write is tried.
+   */
+  async problem(withFailures = false): Promise<string | null> {
+    return this.problemOf(await this.read(), withFailures);
+  }
+
+  /**
+   * Throws (or rejects with) DiskFullError when new work must be refused. Answers at once,
+   * without a promise, while the last reading is fresh: every send asks.
+   */
+  check(): Promise<void> | undefined {
+    const fresh = this.fresh();
+    if (fresh) {
+      const p = this.problemOf(fresh, false);
+      if (p) throw new DiskFullError(p);
+      return undefined;
+    }
+    return this.problem().then((p) => {
+      if (p) throw new DiskFullError(p);
+    });
   }
 
   /**
