@@ -8,6 +8,7 @@ import { openSharedState, type SharedState } from '../shared/sharedState.js';
 import { createLogger } from '../shared/logger.js';
 import { helpText, readGatewayConfig } from './config.js';
 import { Gateway } from './gateway.js';
+import { trimMemoryPeriodically } from '../shared/memoryTrim.js';
 
 /** How long a graceful stop may take before the process exits anyway. */
 const STOP_DEADLINE_MS = 10_000;
@@ -46,6 +47,8 @@ export async function main(argv: string[]): Promise<void> {
     if (shared.database) logger.info({ database: shared.where, instance: config.instance }, 'shared state in PostgreSQL');
     gateway = new Gateway(config, { logger, database: shared.database });
     await gateway.start();
+    // What start-up and bursts leave freed in the C allocator goes back to the system.
+    trimMemoryPeriodically();
   } catch (err) {
     await shared?.close().catch(() => undefined);
     const message = (err as Error).message;

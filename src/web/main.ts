@@ -9,6 +9,7 @@ import { openSharedState, type SharedState } from '../shared/sharedState.js';
 import { buildApp } from './app.js';
 import { startMetrics } from '../shared/metrics.js';
 import { ConfigError, helpText, readWebConfig, type WebConfig } from './config.js';
+import { trimMemoryPeriodically } from '../shared/memoryTrim.js';
 
 async function checkDataDir(dir: string): Promise<string | null> {
   try {
@@ -74,6 +75,8 @@ export async function main(argv: string[]): Promise<void> {
     const server = await startMetrics(metrics.registry, config.metricsAddr, logger);
     if (server) app.addHook('onClose', () => server.close());
   }
+  // What start-up and bursts leave freed in the C allocator goes back to the system.
+  app.addHook('onClose', trimMemoryPeriodically());
   logger.info(
     { public_url: config.publicUrl, issuer: config.oidc.issuer, bot: config.botUsername ?? null, analyst_group: config.analystGroup ?? null },
     'notify-web ready',
