@@ -208,15 +208,29 @@ export class Deliverer {
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
-    let found: OutboxRecord[];
+    // The first take and its load hold the rescan slot: a rescan meanwhile (a record accepted
+    // here, another replica's notice) waits for it, or it could queue a chat's later record
+    // ahead of an earlier one still being loaded.
+    const opening = this.store.open().then((found) => this.loadNew(found));
+    this.rescanning = opening.then(
+      () => undefined,
+      () => undefined,
+    );
+    let loaded: number;
     try {
-      found = await this.store.open();
+      loaded = await opening;
     } catch (err) {
       this.stopped = true;
+      this.rescanAgain = false;
       throw err;
+    } finally {
+      this.rescanning = null;
     }
-    const loaded = await this.loadNew(found);
     if (loaded > 0) this.log.info({ count: loaded }, 'resuming delivery of notifications queued before the restart');
+    if (this.rescanAgain) {
+      this.rescanAgain = false;
+      this.rescan();
+    }
     this.rescanTimer = setInterval(() => this.rescan(), this.opts.rescanMs);
     this.rescanTimer.unref();
     this.store.watch?.(() => this.rescanSoon());
@@ -336,6 +350,18 @@ export class Deliverer {
     return count;
   }
 
+  /** Takes a record that is not sending out of its chat's queue (it was not accepted after all). */
+  private unqueue(id: string): void {
+    for (const c of this.chats.values()) {
+      const i = c.queue.findIndex((r) => r.id === id);
+      if (i < 0 || (i === 0 && c.busy)) continue;
+      c.queue.splice(i, 1);
+      this.claims.delete(id);
+      if (this.known.delete(id)) this.queued -= 1;
+      return;
+    }
+  }
+
   private enqueue(record: OutboxRecord): void {
     this.known.add(record.id);
     this.queued += 1;
@@ -371,16 +397,18 @@ export class Deliverer {
     try {
       await this.store.add(record);
     } catch (err) {
-      this.known.delete(record.id);
+      if (!shared) this.known.delete(record.id);
       // Not accepted: nothing of it may stay behind to be found and delivered by a rescan.
       const takeBack = this.store.withdraw ? this.store.withdraw.bind(this.store) : this.store.remove.bind(this.store);
       await takeBack(record).catch((e: unknown) => this.log.error({ err: e, id: record.id }, 'could not remove a record that was not accepted'));
+      // Shared: the insert may have committed before its answer was lost, and a take queued it.
+      if (shared && this.known.has(record.id)) this.unqueue(record.id);
       throw err;
     } finally {
       this.accepting -= 1;
     }
-    this.known.delete(record.id);
     if (shared) {
+      // Not marked known here: a take may already have queued it (and marked it) meanwhile.
       // Shared: the holder takes it from the store with the other replicas' records, in order.
       this.rescanSoon();
       return;
