@@ -49,6 +49,14 @@ export function tryLock(path: string, mode = 0o660): HeldLock | null {
   };
 }
 
+/**
+ * A waiter looks again at least this often. flock(2) queues no one, so a process that takes
+ * the lock again right after each release (a busy writer) would keep a waiter that looks
+ * seldom waiting until it times out; one that looks every few milliseconds finds the gaps.
+ * A look is an open, a flock and a close: a few microseconds.
+ */
+const LOCK_POLL_MAX_MS = 4;
+
 /** Waits (without blocking the event loop) until the lock is taken, up to timeoutMs. */
 export async function acquireLock(path: string, timeoutMs = 10_000): Promise<HeldLock> {
   const started = Date.now();
@@ -59,7 +67,7 @@ export async function acquireLock(path: string, timeoutMs = 10_000): Promise<Hel
     const waited = Date.now() - started;
     if (waited >= timeoutMs) throw new LockTimeoutError(path, waited);
     await sleep(delay);
-    delay = Math.min(delay * 2, 25);
+    delay = Math.min(delay * 2, LOCK_POLL_MAX_MS);
   }
 }
 
