@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<void> {
     if (server) app.addHook('onClose', () => server.close());
   }
   // What start-up and bursts leave freed in the C allocator goes back to the system.
-  app.addHook('onClose', trimMemoryPeriodically());
+  trimMemoryPeriodically();
   logger.info(
     { public_url: config.publicUrl, issuer: config.oidc.issuer, bot: config.botUsername ?? null, analyst_group: config.analystGroup ?? null },
     'notify-web ready',
