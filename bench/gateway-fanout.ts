@@ -71,6 +71,9 @@ async function run(): Promise<void> {
       NOTIFY_GATEWAY_SOCKET: socketPath,
       NOTIFY_DATA_DIR: dataDir,
       NOTIFY_LOG_LEVEL: 'info',
+      // Every desktop of the bench connects from 127.0.0.1, up to 100 at once: more than the
+      // default cap of unauthenticated sockets from one address.
+      NOTIFY_GATEWAY_MAX_UNAUTHENTICATED_PER_ADDRESS: '1000',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -116,6 +119,7 @@ async function run(): Promise<void> {
       clients.push(ws);
       await new Promise<void>((resolve, reject) => {
         ws.on('error', reject);
+        ws.on('close', (code: number, reason: Buffer) => reject(new Error(`closed before authentication: ${code} ${reason.toString('utf8')}`)));
         ws.on('open', () => ws.send(JSON.stringify({ type: 'auth', token: tokens.get(user) })));
         ws.on('message', (data: Buffer) => {
           const now = performance.now();
