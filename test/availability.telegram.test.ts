@@ -75,6 +75,7 @@ void describe('the /start flood', () => {
     for (const m of h.fake.sentMessages()) perChat.set(m.chat_id, [...(perChat.get(m.chat_id) ?? []), m.receivedAt]);
     const twice = [...perChat].filter(([, at]) => at.length > 1);
     t.diagnostic(`${twice.length} chats answered twice`);
+    assert.ok(twice.length <= 300, `${twice.length} chats were answered twice`);
     // (The dead bot's last request may reach the fake just after the kill returned, but not after
     // the new bot started.)
     const restartedAt = Date.parse(String(h.logs.find((l) => l.run === 2)?.time));

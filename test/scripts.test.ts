@@ -352,11 +352,7 @@ print(json.dumps({"notify": True, "title": "Report for " + os.environ["USER"], "
     chartBytes = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.from('pretend-png-'.repeat(100))]);
 
     const rule = `${service} ALL=(${analyst}) NOPASSWD: ${process.execPath} ${HELPER} *\n`;
-    const draft = join(mkdtempSync(join(tmpdir(), 'notify-sudoers-')), 'rule');
-    writeFileSync(draft, rule, { mode: 0o440 });
-    execFileSync('visudo', ['-cf', draft]);
     installSudoersRule(sudoersFile, rule);
-    rmSync(draft, { force: true });
   });
 
   after(() => {

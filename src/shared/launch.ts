@@ -4,7 +4,7 @@
  * systemd everything it writes there reaches the journal at priority "err", so
  * `journalctl -p warning` finds a service that fails to start or crashes.
  */
-import { lstatSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync } from 'node:fs';
 import nodeModule from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -54,12 +54,21 @@ export function enableCompileCache(env: NodeJS.ProcessEnv = process.env): string
   const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
   const dir = join(base, 'notify-engine');
   const uid = process.getuid();
+  const ours = (d: string): boolean => {
+    const st = lstatSync(d);
+    return st.isDirectory() && st.uid === uid && (st.mode & 0o022) === 0;
+  };
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    for (const d of [dirname(dir), dir]) {
-      const st = lstatSync(d);
-      if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) return null;
+    // The holding directory is checked before anything is made in it: root running a command
+    // with an analyst's HOME must not leave a root-owned cache there that locks the analyst out.
+    // (~/.cache is made only in a home of the user's own.)
+    if (!existsSync(base)) {
+      if (lstatSync(dirname(base)).uid !== uid) return null;
+      mkdirSync(base, { mode: 0o700 });
     }
+    if (!ours(base)) return null;
+    if (!existsSync(dir)) mkdirSync(dir, { mode: 0o700 });
+    if (!ours(dir)) return null;
   } catch {
     return null;
   }
