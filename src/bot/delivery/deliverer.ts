@@ -208,48 +208,37 @@ export class Deliverer {
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
-    // The first take and its load hold the take slot like any rescan: a rescan asked for
-    // meanwhile (a record accepted here, another replica's notice) runs after it.
+    // The first take and its load hold the rescan slot: a rescan meanwhile (a record accepted
+    // here, another replica's notice) waits for it, or it could queue a chat's later record
+    // ahead of an earlier one still being loaded.
+    const opening = this.store.open().then((found) => this.loadNew(found));
+    this.rescanning = opening.then(
+      () => undefined,
+      () => undefined,
+    );
     let loaded: number;
     try {
-      loaded = await this.takeInTurn(() => this.store.open());
+      loaded = await opening;
     } catch (err) {
       this.stopped = true;
       this.rescanAgain = false;
       throw err;
+    } finally {
+      this.rescanning = null;
     }
     if (loaded > 0) this.log.info({ count: loaded }, 'resuming delivery of notifications queued before the restart');
+    if (this.rescanAgain) {
+      this.rescanAgain = false;
+      this.rescan();
+    }
     this.rescanTimer = setInterval(() => this.rescan(), this.opts.rescanMs);
     this.rescanTimer.unref();
     this.store.watch?.(() => this.rescanSoon());
     this.pump();
   }
 
-  /** The take (and its load) running now; another asked for meanwhile runs after it. */
-  private rescanning: Promise<unknown> | null = null;
+  private rescanning: Promise<void> | null = null;
   private rescanAgain = false;
-
-  /**
-   * Runs one take and loads what it found, never two at once: two loads side by side could
-   * queue a chat's later record (taken by the second) ahead of an earlier one (still being
-   * loaded from the first). A rescan asked for meanwhile runs once this one ends.
-   */
-  private takeInTurn(take: () => Promise<OutboxRecord[]>): Promise<number> {
-    const run = take().then((found) => this.loadNew(found));
-    const next = (ok: boolean): void => {
-      this.rescanning = null;
-      // After a failed take the asked-for rescan waits for the timer (or for start's retry).
-      if (this.rescanAgain && ok) {
-        this.rescanAgain = false;
-        this.rescan();
-      }
-    };
-    this.rescanning = run.then(
-      () => next(true),
-      () => next(false),
-    );
-    return run;
-  }
 
   private rescan(): void {
     if (this.stopped) return;
@@ -257,10 +246,21 @@ export class Deliverer {
       this.rescanAgain = true;
       return;
     }
-    this.takeInTurn(() => this.store.takeRequeued()).catch((err: unknown) => {
-      if (err instanceof FencedError) this.fenced(err);
-      else this.log.error({ err }, 'could not take re-queued notifications');
-    });
+    this.rescanning = this.store
+      .takeRequeued()
+      .then((records) => this.loadNew(records))
+      .then(() => undefined)
+      .catch((err: unknown) => {
+        if (err instanceof FencedError) this.fenced(err);
+        else this.log.error({ err }, 'could not take re-queued notifications');
+      })
+      .finally(() => {
+        this.rescanning = null;
+        if (this.rescanAgain) {
+          this.rescanAgain = false;
+          this.rescan();
+        }
+      });
   }
 
   /** Another replica added work: take it after a short pause that gathers a burst into one query. */
